@@ -1,0 +1,121 @@
+"""The ``hermes3`` command line.
+
+    hermes3 validate FILE [--format auto|openai|sharegpt] [--on-error raise|skip]
+    hermes3 render FILE [--index N] [--generation-prompt]
+    hermes3 pack-stats FILE... [--tokenizer PATH] [--max-length 8192]
+    hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
+
+Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(args):
+    from hermes3.loaders import load_conversations
+
+    convs, report = load_conversations(args.file, format=args.format, on_error=args.on_error)
+    print(report, file=sys.stderr)
+    return convs
+
+
+def cmd_validate(args) -> int:
+    _load(args)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from hermes3.chat import render
+
+    conv = _load(args)[args.index]
+    sys.stdout.write(render(conv["messages"], conv["tools"], add_generation_prompt=args.generation_prompt))
+    return 0
+
+
+def cmd_pack_stats(args) -> int:
+    from hermes3.loaders import load_conversations
+    from hermes3.masking import tokenize_and_mask
+    from hermes3.packing import pack
+    from hermes3.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
+    for f in args.file:
+        convs, report = load_conversations(f, on_error="skip")
+        lengths = [len(tokenize_and_mask(c, tok)["input_ids"]) for c in convs]
+        plan = pack(lengths, args.max_length, overlong=args.overlong)
+        print(json.dumps({"file": str(f), **plan.summary(), "skipped_records": sum(report.skipped.values())}))
+    return 0
+
+
+def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
+    """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
+    fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
+    import papermill as pm
+
+    nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        nbs = [p for p in nbs if p.stem in names or p.name in names]
+    done = []
+    for nb in nbs:
+        t0 = time.time()
+        dest = (out_dir or nb.parent) / nb.name
+        print(f"[hermes3] running {nb.name} at scale={scale}", file=sys.stderr)
+        pm.execute_notebook(str(nb), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
+                            kernel_name="python3", progress_bar=False)
+        print(f"[hermes3] {nb.name} done in {time.time() - t0:.1f}s", file=sys.stderr)
+        done.append(dest)
+    return done
+
+
+def cmd_demo(args) -> int:
+    run_notebooks(args.scale)
+    print(f"figures in {ROOT / 'figures'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hermes3", description="Hermes 3 post-training recipe, reproducible.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add_load_args(sp):
+        sp.add_argument("file", help=".json/.jsonl file or Hugging Face dataset id")
+        sp.add_argument("--format", default="auto", choices=["auto", "openai", "sharegpt", "hermes_fc"])
+        sp.add_argument("--on-error", default="raise", choices=["raise", "skip"])
+
+    sp = sub.add_parser("validate", help="check conversations against the Hermes format")
+    add_load_args(sp)
+    sp.set_defaults(fn=cmd_validate)
+    sp = sub.add_parser("render", help="print one conversation as the model sees it")
+    add_load_args(sp)
+    sp.add_argument("--index", type=int, default=0)
+    sp.add_argument("--generation-prompt", action="store_true")
+    sp.set_defaults(fn=cmd_render)
+    sp = sub.add_parser("pack-stats", help="packing efficiency of conversation files")
+    sp.add_argument("file", nargs="+")
+    sp.add_argument("--tokenizer", required=True, help="tokenizer folder, Hub id or tiktoken file")
+    sp.add_argument("--max-length", type=int, default=8192)
+    sp.add_argument("--overlong", default="drop", choices=["drop", "truncate", "split"])
+    sp.set_defaults(fn=cmd_pack_stats)
+    sp = sub.add_parser("demo", help="run every notebook on the embedded default")
+    sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
+    sp.set_defaults(fn=cmd_demo)
+    args = p.parse_args(argv)
+    from hermes3.chat import ConversationError
+
+    try:
+        return args.fn(args)
+    except ConversationError as e:  # one clear line, not a traceback
+        print(f"hermes3 {args.cmd}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Load conversations from common formats into the Hermes schema of ``hermes3.chat``.
+
+Supported record shapes (``format="auto"`` picks by keys):
+
+* ``openai``: ``{"messages": [{"role", "content", "tool_calls"?}], "tools"?: [...]}``
+  (also Hugging Face chat datasets; list-of-parts content is joined).
+* ``sharegpt``: ``{"conversations": [{"from", "value"}], "tools"?: str | list}`` with
+  roles human/gpt/system, glaive's ``function_call``/``observation``, and Hermes
+  function-calling v1 records (``<tool_call>`` text in gpt turns, ``<tool_response>``
+  text in tool turns, tools listed inside ``<tools>`` in the system prompt).
+
+Every record becomes ``{"messages", "tools", "id"}`` and is validated. With
+``on_error="skip"`` bad records are counted by reason in the ``LoadReport`` instead of
+raising; nothing is dropped without being counted.
+
+>>> convs, report = load_conversations([{"conversations": [
+...     {"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}])
+>>> convs[0]["messages"][1]
+{'role': 'assistant', 'content': 'hello'}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hermes3.chat import ConversationError, validate, validate_tools
+from hermes3.parsing import parse_json_or_literal, parse_tool_calls
+
+SHAREGPT_ROLES = {
+    "system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+    "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
+    "function_call": "assistant", "tool": "tool", "observation": "tool", "function_response": "tool",
+}
+_TOOLS_IN_SYSTEM = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
+_TOOL_RESPONSE = re.compile(r"^\s*<tool_response>\s*(.*?)\s*</tool_response>\s*$", re.DOTALL)
+
+
+@dataclass
+class LoadReport:
+    """What a load kept and skipped: ``skipped`` counts records by reason, ``examples``
+    keeps the first full error message for each reason."""
+
+    read: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def add_skip(self, err: ConversationError) -> None:
+        self.skipped[err.reason] += 1
+        self.examples.setdefault(err.reason, str(err))
+
+    def __str__(self) -> str:
+        lines = [f"read {self.read}, kept {self.kept}, skipped {sum(self.skipped.values())}"]
+        lines += [f"  {n:6d} x {r}" for r, n in self.skipped.most_common()]
+        return "\n".join(lines)
+
+
+def _text(content: Any, i: int) -> Any:
+    """OpenAI list-of-parts content -> one string (text parts only; anything else is an error)."""
+    if isinstance(content, list):
+        out = []
+        for j, part in enumerate(content):
+            if not (isinstance(part, dict) and part.get("type") == "text"):
+                raise ConversationError(i, f"content[{j}]", "a text part {'type': 'text', 'text': ...}", part)
+            out.append(part.get("text", part.get("value", "")))
+        return "".join(out)
+    return content
+
+
+def from_openai(record: dict) -> dict:
+    """``{"messages": [...], "tools"?}`` -> Hermes conversation (validated)."""
+    msgs = record.get("messages")
+    if not isinstance(msgs, list):
+        raise ConversationError(None, "messages", "a list of messages", msgs)
+    out = []
+    for i, m in enumerate(msgs):
+        if isinstance(m, dict) and "content" in m:
+            m = {**m, "content": _text(m["content"], i)}
+            if m.get("role") == "assistant" and m.get("tool_calls") and m["content"] is None:
+                del m["content"]
+        out.append(m)
+    tools = _tools(record.get("tools"))
+    return {"messages": validate(out, tools), "tools": tools, "id": record.get("id")}
+
+
+def _tools(tools: Any) -> list | None:
+    if tools is None or tools == "":
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = parse_json_or_literal(tools)
+        except ValueError as e:
+            raise ConversationError(None, "tools", f"a JSON list of tool schemas ({e})", tools) from None
+    return validate_tools(tools)
+
+
+def _system_tools(text: str) -> list | None:
+    """Tools a Hermes v1 system prompt lists inside <tools>...</tools>, or None."""
+    # The prose before the list also says "within <tools> </tools> XML tags": skip empty matches.
+    found = [m.group(1).strip() for m in _TOOLS_IN_SYSTEM.finditer(text) if m.group(1).strip()]
+    if not found:
+        return None
+    try:
+        tools = parse_json_or_literal(found[-1])
+    except ValueError as e:
+        raise ConversationError(0, "content <tools>", f"a JSON or Python list of tools ({e})", found[-1]) from None
+    return validate_tools(tools if isinstance(tools, list) else [tools])
+
+
+def from_sharegpt(record: dict) -> dict:
+    """ShareGPT / glaive / Hermes function-calling v1 -> Hermes conversation (validated).
+
+    The function-calling boilerplate system prompt of v1 records is dropped when tools
+    are found in it: the Hermes 3 template regenerates that prompt from ``tools``.
+    Observations are wrapped as ``{"name": <called function>, "content": <result>}``,
+    the Hermes convention for tool results.
+    """
+    turns = record.get("conversations")
+    if not isinstance(turns, list):
+        raise ConversationError(None, "conversations", "a list of {from, value} turns", turns)
+    tools = _tools(record.get("tools"))
+    msgs: list[dict] = []
+    last_call_names: list[str] = []
+    for i, t in enumerate(turns):
+        if not isinstance(t, dict):
+            raise ConversationError(i, "turn", "an object with 'from' and 'value'", t)
+        src, value = t.get("from"), t.get("value")
+        role = SHAREGPT_ROLES.get(src)
+        if role is None:
+            raise ConversationError(i, "from", "one of " + ", ".join(sorted(SHAREGPT_ROLES)), src)
+        if not isinstance(value, str):
+            raise ConversationError(i, "value", "a string", value)
+        if role == "system" and i == 0 and tools is None and (found := _system_tools(value)) is not None:
+            tools = found
+            continue
+        if src == "function_call":
+            try:
+                call = parse_json_or_literal(value)
+            except ValueError as e:
+                raise ConversationError(i, "value", f"a JSON function call ({e})", value) from None
+            calls = call if isinstance(call, list) else [call]
+            msgs.append({"role": "assistant", "tool_calls": [{"type": "function", "function": c} for c in calls]})
+            last_call_names = [c.get("name") if isinstance(c, dict) else None for c in calls]
+        elif role == "assistant" and "<tool_call>" in value:
+            parsed = parse_tool_calls(value)
+            if parsed.errors:
+                raise ConversationError(i, "value <tool_call>", "parseable tool calls", parsed.errors[0])
+            msg = {"role": "assistant", "tool_calls": [{"type": "function", "function": c} for c in parsed.tool_calls]}
+            if parsed.content:
+                msg["content"] = parsed.content  # validate() rejects text beside calls
+            msgs.append(msg)
+            last_call_names = [c["name"] for c in parsed.tool_calls]
+        elif role == "tool":
+            m = _TOOL_RESPONSE.match(value)
+            if m:
+                content = m.group(1)  # already Hermes-wrapped {"name", "content"}
+            else:
+                name = last_call_names[0] if last_call_names else None
+                try:
+                    result = json.loads(value)
+                except json.JSONDecodeError:
+                    result = value
+                content = json.dumps({"name": name, "content": result}, ensure_ascii=False)
+            if last_call_names:
+                last_call_names = last_call_names[1:]
+            msgs.append({"role": "tool", "content": content})
+        else:
+            msgs.append({"role": role, "content": value})
+    return {"messages": validate(msgs, tools), "tools": tools, "id": record.get("id")}
+
+
+def detect_format(record: dict) -> str:
+    if isinstance(record, dict) and "messages" in record:
+        return "openai"
+    if isinstance(record, dict) and "conversations" in record:
+        return "sharegpt"
+    raise ConversationError(None, "record", "a 'messages' (OpenAI) or 'conversations' (ShareGPT) field",
+                            sorted(record) if isinstance(record, dict) else record)
+
+
+CONVERTERS = {"openai": from_openai, "sharegpt": from_sharegpt, "hermes_fc": from_sharegpt}
+
+
+def read_records(source: str | Path, split: str = "train") -> list[dict]:
+    """Records from a ``.json``/``.jsonl`` file, or a Hugging Face dataset id/folder
+    (through ``datasets.load_dataset``, so Hub ids keep working for users)."""
+    path = Path(source)
+    if path.is_file() and path.suffix == ".jsonl":
+        out = []
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        return out
+    if path.is_file() and path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, list) else [data]
+    import datasets  # heavy import, only for Hub ids and dataset folders
+
+    return list(datasets.load_dataset(str(source), split=split))
+
+
+def load_conversations(source: str | Path | Iterable[dict], format: str = "auto",
+                       on_error: str = "raise", split: str = "train") -> tuple[list[dict], LoadReport]:
+    """Load and validate conversations; returns ``(conversations, report)``.
+
+    ``on_error="raise"`` stops at the first bad record with a ``ConversationError``
+    naming the record, message and field; ``"skip"`` counts it in the report instead.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if format != "auto" and format not in CONVERTERS:
+        raise ValueError(f"format must be 'auto' or one of {sorted(CONVERTERS)}, got {format!r}")
+    records = read_records(source, split) if isinstance(source, (str, Path)) else list(source)
+    report, out = LoadReport(), []
+    for n, rec in enumerate(records):
+        report.read += 1
+        try:
+            conv = CONVERTERS[format if format != "auto" else detect_format(rec)](rec)
+        except ConversationError as e:
+            if on_error == "raise":
+                raise e.with_record(rec.get("id", n) if isinstance(rec, dict) and rec.get("id") else n) from None
+            report.add_skip(e)
+            continue
+        out.append(conv)
+        report.kept += 1
+    return out, report

@@ -1,0 +1,61 @@
+"""Create and load models the way packed training needs them.
+
+The one rule that matters here (DESIGN.md §3, measured): transformers detects packed
+rows from ``position_ids`` only when there is no ``attention_mask`` *and no cache*.
+``LlamaConfig.use_cache`` defaults to True, so a plain ``model(input_ids, position_ids=...)``
+silently attends across samples under sdpa/eager. Every model we create or load gets
+``use_cache=False``, and ``packed_forward`` passes it explicitly too.
+
+>>> model = tiny_llama(vocab_size=64, hidden_size=32, num_layers=1, num_heads=2)
+>>> model.config.use_cache, model.config._attn_implementation
+(False, 'hermes_varlen_sdpa')
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hermes3.attention import choose_attention
+
+
+def tiny_llama_config(vocab_size: int, hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4,
+                      num_kv_heads: int | None = None, intermediate_size: int | None = None,
+                      max_position_embeddings: int = 8192, **kw):
+    """A Llama-3.1-shaped config (RMSNorm, SwiGLU, RoPE theta 500k, GQA) at toy size.
+    The defaults give about 5M parameters with a 2k vocabulary."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, num_key_value_heads=num_kv_heads or max(1, num_heads // 2),
+        intermediate_size=intermediate_size or hidden_size * 8 // 3 // 16 * 16,
+        max_position_embeddings=max_position_embeddings, rope_theta=500000.0, tie_word_embeddings=True,
+        use_cache=False, **kw)
+
+
+def tiny_llama(vocab_size: int, attn_implementation: str | None = None, seed: int = 0, **config_kw):
+    """A randomly initialised tiny Llama (deterministic for a seed), ready for packed rows."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = tiny_llama_config(vocab_size, **config_kw)
+    cfg._attn_implementation = attn_implementation or choose_attention("cpu")
+    return LlamaForCausalLM(cfg)
+
+
+def load_model(path_or_hub_id: str, attn_implementation: str | None = None, dtype=None, device=None):
+    """``AutoModelForCausalLM.from_pretrained`` with our attention choice and no cache."""
+    from transformers import AutoModelForCausalLM
+
+    attn = attn_implementation or choose_attention(device)
+    model = AutoModelForCausalLM.from_pretrained(path_or_hub_id, attn_implementation=attn, dtype=dtype)
+    model.config.use_cache = False
+    return model.to(device) if device is not None else model
+
+
+def packed_forward(model, batch: dict, **kw):
+    """Forward a padding-free batch (from ``PaddingFreeCollator``) with the cache off,
+    so packed samples stay isolated whatever the attention backend."""
+    if "attention_mask" in batch:
+        raise ValueError("packed batches must not carry an attention_mask: it overrides sample boundaries")
+    return model(**batch, use_cache=False, **kw)
