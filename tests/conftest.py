@@ -1,0 +1,66 @@
+"""Shared fixtures. Data from ../shared/data is optional: tests that need it skip without it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+import jinja2.sandbox
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "sources"
+SHARED = ROOT.parent / "shared" / "data"
+OFFICIAL_TEMPLATE = SHARED / "hermes_chat_templates" / "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja"
+CHATML_TEMPLATE = SHARED / "hermes_chat_templates" / "chatml.j2"
+LLAMA3_TIKTOKEN = SHARED / "tokenizer_llama3" / "tokenizer.model"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/data is optional)")
+    return path
+
+
+def hf_jinja_env():
+    """A plain jinja2 environment configured as Hugging Face renders chat templates:
+    trim/lstrip blocks and a tojson that does not HTML-escape (Jinja's own does)."""
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: json.dumps(
+        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    return env
+
+
+@pytest.fixture(scope="session")
+def official():
+    """Render with the official Hermes 3 tool_use template (tools given) or chatml.j2."""
+    env = hf_jinja_env()
+    tool_use = env.from_string(need(OFFICIAL_TEMPLATE).read_text())
+    chatml = env.from_string(need(CHATML_TEMPLATE).read_text())
+
+    def render(messages, tools=None, add_generation_prompt=False, bos_token=""):
+        if tools is None:
+            return bos_token + chatml.render(messages=messages, add_generation_prompt=add_generation_prompt)
+        return tool_use.render(messages=messages, tools=tools, add_generation_prompt=add_generation_prompt,
+                               bos_token=bos_token)
+
+    return render
+
+
+@pytest.fixture(scope="session")
+def tiny_tok():
+    from corpus import corpus
+
+    from hermes3.chat import render
+    from hermes3.tokenizer import build_tokenizer
+
+    texts = [render(c["messages"], c["tools"]) for c in corpus()]
+    return build_tokenizer(texts * 3, vocab_size=1024)
+
+
+@pytest.fixture(scope="session")
+def llama3_tok():
+    from hermes3.tokenizer import load_tokenizer
+
+    return load_tokenizer(need(LLAMA3_TIKTOKEN))
