@@ -1,0 +1,76 @@
+"""hermes3.masking: ids equal the rendered text's tokens; exactly the assistant output is trained."""
+
+import json
+
+import pytest
+from corpus import corpus
+
+from hermes3.chat import ConversationError, render
+from hermes3.masking import IGNORE_INDEX, show_mask, tokenize_and_mask, trained_spans
+
+CASES = corpus()
+
+
+def expected_pieces(conv):
+    """Built from the messages alone, independently of chat.render_pieces."""
+    out = []
+    for m in conv["messages"]:
+        if m["role"] != "assistant":
+            continue
+        if "tool_calls" in m:
+            blocks = []
+            for c in m["tool_calls"]:
+                fn = c["function"]
+                args = fn["arguments"] if isinstance(fn["arguments"], str) else json.dumps(fn["arguments"], ensure_ascii=False)
+                blocks.append('<tool_call>\n{"name": "%s", "arguments": %s}\n</tool_call>' % (fn["name"], args))
+            out.append("\n".join(blocks) + "<|im_end|>")
+        else:
+            out.append(m["content"] + "<|im_end|>")
+    return out
+
+
+@pytest.mark.parametrize("fixture", ["tiny_tok", "llama3_tok"])
+def test_trained_spans_are_exactly_the_assistant_pieces(fixture, request):
+    tok = request.getfixturevalue(fixture)
+    for conv in CASES:
+        ex = tokenize_and_mask(conv, tok)
+        text = render(conv["messages"], conv["tools"], bos_token=tok.bos_token or "")
+        assert ex["input_ids"] == tok(text, add_special_tokens=False)["input_ids"]
+        assert trained_spans(ex["input_ids"], ex["labels"], tok) == expected_pieces(conv)
+        assert all(lab in (IGNORE_INDEX, t) for t, lab in zip(ex["input_ids"], ex["labels"]))
+        assert ex["num_trained"] == sum(lab != IGNORE_INDEX for lab in ex["labels"])
+
+
+def test_mask_equals_hf_assistant_mask_from_generation_markers(tiny_tok):
+    for conv in CASES[:20]:
+        hf = tiny_tok.apply_chat_template(conv["messages"], tools=conv["tools"], tokenize=True, return_dict=True,
+                                          return_assistant_tokens_mask=True)
+        ours = tokenize_and_mask(conv, tiny_tok)
+        assert hf["input_ids"] == ours["input_ids"]
+        assert hf["assistant_masks"] == [int(lab != IGNORE_INDEX) for lab in ours["labels"]]
+
+
+def test_tool_turns_system_and_headers_are_masked(tiny_tok):
+    conv = CASES[3]
+    ex = tokenize_and_mask(conv, tiny_tok)
+    masked = tiny_tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab == IGNORE_INDEX])
+    assert "<tool_response>" in masked and "Be brief" in masked and "<tools>" in masked
+    assert masked.count("<|im_start|>assistant\n") == 2
+
+
+def test_no_assistant_turn_is_an_error(tiny_tok):
+    with pytest.raises(ConversationError, match="at least one assistant turn"):
+        tokenize_and_mask([{"role": "user", "content": "hi"}], tiny_tok)
+
+
+def test_truncation_is_recorded(tiny_tok):
+    ex = tokenize_and_mask(CASES[3], tiny_tok, max_length=10)
+    assert len(ex["input_ids"]) == 10 and ex["truncated_from"] > 10
+
+
+def test_show_mask_text_and_html(tiny_tok):
+    ex = tokenize_and_mask(CASES[0], tiny_tok)
+    assert show_mask(ex["input_ids"], ex["labels"], tiny_tok, format="text") == (
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n[[Hello!<|im_end|>]]\n")
+    html = show_mask(ex["input_ids"], ex["labels"], tiny_tok, format="html").data
+    assert "#b7f0b1" in html and "&lt;|im_start|&gt;" in html
