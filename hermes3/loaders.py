@@ -175,6 +175,30 @@ def from_sharegpt(record: dict) -> dict:
     return {"messages": validate(msgs, tools), "tools": tools, "id": record.get("id")}
 
 
+_HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
+
+
+def from_hh_rlhf(text: str) -> dict:
+    """Anthropic HH-RLHF transcript (``"\\n\\nHuman: ...\\n\\nAssistant: ..."``) -> conversation.
+
+    >>> from_hh_rlhf("\\n\\nHuman: hi\\n\\nAssistant: hello")["messages"][1]
+    {'role': 'assistant', 'content': 'hello'}
+    """
+    parts = _HH_TURN.split(text)
+    if parts[0].strip() or len(parts) < 3:
+        raise ConversationError(None, "text", "a transcript starting with '\\n\\nHuman: '", text[:40])
+    msgs = [{"role": "user" if who == "Human" else "assistant", "content": body.strip()}
+            for who, body in zip(parts[1::2], parts[2::2])]
+    return {"messages": validate(msgs), "tools": None, "id": None}
+
+
+def from_prompt_response(prompt: str, response: str, system: str | None = None) -> dict:
+    """One single-turn conversation (e.g. a GSM8K question and its worked answer)."""
+    msgs = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    return {"messages": validate(msgs), "tools": None, "id": None}
+
+
 def detect_format(record: dict) -> str:
     if isinstance(record, dict) and "messages" in record:
         return "openai"

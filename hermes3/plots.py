@@ -1,0 +1,75 @@
+"""The figures the notebooks show (matplotlib + seaborn), one function per figure.
+
+Each returns the matplotlib Figure and, with ``path``, saves a PNG (``figures/...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _save(fig, path):
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def plot_packing_figure3(lengths: list[int], row_len: int = 16, path=None):
+    """Report Fig. 3: samples laid into a varlen buffer of ``row_len``-wide rows (left)
+    and the block-diagonal causal attention that ``cu_seqlens`` implies (right)."""
+    cu = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(cu[-1])
+    n_rows = -(-total // row_len)
+    owner = np.full(n_rows * row_len, -1)
+    for k in range(len(lengths)):
+        owner[cu[k]:cu[k + 1]] = k
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    cmap = plt.get_cmap("tab20", max(len(lengths), 1))
+    grid = owner.reshape(n_rows, row_len)
+    a.imshow(np.ma.masked_less(grid, 0), cmap=cmap, vmin=-0.5, vmax=len(lengths) - 0.5, aspect="equal")
+    for (r, c), k in np.ndenumerate(grid):
+        a.text(c, r, chr(65 + k) if k >= 0 else "pad", ha="center", va="center", fontsize=8 if k >= 0 else 6)
+    a.set_title(f"packed buffer, {total} tokens in {n_rows}x{row_len}")
+    a.set_xticks([])
+    a.set_yticks(range(n_rows))
+    mask = np.zeros((total, total))
+    for k in range(len(lengths)):
+        s, e = cu[k], cu[k + 1]
+        mask[s:e, s:e] = np.tril(np.ones((e - s, e - s))) * (k + 1)
+    b.imshow(np.ma.masked_equal(mask, 0) - 1, cmap=cmap, vmin=-0.5, vmax=len(lengths) - 0.5)
+    b.set_title("attention: block-diagonal causal (no cross-sample)")
+    b.set_xlabel("key position")
+    b.set_ylabel("query position")
+    fig.suptitle("cu_seqlens: " + str(cu.tolist()), fontsize=9)
+    return _save(fig, path)
+
+
+def plot_length_histograms(sets: dict[str, list[int]], max_length: int = 8192, path=None):
+    """Token-length histogram of each real set, with the pack length marked."""
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 2.8), squeeze=False)
+    for ax, (name, lens) in zip(axes[0], sets.items()):
+        ax.hist(lens, bins=40, color="#4C72B0")
+        ax.axvline(max_length, color="red", lw=1) if max(lens) > max_length * 0.5 else None
+        ax.set_title(f"{name} (n={len(lens)})", fontsize=9)
+        ax.set_xlabel("tokens")
+    axes[0][0].set_ylabel("conversations")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_packing_efficiency(df, report: float = 0.96, path=None):
+    """Efficiency per real set and packer, the report's 96% as a labelled line."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    sns.barplot(data=df, x="set", y="efficiency", hue="packer", ax=ax)
+    ax.axhline(report, color="red", ls="--", lw=1, label=f"report (Hermes 3): {report:.0%}")
+    ax.set_ylim(min(0.8, float(df["efficiency"].min()) - 0.02), 1.0)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title("packing efficiency at 8192 (real tokens / slots)")
+    fig.tight_layout()
+    return _save(fig, path)
