@@ -22,7 +22,7 @@ def expected_pieces(conv):
             for c in m["tool_calls"]:
                 fn = c["function"]
                 args = fn["arguments"] if isinstance(fn["arguments"], str) else json.dumps(fn["arguments"], ensure_ascii=False)
-                blocks.append('<tool_call>\n{"name": "%s", "arguments": %s}\n</tool_call>' % (fn["name"], args))
+                blocks.append(f'<tool_call>\n{{"name": "{fn["name"]}", "arguments": {args}}}\n</tool_call>')
             out.append("\n".join(blocks) + "<|im_end|>")
         else:
             out.append(m["content"] + "<|im_end|>")
