@@ -31,6 +31,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from hermes3.masking import IGNORE_INDEX
@@ -42,14 +43,17 @@ OVERLONG_POLICIES = ("drop", "truncate", "split")
 class PackingPlan:
     """Rows of sample pieces and the accounting of what packing kept and lost.
 
-    ``rows[r]`` lists sample indices; ``pieces[i]`` is the ``(start, stop)`` token range
-    of sample ``i`` that is used (whole sample unless truncated). Under ``split`` a long
-    sample appears in several rows, each time as a different ``(start, stop)`` chunk:
-    ``row_pieces`` holds ``(sample, start, stop)`` triples for every row.
+    Internally an *item* is a ``(sample, start, stop)`` token range: the whole sample,
+    its first ``max_length`` tokens (``truncate``) or one chunk of it (``split``).
+    ``row_items[r]`` lists item ids; ``rows`` gives sample indices and ``row_pieces``
+    the ``(sample, start, stop)`` triples of every row.
     """
 
     max_length: int
-    row_pieces: list[list[tuple[int, int, int]]]
+    row_items: list[list[int]]
+    item_sample: list[int]
+    item_start: list[int]
+    item_stop: list[int]
     num_samples: int
     dropped: list[int] = field(default_factory=list)
     dropped_tokens: int = 0
@@ -58,27 +62,32 @@ class PackingPlan:
     split: list[int] = field(default_factory=list)
 
     @property
+    def row_pieces(self) -> list[list[tuple[int, int, int]]]:
+        s, a, b = self.item_sample, self.item_start, self.item_stop
+        return [[(s[k], a[k], b[k]) for k in row] for row in self.row_items]
+
+    @property
     def rows(self) -> list[list[int]]:
-        return [[s for s, _, _ in row] for row in self.row_pieces]
+        return [[self.item_sample[k] for k in row] for row in self.row_items]
 
     @property
     def num_rows(self) -> int:
-        return len(self.row_pieces)
+        return len(self.row_items)
 
     @property
     def packed_tokens(self) -> int:
-        return sum(b - a for row in self.row_pieces for _, a, b in row)
+        return sum(self.item_stop) - sum(self.item_start)
 
     @property
     def efficiency(self) -> float:
         """Real tokens / (rows x max_length): the report's "packing efficiency"."""
-        return self.packed_tokens / (self.num_rows * self.max_length) if self.row_pieces else 0.0
+        return self.packed_tokens / (self.num_rows * self.max_length) if self.row_items else 0.0
 
     def row_lengths(self) -> list[int]:
-        return [sum(b - a for _, a, b in row) for row in self.row_pieces]
+        return [sum(self.item_stop[k] - self.item_start[k] for k in row) for row in self.row_items]
 
     def summary(self) -> dict:
-        per_row = [len(r) for r in self.row_pieces]
+        per_row = [len(r) for r in self.row_items]
         return {
             "samples": self.num_samples, "rows": self.num_rows, "max_length": self.max_length,
             "packed_tokens": self.packed_tokens, "efficiency": self.efficiency,
@@ -105,61 +114,69 @@ def pack(lengths: Sequence[int], max_length: int = 8192, strategy: str = "bfd",
         raise ValueError(f"strategy must be 'bfd' or 'greedy', got {strategy!r}")
     if overlong not in OVERLONG_POLICIES:
         raise ValueError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
-    plan = PackingPlan(max_length, [], len(lengths))
-    items: list[tuple[int, int, int]] = []  # (sample, start, stop)
-    for i, n in enumerate(lengths):
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"sample {i}: length must be >= 1, got {n}")
-        if n <= max_length:
-            items.append((i, 0, n))
-        elif overlong == "drop":
-            plan.dropped.append(i)
-            plan.dropped_tokens += n
-        elif overlong == "truncate":
-            plan.truncated.append(i)
-            plan.truncated_tokens += n - max_length
-            items.append((i, 0, max_length))
-        else:
-            plan.split.append(i)
-            items.extend((i, a, min(a + max_length, n)) for a in range(0, n, max_length))
+    lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if len(lens) and lens.min() < 1:
+        i = int(np.argmax(lens < 1))
+        raise ValueError(f"sample {i}: length must be >= 1, got {int(lens[i])}")
+    over = np.flatnonzero(lens > max_length)
+    plan = PackingPlan(max_length, [], [], [], [], len(lens))
+    idx = np.arange(len(lens))
+    if overlong == "drop":
+        plan.dropped, plan.dropped_tokens = over.tolist(), int(lens[over].sum())
+        keep = lens <= max_length
+        sample, start, stop = idx[keep], np.zeros(int(keep.sum()), np.int64), lens[keep]
+    elif overlong == "truncate":
+        plan.truncated, plan.truncated_tokens = over.tolist(), int((lens[over] - max_length).sum())
+        sample, start, stop = idx, np.zeros(len(lens), np.int64), np.minimum(lens, max_length)
+    else:
+        plan.split = over.tolist()
+        chunks = -(-lens // max_length)
+        sample = np.repeat(idx, chunks)
+        first = np.repeat(np.cumsum(chunks) - chunks, chunks)
+        start = (np.arange(len(sample)) - first) * max_length
+        stop = np.minimum(start + max_length, lens[sample])
+    plan.item_sample, plan.item_start, plan.item_stop = sample.tolist(), start.tolist(), stop.tolist()
+    sizes = (stop - start).tolist()
     if strategy == "greedy":
-        row, used = [], 0
-        for it in items:
-            size = it[2] - it[1]
+        rows, row, used = [], [], 0
+        for k, size in enumerate(sizes):
             if used + size > max_length:
-                plan.row_pieces.append(row)
+                rows.append(row)
                 row, used = [], 0
-            row.append(it)
+            row.append(k)
             used += size
         if row:
-            plan.row_pieces.append(row)
+            rows.append(row)
+        plan.row_items = rows
         return plan
-    # Best-fit decreasing. Rows are bucketed by free space; `caps` is the sorted list of
+    # Best-fit decreasing. Items are in (sample, start) order, so a stable sort on size
+    # breaks ties by index. Rows are bucketed by free space; `caps` is the sorted list of
     # free-space values that have at least one row, so the tightest fit is one bisect.
-    items.sort(key=lambda it: (-(it[2] - it[1]), it[0], it[1]))
-    rows: list[list[tuple[int, int, int]]] = []
-    caps: list[int] = []
-    bucket: dict[int, list[int]] = {}
-    for it in items:
-        size = it[2] - it[1]
-        k = bisect.bisect_left(caps, size)
-        if k == len(caps):
+    order = np.argsort(-(stop - start), kind="stable").tolist()
+    rows, caps, bucket = [], [], {}
+    bisect_left, insort = bisect.bisect_left, bisect.insort
+    for k in order:
+        size = sizes[k]
+        j = bisect_left(caps, size)
+        if j == len(caps):
             r, free = len(rows), max_length
-            rows.append([])
+            rows.append([k])
         else:
-            free = caps[k]
-            r = bucket[free].pop()
-            if not bucket[free]:
-                del bucket[free], caps[k]
-        rows[r].append(it)
+            free = caps[j]
+            rs = bucket[free]
+            r = rs.pop()
+            if not rs:
+                del bucket[free], caps[j]
+            rows[r].append(k)
         free -= size
         if free > 0:
-            if free not in bucket:
-                bucket[free] = []
-                bisect.insort(caps, free)
-            bucket[free].append(r)
-    plan.row_pieces = rows
+            rs = bucket.get(free)
+            if rs is None:
+                bucket[free] = [r]
+                insort(caps, free)
+            else:
+                rs.append(r)
+    plan.row_items = rows
     return plan
 
 
@@ -175,13 +192,14 @@ class PackedDataset(torch.utils.data.Dataset):
         if plan.num_samples != len(samples):
             raise ValueError(f"plan was made for {plan.num_samples} samples, got {len(samples)}")
         self.samples, self.plan = samples, plan
+        self.pieces = plan.row_pieces
 
     def __len__(self) -> int:
         return self.plan.num_rows
 
     def __getitem__(self, r: int) -> dict:
         ids, labels, pos, lens = [], [], [], []
-        for s, a, b in self.plan.row_pieces[r]:
+        for s, a, b in self.pieces[r]:
             ex = self.samples[s]
             ids += ex["input_ids"][a:b]
             lab = list(ex["labels"][a:b])
