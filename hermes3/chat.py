@@ -305,6 +305,18 @@ def _render_call(call: dict) -> str:
     return '{"name": "' + fn["name"] + '", "arguments": ' + args + "}"
 
 
+def assistant_text(message: dict) -> str:
+    """What the model writes for one assistant message, without the closing
+    ``<|im_end|>``: its content, or its ``<tool_call>`` blocks joined by newlines.
+
+    >>> assistant_text({"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]})
+    '<tool_call>\\n{"name": "f", "arguments": {}}\\n</tool_call>'
+    """
+    if message.get("tool_calls"):
+        return "\n".join("<tool_call>\n" + _render_call(c) + "\n</tool_call>" for c in message["tool_calls"])
+    return message["content"]
+
+
 def render_pieces(messages: list[dict], tools: list | None = None, add_generation_prompt: bool = False,
                   bos_token: str = "") -> list[tuple[str, bool]]:
     """The rendered conversation as ``(text, trained)`` pieces, in order.
@@ -332,17 +344,13 @@ def render_pieces(messages: list[dict], tools: list | None = None, add_generatio
         last = len(msgs) - 1
         for i, m in enumerate(msgs):
             role = m["role"]
-            if role == "assistant" and "tool_calls" not in m:
+            if role == "assistant":
+                # With tool calls the template writes "<|im_start|>assistant" then
+                # "\n<tool_call>\n..." per call. That first "\n" is the header newline a
+                # generation prompt ends with, so it stays context; the model learns from
+                # "<tool_call>" on.
                 ctx("<|im_start|>assistant\n")
-                pieces.append((m["content"] + "<|im_end|>", True))
-                ctx("\n")
-            elif role == "assistant":
-                # The template writes "<|im_start|>assistant" then "\n<tool_call>\n..." per
-                # call. The first "\n" is the header newline a generation prompt ends with,
-                # so it stays context; the model learns from "<tool_call>" on.
-                ctx("<|im_start|>assistant\n")
-                body = "\n".join("<tool_call>\n" + _render_call(c) + "\n</tool_call>" for c in m["tool_calls"])
-                pieces.append((body + "<|im_end|>", True))
+                pieces.append((assistant_text(m) + "<|im_end|>", True))
                 ctx("\n")
             elif role == "tool":
                 s = "<|im_start|>tool\n" if i > 0 and msgs[i - 1]["role"] != "tool" else ""
