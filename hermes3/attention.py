@@ -26,10 +26,12 @@ ATTENTION_NAME = "hermes_varlen_sdpa"
 def _segments(kwargs: dict, batch: int, length: int, device) -> list[list[tuple[int, int]]]:
     """Per batch row, the ``(start, end)`` of each sample."""
     cu = kwargs.get("cu_seq_lens_q")
-    if cu is not None and batch == 1:
+    if cu is not None:
+        if batch != 1:
+            raise ValueError(f"cu_seq_lens_q describes one flattened row, got a batch of {batch}")
         b = cu.tolist()
-        if b[-1] != length:
-            raise ValueError(f"cu_seq_lens_q ends at {b[-1]} but the row has {length} tokens")
+        if b[0] != 0 or b[-1] != length or any(y < x for x, y in zip(b, b[1:])):
+            raise ValueError(f"cu_seq_lens_q must rise from 0 to the row length {length}, got {b}")
         return [[(b[i], b[i + 1]) for i in range(len(b) - 1) if b[i + 1] > b[i]]]
     pos = kwargs.get("position_ids")
     if pos is None:

@@ -17,6 +17,10 @@ the exact text the model is trained on and prompted with:
   one ``tool`` turn whose last ``<|im_end|>`` has no newline, ...). This mirrors how
   Hugging Face picks the ``tool_use`` template whenever ``tools`` is passed.
 
+An assistant message with ``tool_calls: []`` (or None) is an ordinary text turn here;
+the official template would print it as an empty ``<|im_start|>assistant<|im_end|>``
+and lose its content, so we do not copy that quirk.
+
 Where the official template cannot render (it recurses forever on a JSON-schema type it
 does not map, e.g. ``"null"``; it crashes on a tool without ``description``) or would
 silently lose data (assistant ``content`` next to ``tool_calls`` is dropped), we raise
@@ -146,9 +150,15 @@ def validate_tools(tools: Any) -> list[dict]:
         if not isinstance(props, dict):
             raise ConversationError(None, f"tools[{i}] ({name}).parameters.properties", "an object", props)
         for pname, pspec in props.items():
-            _check_schema_type(pspec, f"tools[{i}] ({name}).parameters.properties.{pname}")
+            where = f"tools[{i}] ({name}).parameters.properties.{pname}"
+            if not isinstance(pspec, dict):
+                raise ConversationError(None, where, "a JSON-schema object", pspec)
+            _check_schema_type(pspec, where)
         if "return" in fn:
-            _check_schema_type(fn["return"], f"tools[{i}] ({name}).return")
+            ret = fn["return"]
+            if not isinstance(ret, dict) or not isinstance(ret.get("description", ""), str):
+                raise ConversationError(None, f"tools[{i}] ({name}).return", "a JSON-schema object with a string description", ret)
+            _check_schema_type(ret, f"tools[{i}] ({name}).return")
         fn = {**fn, "parameters": params}
         out.append({"type": "function", "function": fn} if "function" in tool else fn)
     return out

@@ -68,7 +68,10 @@ def _text(content: Any, i: int) -> Any:
         for j, part in enumerate(content):
             if not (isinstance(part, dict) and part.get("type") == "text"):
                 raise ConversationError(i, f"content[{j}]", "a text part {'type': 'text', 'text': ...}", part)
-            out.append(part.get("text", part.get("value", "")))
+            text = part.get("text", part.get("value"))
+            if not isinstance(text, str):
+                raise ConversationError(i, f"content[{j}].text", "a string", text)
+            out.append(text)
         return "".join(out)
     return content
 
@@ -89,6 +92,16 @@ def from_openai(record: dict) -> dict:
     return {"messages": validate(out, tools), "tools": tools, "id": record.get("id")}
 
 
+def _drop_none(x: Any) -> Any:
+    """Remove None-valued keys: ``datasets`` fills fields missing from some records with
+    None, which would otherwise render as fake parameters and the text "None"."""
+    if isinstance(x, dict):
+        return {k: _drop_none(v) for k, v in x.items() if v is not None}
+    if isinstance(x, list):
+        return [_drop_none(v) for v in x]
+    return x
+
+
 def _tools(tools: Any) -> list | None:
     if tools is None or tools == "":
         return None
@@ -97,7 +110,7 @@ def _tools(tools: Any) -> list | None:
             tools = parse_json_or_literal(tools)
         except ValueError as e:
             raise ConversationError(None, "tools", f"a JSON list of tool schemas ({e})", tools) from None
-    return validate_tools(tools)
+    return validate_tools(_drop_none(tools))
 
 
 def _system_tools(text: str) -> list | None:

@@ -114,7 +114,11 @@ def pack(lengths: Sequence[int], max_length: int = 8192, strategy: str = "bfd",
         raise ValueError(f"strategy must be 'bfd' or 'greedy', got {strategy!r}")
     if overlong not in OVERLONG_POLICIES:
         raise ValueError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
-    lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    raw = np.asarray(lengths).reshape(-1)
+    lens = raw.astype(np.int64)
+    if len(raw) and not np.array_equal(lens, raw):
+        i = int(np.argmax(lens != raw))
+        raise ValueError(f"sample {i}: length must be an integer, got {raw[i]!r}")
     if len(lens) and lens.min() < 1:
         i = int(np.argmax(lens < 1))
         raise ValueError(f"sample {i}: length must be >= 1, got {int(lens[i])}")
@@ -193,6 +197,11 @@ class PackedDataset(torch.utils.data.Dataset):
             raise ValueError(f"plan was made for {plan.num_samples} samples, got {len(samples)}")
         self.samples, self.plan = samples, plan
         self.pieces = plan.row_pieces
+        for s, stop in zip(plan.item_sample, plan.item_stop):
+            n = len(samples[s]["input_ids"])
+            if stop > n or len(samples[s]["labels"]) != n:
+                raise ValueError(f"sample {s}: plan expects {stop} tokens, sample has {n} ids and "
+                                 f"{len(samples[s]['labels'])} labels")
 
     def __len__(self) -> int:
         return self.plan.num_rows

@@ -35,10 +35,13 @@ def parse_json_or_literal(text: str):
     Python-literal dicts with single quotes and ``True``). Raises ``ValueError``."""
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as e:
         try:
             return ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            # TypeError: unhashable keys such as {[1]: 2}; RecursionError: deep nesting
             raise ValueError(f"neither JSON nor a Python literal ({e.msg} at char {e.pos})") from None
 
 
@@ -101,22 +104,25 @@ def parse_tags(text: str) -> list[TaggedPart]:
     holds ``<REASONING>``, ``<PLAN>``...). Whitespace-only plain text between tags is
     dropped; an unclosed tag takes the rest of the text and is marked ``closed=False``."""
     parts: list[TaggedPart] = []
-    pos = 0
+    pos = scan = 0  # text before `pos` is emitted; tags are searched from `scan`
     while True:
-        m = _TAG_RE.search(text, pos)
+        m = _TAG_RE.search(text, scan)
         if m is None:
             break
-        if text[pos:m.start()].strip():
-            parts.append(TaggedPart(None, text[pos:m.start()].strip()))
         tag, close = m.group(1), f"</{m.group(1)}>"
         end = _matching_close(text, tag, m.end())
+        if end < 0 and tag not in REASONING_TAGS:
+            scan = m.end()  # e.g. the generic parameter in "List<T>": text, not a tag
+            continue
+        if text[pos:m.start()].strip():
+            parts.append(TaggedPart(None, text[pos:m.start()].strip()))
         if end < 0:
             inner = text[m.end():]
             parts.append(TaggedPart(tag, inner.strip(), _children(inner), closed=False))
             return parts
         inner = text[m.end():end]
         parts.append(TaggedPart(tag, inner.strip(), _children(inner)))
-        pos = end + len(close)
+        pos = scan = end + len(close)
     if text[pos:].strip():
         parts.append(TaggedPart(None, text[pos:].strip()))
     return parts

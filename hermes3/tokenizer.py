@@ -156,6 +156,11 @@ def load_tokenizer(path_or_hub_id: str | Path, install_template: bool = True):
                         ", ".join(missing[:3]), len(tok) - len(missing), len(tok) - 1)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
+        if tok.eos_token != "<|im_end|>":
+            # Hermes turns end with <|im_end|>: generation must stop there, not at the
+            # base model's end-of-text (set generation_config.eos_token_id to match).
+            log.warning("%s: eos_token %r -> '<|im_end|>'", path_or_hub_id, tok.eos_token)
+            tok.eos_token = "<|im_end|>"
     if install_template:
         tok.chat_template = HERMES_CHAT_TEMPLATE
     return tok

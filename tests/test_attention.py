@@ -121,3 +121,11 @@ def test_row_starting_mid_sample_and_decode_with_cache():
         out = model(input_ids=ids[:, :-1], use_cache=True)
         step = model(input_ids=ids[:, -1:], cache=out.cache, use_cache=True).logits[0, -1]
     torch.testing.assert_close(step, full, atol=1e-5, rtol=0)
+
+
+def test_bad_cu_seq_lens_raise():
+    from hermes3.attention import _segments
+
+    for cu, batch in (([0, 3, 2, 6], 1), ([1, 6], 1), ([0, 5], 1), ([0, 6], 2)):
+        with pytest.raises(ValueError, match="cu_seq_lens_q"):
+            _segments({"cu_seq_lens_q": torch.tensor(cu)}, batch, 6, "cpu")

@@ -67,3 +67,16 @@ def test_bad_json_line_names_file_and_line(tmp_path):
     f.write_text('{"messages": []}\n{oops\n')
     with pytest.raises(ValueError, match="x.jsonl:2"):
         load_conversations(f)
+
+
+def test_none_fields_from_datasets_are_dropped_not_rendered():
+    from hermes3.chat import render
+
+    rec = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+           "tools": [{"name": "f", "description": "d", "return": None, "parameters": {"type": "object", "properties": {
+               "a": {"type": "string", "description": None}}}}]}
+    text = render(**{k: v for k, v in from_openai(rec).items() if k != "id"})
+    assert "f(a: str) - d" in text and "None" not in text
+    with pytest.raises(ConversationError, match=r"properties\.b"):
+        from hermes3.chat import validate
+        validate(rec["messages"], [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {"b": None}}}])

@@ -83,3 +83,12 @@ def test_bad_arguments():
             pack([1], **kw)
     with pytest.raises(ValueError, match="sample 1"):
         pack([1, 0])
+
+
+def test_plan_and_samples_must_agree():
+    import pytest
+
+    with pytest.raises(ValueError, match="sample 0: plan expects 3 tokens"):
+        PackedDataset([{"input_ids": [1, 2], "labels": [1, 2]}], pack([3], 8))
+    with pytest.raises(ValueError, match="must be an integer"):
+        pack([2.5], 8)

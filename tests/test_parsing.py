@@ -51,3 +51,13 @@ def test_same_tag_nested_and_unclosed():
 def test_citations():
     cites = parse_citations("A <co: 1>fact</co> and <co:2,5>two</co:2,5>. Cited Documents: 2")
     assert [(c.doc_ids, c.text) for c in cites] == [(["1"], "fact"), (["2", "5"], "two")]
+
+
+def test_hostile_inputs_are_errors_not_crashes():
+    p = parse_tool_calls("<tool_call>{'name': 'f', 'arguments': {{}: 1}}</tool_call><tool_call>" + "[" * 50000)
+    assert p.tool_calls == [] and len(p.errors) == 2
+
+
+def test_unclosed_non_reasoning_tag_is_text():
+    parts = parse_tags("Use a List<T> here. <PLAN>do</PLAN>")
+    assert [(p.tag, p.text) for p in parts] == [(None, "Use a List<T> here."), ("PLAN", "do")]
