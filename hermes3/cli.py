@@ -3,6 +3,7 @@
     hermes3 validate FILE [--format auto|openai|sharegpt] [--on-error raise|skip]
     hermes3 render FILE [--index N] [--generation-prompt]
     hermes3 pack-stats FILE... [--tokenizer PATH] [--max-length 8192]
+    hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
 
 Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
@@ -55,6 +56,17 @@ def cmd_pack_stats(args) -> int:
     return 0
 
 
+def cmd_data_build(args) -> int:
+    from hermes3.config import load_config
+    from hermes3.data.build import DataConfig, build
+
+    cfg = load_config(DataConfig, args.config, args.overrides)
+    manifest = build(cfg)
+    print(json.dumps({k: v for k, v in manifest.items() if k != "config"}, indent=2))
+    print(f"written to {cfg.output()}")
+    return 0
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
     """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
     fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
@@ -104,15 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--max-length", type=int, default=8192)
     sp.add_argument("--overlong", default="drop", choices=["drop", "truncate", "split"])
     sp.set_defaults(fn=cmd_pack_stats)
+    sp = sub.add_parser("data", help="data stage")
+    dsub = sp.add_subparsers(dest="data_cmd", required=True)
+    b = dsub.add_parser("build", help="build the SFT mixture, preference pairs, eval items and statistics")
+    b.add_argument("--config", default=str(ROOT / "configs" / "data" / "demo.yaml"))
+    b.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 filters.min_tokens=32")
+    b.set_defaults(fn=cmd_data_build)
     sp = sub.add_parser("demo", help="run every notebook on the embedded default")
     sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
     sp.set_defaults(fn=cmd_demo)
     args = p.parse_args(argv)
     from hermes3.chat import ConversationError
+    from hermes3.config import ConfigError
 
     try:
         return args.fn(args)
-    except ConversationError as e:  # one clear line, not a traceback
+    except (ConversationError, ConfigError) as e:  # one clear line, not a traceback
         print(f"hermes3 {args.cmd}: {e}", file=sys.stderr)
         return 2
 

@@ -57,7 +57,7 @@ def _evolve_coding(t: Task, rng) -> Task:
         return t
     fn = t.meta["function"]
     # Re-draw the same function with a docstring, keeping the rest of the task.
-    for _ in range(100):
+    for _ in range(1000):
         new = gen_coding(rng, docstring=True)
         if new.meta["function"] == fn:
             return Task("coding", new.messages, None, new.check, {**t.meta, **new.meta})

@@ -115,12 +115,16 @@ def gen_general(rng):
 
 
 def gen_domain_expert(rng):
-    if rng.random() < 0.5:
+    if rng.random() < 0.25:
         el = rng.choice(sorted(ELEMENTS))
         return _task("domain_expert", f"What is the chemical symbol for {el}?",
                      f"The chemical symbol for {el} is {ELEMENTS[el]}.", {"kind": "contains", "all": [f"is {ELEMENTS[el]}."]})
+    if rng.random() < 0.2:
+        el = rng.choice(sorted(ELEMENTS))
+        return _task("domain_expert", f"Which element has the chemical symbol {ELEMENTS[el]}?",
+                     f"The element with the symbol {ELEMENTS[el]} is {el}.", {"kind": "contains", "all": [f"is {el}."]})
     big, small, f = rng.choice(UNITS)
-    x = rng.randint(2, 12)
+    x = rng.randint(2, 99)
     return _task("domain_expert", f"Convert {x} {big} to {small}.",
                  f"1 {big[:-1]} is {f} {small}, so {x} {big} is {x} * {f} = {x * f} {small}.",
                  {"kind": "number", "answer": x * f})
@@ -163,29 +167,37 @@ def gen_roleplay(rng):
         {"kind": "contains", "all": [key]}]}, system=system, plain=a)
 
 
-_CODE = [  # (name, signature, description, body, tests)
-    ("sum_list", "xs", "returns the sum of a list of numbers", "    total = 0\n    for x in xs:\n        total += x\n    return total",
-     ["sum_list([1, 2, 3]) == 6", "sum_list([]) == 0", "sum_list([-4, 4, 5]) == 5"]),
-    ("reverse_text", "s", "returns the string reversed", "    return s[::-1]",
-     ["reverse_text('abc') == 'cba'", "reverse_text('') == ''", "reverse_text('level') == 'level'"]),
-    ("count_vowels", "s", "counts the vowels (a, e, i, o, u) in a lowercase string",
-     "    return sum(1 for ch in s if ch in 'aeiou')",
-     ["count_vowels('banana') == 3", "count_vowels('xyz') == 0", "count_vowels('aeiou') == 5"]),
-    ("is_even", "n", "returns True when the integer n is even", "    return n % 2 == 0",
-     ["is_even(4) is True", "is_even(7) is False", "is_even(0) is True"]),
-    ("largest", "xs", "returns the largest number in a non-empty list",
-     "    best = xs[0]\n    for x in xs[1:]:\n        if x > best:\n            best = x\n    return best",
-     ["largest([3, 9, 2]) == 9", "largest([-5, -2]) == -2", "largest([7]) == 7"]),
-    ("factorial", "n", "returns n factorial for n >= 0",
-     "    result = 1\n    for k in range(2, n + 1):\n        result *= k\n    return result",
-     ["factorial(0) == 1", "factorial(5) == 120", "factorial(3) == 6"]),
-    ("square_all", "xs", "returns a list with every number squared", "    return [x * x for x in xs]",
-     ["square_all([1, 2, 3]) == [1, 4, 9]", "square_all([]) == []", "square_all([-2]) == [4]"]),
-]
+def _code_template(rng):
+    """(name, arg, description, body, tests) of a small function with a numeric parameter k,
+    so the prompt space is large enough for held-out items."""
+    k = rng.randint(2, 20)
+    kind = rng.choice(["scale", "shift", "count_above", "repeat", "divisible", "sum_list", "reverse_text"])
+    if kind == "scale":
+        return (f"times_{k}", "xs", f"returns a list with every number multiplied by {k}", f"    return [x * {k} for x in xs]",
+                [f"times_{k}([1, 2]) == [{k}, {2 * k}]", f"times_{k}([]) == []", f"times_{k}([-1]) == [{-k}]"])
+    if kind == "shift":
+        return (f"add_{k}", "xs", f"returns a list with {k} added to every number", f"    return [x + {k} for x in xs]",
+                [f"add_{k}([1, 2]) == [{1 + k}, {2 + k}]", f"add_{k}([]) == []", f"add_{k}([-{k}]) == [0]"])
+    if kind == "count_above":
+        return (f"count_above_{k}", "xs", f"counts how many numbers in the list are greater than {k}",
+                f"    return sum(1 for x in xs if x > {k})",
+                [f"count_above_{k}([{k}, {k + 1}, {k + 5}]) == 2", f"count_above_{k}([]) == 0", f"count_above_{k}([0]) == 0"])
+    if kind == "repeat":
+        return (f"repeat_{k}", "s", f"returns the string repeated {k} times", f"    return s * {k}",
+                [f"repeat_{k}('ab') == {'ab' * k!r}", f"repeat_{k}('') == ''", f"len(repeat_{k}('x')) == {k}"])
+    if kind == "divisible":
+        return (f"divisible_by_{k}", "n", f"returns True when the integer n is divisible by {k}", f"    return n % {k} == 0",
+                [f"divisible_by_{k}({3 * k}) is True", f"divisible_by_{k}({k + 1}) is False", f"divisible_by_{k}(0) is True"])
+    if kind == "sum_list":
+        return ("sum_list", "xs", "returns the sum of a list of numbers",
+                "    total = 0\n    for x in xs:\n        total += x\n    return total",
+                ["sum_list([1, 2, 3]) == 6", "sum_list([]) == 0", "sum_list([-4, 4, 5]) == 5"])
+    return ("reverse_text", "s", "returns the string reversed", "    return s[::-1]",
+            ["reverse_text('abc') == 'cba'", "reverse_text('') == ''", "reverse_text('level') == 'level'"])
 
 
 def gen_coding(rng, docstring: bool = False):
-    name, arg, desc, body, tests = rng.choice(_CODE)
+    name, arg, desc, body, tests = _code_template(rng)
     shown = rng.sample(tests, 2)
     ask = f"Write a Python function `{name}({arg})` that {desc}. Put the code in <SOLUTION> tags and tests in <UNIT_TEST> tags."
     doc = f'    """{desc[0].upper() + desc[1:]}."""\n' if docstring else ""

@@ -1,0 +1,296 @@
+"""``hermes3 data build``: sources -> filters -> mixture -> SFT set, preference pairs,
+held-out evaluation items, a tokenizer and the statistics. Deterministic for a seed:
+the same config writes byte-identical files.
+
+Layout of ``out_dir``::
+
+    sft.jsonl            the SFT mixture (messages, tools, category, source, tokens, output_tokens)
+    preferences.jsonl    DPO pairs (prompt, chosen, rejected, kind, source)
+    eval/<category>.jsonl held-out synthetic items (prompt, reference, check), none seen in training
+    table1.csv           Table 1 side by side (report vs ours)
+    filters.csv          what each filter removed, by reason
+    tokenizer/           the byte-level BPE trained on this data (Hermes tokens included)
+    manifest.json        the config and the counts
+
+Real sources come from ``data/sources`` (permissive licenses only). Synthetic tasks fill
+each category up to its Table 1 share; ``real_fraction`` says how much of a category's
+stream is drawn from real sources while they last. Duplicate prompts among the real
+sources keep the best-ranked source; synthetic tasks may repeat (a template seen twice is
+an extra epoch), but held-out evaluation prompts never occur in training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+from hermes3.chat import ConversationError, render
+from hermes3.config import to_dict
+from hermes3.data.corrupt import corruptions
+from hermes3.data.evolve import evolve
+from hermes3.data.filters import FilterConfig, FilterReport, apply_filters, empty_turns, length, malformed, refusals
+from hermes3.data.mixture import sample_by_tokens, table1, targets_from_shares
+from hermes3.data.synthetic import CATEGORIES, Task, generate
+from hermes3.loaders import from_hh_rlhf, from_prompt_response, load_conversations
+from hermes3.masking import tokenize_and_mask
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SOURCES = ROOT / "data" / "sources"
+
+
+@dataclass
+class DataConfig:
+    """The data stage: what to mix, how much, and where to write it."""
+
+    name: str = field(default="demo", metadata={"help": "name of this build (output folder runs/data/<name>)"})
+    seed: int = field(default=0, metadata={"help": "seeds sources order, synthetic tasks, evolution and sampling"})
+    total_tokens: int = field(default=250_000, metadata={"help": "token budget of the SFT mixture"})
+    shares: dict = field(default_factory=dict, metadata={"help": "category -> percent; empty = Table 1 of the report"})
+    real_fraction: dict = field(default_factory=lambda: {"general": 0.4, "math": 0.3, "tool_use": 0.3}, metadata={
+        "help": "category -> fraction of its stream drawn from real sources while they last"})
+    real_sources: dict = field(default_factory=lambda: {
+        "general": ["hh_rlhf", "sharegpt"], "math": ["gsm8k"], "tool_use": ["glaive", "hermes_fc"]},
+        metadata={"help": "category -> real sources mixed into it (see REAL_LOADERS)"})
+    evol_fraction: float = field(default=0.3, metadata={"help": "share of synthetic tasks deepened by evolve()"})
+    vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the trained tokenizer"})
+    tokenizer_chars: int = field(default=3_000_000, metadata={"help": "characters of text the tokenizer trains on"})
+    preferences_synthetic: int = field(default=800, metadata={"help": "synthetic preference pairs"})
+    preferences_real: int = field(default=300, metadata={"help": "HH-RLHF preference pairs"})
+    eval_per_category: int = field(default=60, metadata={"help": "held-out evaluation items per category"})
+    filters: FilterConfig = field(default_factory=lambda: FilterConfig(
+        min_tokens=16, max_tokens=2048, source_ranks={"synthetic": 0, "hermes_fc": 1, "glaive": 2, "gsm8k": 2,
+                                                      "sharegpt": 3, "hh_rlhf": 4}),
+        metadata={"help": "the five filters (thresholds, source ranks)"})
+    out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/data/<name>"})
+
+    def output(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else ROOT / "runs" / "data" / self.name
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _safe(fn, items):
+    """Convert each item, keeping the ones that fail as None (counted by the filters)."""
+    out = []
+    for it in items:
+        try:
+            out.append(fn(it))
+        except ConversationError:
+            out.append(None)
+    return out
+
+
+REAL_LOADERS = {
+    "hh_rlhf": lambda: _safe(from_hh_rlhf, [r["chosen"] for r in _jsonl(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")]),
+    "sharegpt": lambda: load_conversations(SOURCES / "sharegpt_fastchat_dummy/dummy_conversation.json", on_error="skip")[0],
+    "gsm8k": lambda: _safe(lambda r: from_prompt_response(r["question"], r["answer"]), _jsonl(SOURCES / "gsm8k/train.jsonl")),
+    "glaive": lambda: load_conversations(SOURCES / "toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json", on_error="skip")[0],
+    "hermes_fc": lambda: load_conversations(SOURCES / "hermes_function_calling/hermes_fc_v1_card_examples.jsonl", on_error="skip")[0],
+}
+
+
+def _record(conv: dict | None, source: str) -> dict:
+    if conv is None:
+        return {"messages": None, "source": source}
+    return {"messages": conv["messages"], "tools": conv.get("tools"), "source": source}
+
+
+def _task_record(t: Task) -> dict:
+    return {"messages": t.messages, "tools": t.tools, "source": "synthetic", "check": t.check, "meta": t.meta}
+
+
+def _synthetic(category: str, rng: random.Random, evol_fraction: float) -> Iterator[Task]:
+    while True:
+        t = generate(category, rng)
+        yield evolve(t, rng) if rng.random() < evol_fraction else t
+
+
+def _prompt_key(messages: list[dict], tools) -> str:
+    names = sorted(t.get("function", t)["name"] for t in tools) if tools else []
+    return json.dumps([messages[:-1], names], sort_keys=True, ensure_ascii=False)
+
+
+def _hh_pair(rec: dict) -> dict:
+    """An HH-RLHF chosen/rejected pair as prompt + one assistant message each."""
+    c, r = from_hh_rlhf(rec["chosen"])["messages"], from_hh_rlhf(rec["rejected"])["messages"]
+    if c[:-1] != r[:-1] or c[-1]["role"] != "assistant" or r[-1]["role"] != "assistant" or c[-1] == r[-1]:
+        raise ConversationError(None, "chosen/rejected", "the same prompt and two different final assistant turns")
+    return {"prompt": c[:-1], "tools": None, "chosen": [c[-1]], "rejected": [r[-1]], "category": "steering",
+            "kind": "human_preference", "source": "hh_rlhf"}
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _train_tokenizer(cfg: DataConfig, real: dict[str, list[dict]], rng: random.Random):
+    from hermes3.tokenizer import build_tokenizer
+
+    texts, size = [], 0
+    synth = [_task_record(generate(c, rng)) for c in CATEGORIES for _ in range(200)]
+    pool = [r for recs in real.values() for r in recs if r.get("messages")] + synth
+    random.Random(cfg.seed).shuffle(pool)
+    for r in pool:
+        try:
+            t = render(r["messages"], r.get("tools"))
+        except ConversationError:
+            continue
+        texts.append(t)
+        size += len(t)
+        if size >= cfg.tokenizer_chars:
+            break
+    return build_tokenizer(texts, vocab_size=cfg.vocab_size)
+
+
+def build(cfg: DataConfig, progress: bool = True) -> dict:
+    """Run the data stage; returns the manifest (also written to ``out_dir``)."""
+    out = cfg.output()
+    rng = random.Random(cfg.seed)
+    bar = tqdm(total=6, desc="data build", disable=not progress)
+    wanted = sorted({s for srcs in cfg.real_sources.values() for s in srcs})
+    unknown = [s for s in wanted if s not in REAL_LOADERS]
+    if unknown:
+        raise ValueError(f"unknown real source {unknown[0]!r}; known: {sorted(REAL_LOADERS)}")
+    real = {s: [_record(c, s) for c in REAL_LOADERS[s]()] for s in wanted}
+    bar.update()
+    tok = _train_tokenizer(cfg, real, random.Random(cfg.seed + 1))
+    bar.update()
+
+    counts: dict[int, tuple[dict, int, int]] = {}
+
+    def count(rec: dict) -> tuple[int, int]:
+        # Cached by object id; the record is kept in the cache so its id is never reused.
+        hit = counts.get(id(rec))
+        if hit is None:
+            ex = tokenize_and_mask(rec, tok)
+            hit = counts[id(rec)] = (rec, len(ex["input_ids"]), ex["num_trained"])
+        return hit[1], hit[2]
+
+    # Filters: the real pool all at once (dedup keeps the best-ranked source); the
+    # synthetic stream record by record, counted in the same report.
+    real_pool = [r for recs in real.values() for r in recs]
+    kept_real, report = apply_filters(real_pool, cfg.filters, count_tokens=lambda r: count(r)[0])
+    by_source: dict[str, list[dict]] = {}
+    for r in kept_real:
+        by_source.setdefault(r["source"], []).append(r)
+    for recs in by_source.values():
+        rng.shuffle(recs)
+    synth_report = FilterReport()
+
+    def stream(cat: str) -> Iterator[dict]:
+        srng = random.Random(f"{cfg.seed}-{cat}")
+        reals = [r for s in cfg.real_sources.get(cat, []) for r in by_source.get(s, [])]
+        srng.shuffle(reals)
+        frac = cfg.real_fraction.get(cat, 0.0)
+        synth = _synthetic(cat, srng, cfg.evol_fraction)
+        while True:
+            if reals and srng.random() < frac:
+                yield reals.pop()
+                continue
+            rec = _task_record(next(synth))
+            reason = None
+            for name, fn in (("empty_turns", empty_turns), ("malformed", malformed), ("refusals", refusals),
+                             ("length", lambda r, c: length(r, c, lambda x: count(x)[0]))):
+                reason = fn(rec, cfg.filters)
+                if reason:
+                    synth_report.removed[name][reason] += 1
+                    break
+            if not reason:
+                yield rec
+
+    targets = targets_from_shares(cfg.total_tokens, cfg.shares or None)
+    unknown = [c for c in targets if c not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown category {unknown[0]!r} in shares; known: {list(CATEGORIES)}")
+    sft = sample_by_tokens({c: stream(c) for c in targets}, targets, count)
+    bar.update()
+
+    # Held-out evaluation items: fresh draws whose prompts never occur in training.
+    seen = {_prompt_key(r["messages"], r.get("tools")) for r in sft}
+    evals: dict[str, list[dict]] = {}
+    for cat in CATEGORIES:
+        erng, items, tries = random.Random(f"{cfg.seed}-eval-{cat}"), [], 0
+        synth = _synthetic(cat, erng, cfg.evol_fraction)
+        while len(items) < cfg.eval_per_category and tries < 200 * cfg.eval_per_category:
+            tries += 1
+            t = next(synth)
+            key = _prompt_key(t.messages, t.tools)
+            if key in seen:
+                continue
+            seen.add(key)
+            items.append({"id": f"{cat}-{len(items)}", "category": cat, "prompt": t.prompt, "tools": t.tools,
+                          "reference": t.reference, "check": t.check})
+        evals[cat] = items
+    bar.update()
+
+    # Preference pairs: chosen = the checked reference, rejected = a named corruption.
+    prefs, prng = [], random.Random(f"{cfg.seed}-prefs")
+    kinds = ["wrong_answer", "broken_format", "refusal", "ignore_system"]
+    for k in range(cfg.preferences_synthetic):
+        cat = CATEGORIES[k % len(CATEGORIES)]
+        t = next(_synthetic(cat, prng, cfg.evol_fraction))
+        bad = corruptions(t, prng)
+        kind = kinds[k % len(kinds)] if kinds[k % len(kinds)] in bad else "wrong_answer"
+        rejected = {"role": "assistant", "content": bad[kind]}
+        prefs.append({"prompt": t.prompt, "tools": t.tools, "chosen": [t.messages[-1]], "rejected": [rejected],
+                      "category": cat, "kind": kind, "source": "synthetic"})
+    hh = _jsonl(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")
+    prng.shuffle(hh)
+    pref_skipped = 0
+    for rec in hh:
+        if sum(p["source"] == "hh_rlhf" for p in prefs) >= cfg.preferences_real:
+            break
+        try:
+            prefs.append(_hh_pair(rec))
+        except ConversationError:
+            pref_skipped += 1
+    bar.update()
+
+    # Write everything (a fresh folder each time, so nothing stale survives).
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_jsonl(tmp / "sft.jsonl", ({"id": f"sft-{i}", **{k: r.get(k) for k in (
+        "category", "source", "messages", "tools", "tokens", "output_tokens", "check")}} for i, r in enumerate(sft)))
+    _write_jsonl(tmp / "preferences.jsonl", prefs)
+    for cat, items in evals.items():
+        _write_jsonl(tmp / "eval" / f"{cat}.jsonl", items)
+    stats = table1(sft)
+    stats.to_csv(tmp / "table1.csv", index=False)
+    frows = [{"stage": "real", **r} for r in report.rows()] + [{"stage": "synthetic", **r} for r in synth_report.rows()]
+    with (tmp / "filters.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["stage", "filter", "reason", "removed"])
+        w.writeheader()
+        w.writerows(frows)
+    tok.save_pretrained(tmp / "tokenizer")
+    manifest = {"config": to_dict(cfg), "sft_conversations": len(sft), "sft_tokens": sum(r["tokens"] for r in sft),
+                "sft_output_tokens": sum(r["output_tokens"] for r in sft), "preferences": len(prefs),
+                "preferences_skipped": pref_skipped, "eval_items": {c: len(v) for c, v in evals.items()},
+                "real_read": report.read, "real_kept": report.kept, "vocab_size": len(tok)}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # readers never see a half-written build
+    bar.update()
+    bar.close()
+    return manifest
+
+
+def load_sft(out_dir: str | Path) -> list[dict]:
+    return _jsonl(Path(out_dir) / "sft.jsonl")
+
+
+def load_eval(out_dir: str | Path, category: str | None = None) -> list[dict]:
+    files = sorted((Path(out_dir) / "eval").glob("*.jsonl"))
+    return [r for f in files if category in (None, f.stem) for r in _jsonl(f)]
