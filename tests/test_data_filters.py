@@ -1,0 +1,103 @@
+"""The five filters on real records and on hand-made malformed ones."""
+
+import json
+
+import pytest
+from conftest import SHARED, need
+
+from hermes3.data.filters import FilterConfig, apply_filters, is_refusal
+
+
+def _arena():
+    recs = []
+    for line in need(SHARED / "arena_real_chats" / "arena_refusal_labeled_100.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        for side, model in (("conversation_a", r["model_a"]), ("conversation_b", r["model_b"])):
+            recs.append({"messages": [{"role": m["role"], "content": m["content"]} for m in r[side]], "source": model})
+    return recs
+
+
+def test_real_refusals_removed_and_apologies_kept():
+    recs = _arena()
+    kept, report = apply_filters(recs, FilterConfig(min_tokens=1, max_tokens=100_000, dedup=False))
+    removed = [r for r in recs if r not in kept]
+    firsts = [next(m["content"] for m in r["messages"] if m["role"] == "assistant") for r in removed]
+    assert "I'm sorry, but I can't fulfill this request." in firsts[0] or any(
+        f.startswith("I'm sorry, but I can't fulfill this request.") for f in firsts)  # phi-3-mini
+    assert any(f.startswith("I'm sorry, but I can't assist with that.") for f in firsts)  # phi-3-small
+    assert any(f.startswith("I apologize, but I am unable to engage") for f in firsts)  # claude-3-haiku
+    assert report.removed["refusals"]["refusal"] == len(removed) == 4
+    # apologies that are not refusals stay
+    assert not is_refusal("I apologize, but I'm not sure what you are asking for with just the number \"2\".")
+    assert not is_refusal("I apologize, but I don't have any specific document to reference. However, I can offer")
+
+
+def test_hh_rlhf_refusal_and_empty_turn():
+    from hermes3.loaders import from_hh_rlhf
+
+    rows = [json.loads(x) for x in need(SHARED / "preference_hh_rlhf_harmless" / "harmless-base_test.jsonl").read_text().splitlines()]
+    assert is_refusal("Oh, I'm sorry I can't do that. It would be against our Terms of Service.")
+    assert is_refusal("I\u2019m sorry, I can\u2019t comment on that.")
+    recs = []
+    for r in rows:
+        try:
+            recs.append(from_hh_rlhf(r["chosen"]))
+        except ValueError:
+            recs.append({"messages": None})
+    kept, report = apply_filters(recs, FilterConfig(min_tokens=1))
+    assert report.removed["refusals"]["refusal"] >= 30 and report.removed["empty_turns"]["missing messages"] >= 1
+
+
+U = {"role": "user", "content": "Question?"}
+A = {"role": "assistant", "content": "A fine and complete answer."}
+BAD = [
+    ({"messages": None}, "empty_turns", "missing messages"),
+    ({"messages": []}, "empty_turns", "missing messages"),
+    ({}, "empty_turns", "missing messages"),
+    ({"messages": [U, {"role": "assistant", "content": ""}]}, "empty_turns", "empty turn"),
+    ({"messages": [U, {"role": "assistant", "content": "   "}]}, "empty_turns", "empty turn"),
+    ({"messages": [U, {"role": "assistant"}]}, "empty_turns", "empty turn"),
+    ({"messages": [{"role": "user", "content": ""}, A]}, "empty_turns", "empty turn"),
+    ({"messages": [U]}, "empty_turns", "no assistant turn"),
+    ({"messages": [U, "oops"]}, "empty_turns", "missing turn"),
+    ({"messages": [U, A, A]}, "malformed", "broken turn structure (role)"),
+    ({"messages": [U, {"role": "wizard", "content": "x"}, A]}, "malformed", "broken turn structure (role)"),
+    ({"messages": [A, {"role": "system", "content": "late"}, U, A]}, "malformed", "broken turn structure (role)"),
+    ({"messages": [U, {"role": "tool", "content": "result"}, A]}, "malformed", "broken turn structure (role)"),
+    ({"messages": [U, {"role": "assistant", "content": "<SCRATCHPAD>thinking"}]}, "malformed", "unbalanced tags"),
+    ({"messages": [U, {"role": "assistant", "content": "</PLAN> done"}]}, "malformed", "unbalanced tags"),
+    ({"messages": [U, {"role": "assistant", "content": "<tool_call>{'name': </tool_call>"}]}, "malformed",
+     "invalid tool-call JSON"),
+    ({"messages": [U, {"role": "assistant", "content": "<tool_call>not json at all</tool_call>"}]}, "malformed",
+     "invalid tool-call JSON"),
+    ({"messages": [U, A], "tools": "bad"}, "malformed", "broken turn structure (tools)"),
+    ({"messages": [U, {"role": "assistant", "content": "I'm sorry, but I can't help with that."}]}, "refusals", "refusal"),
+    ({"messages": [U, {"role": "assistant", "content": "As an AI language model, I cannot do that."}]}, "refusals",
+     "refusal"),
+    ({"messages": [U, {"role": "assistant", "content": "I must respectfully decline."}]}, "refusals", "refusal"),
+    ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}, "length",
+     "shorter than 20 tokens"),
+    ({"messages": [U, {"role": "assistant", "content": "word " * 20000}]}, "length", "longer than 8192 tokens"),
+    ("not a dict", "empty_turns", "not a record"),
+]
+
+
+def test_hand_made_bad_records_are_counted_by_reason():
+    assert len(BAD) >= 20
+    recs = [r for r, _, _ in BAD] + [{"messages": [U, A]}]
+    kept, report = apply_filters(recs, FilterConfig(min_tokens=20))
+    assert kept == [{"messages": [U, A]}] and report.kept == 1 and report.read == len(BAD) + 1
+    expected = {}
+    for _, f, reason in BAD:
+        expected.setdefault(f, {}).setdefault(reason, 0)
+        expected[f][reason] += 1
+    assert {f: dict(c) for f, c in report.removed.items() if c} == expected
+
+
+@pytest.mark.parametrize("ranks,winner", [({"strong": 0, "weak": 1}, "strong"), ({"strong": 1, "weak": 0}, "weak")])
+def test_source_preference_keeps_the_best_ranked_duplicate(ranks, winner):
+    a = {"messages": [U, A], "source": "weak"}
+    b = {"messages": [{"role": "user", "content": "  question? "}, A], "source": "strong"}
+    kept, report = apply_filters([a, b], FilterConfig(min_tokens=1, source_ranks=ranks))
+    assert [r["source"] for r in kept] == [winner]
+    assert report.removed["source_dedup"]["duplicate of a higher-ranked source"] == 1
