@@ -275,7 +275,8 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
         w.writeheader()
         w.writerows(frows)
     tok.save_pretrained(tmp / "tokenizer")
-    manifest = {"config": {k: v for k, v in to_dict(cfg).items() if k != "out_dir"},  # no paths: bytes stay equal "sft_conversations": len(sft), "sft_tokens": sum(r["tokens"] for r in sft),
+    config = {k: v for k, v in to_dict(cfg).items() if k != "out_dir"}  # no paths: equal bytes anywhere
+    manifest = {"config": config, "sft_conversations": len(sft), "sft_tokens": sum(r["tokens"] for r in sft),
                 "sft_output_tokens": sum(r["output_tokens"] for r in sft), "preferences": len(prefs),
                 "preferences_skipped": pref_skipped, "eval_items": {c: len(v) for c, v in evals.items()},
                 "real_read": report.read, "real_kept": report.kept, "vocab_size": len(tok)}
