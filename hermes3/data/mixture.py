@@ -34,31 +34,32 @@ def targets_from_shares(total_tokens: int, shares: dict[str, float] | None = Non
 
 
 def sample_by_tokens(streams: dict[str, Iterator[dict]], targets: dict[str, int],
-                     count: Callable[[dict], tuple[int, int]]) -> list[dict]:
+                     count: Callable[[dict], tuple[int, int]], slack: float | None = None) -> list[dict]:
     """Take records from each category's stream until its token target is met.
 
     ``count(record) -> (tokens, output_tokens)``; both are stored on the record as
-    ``tokens`` / ``output_tokens``. A record that would overshoot the target by more than
-    half its size is skipped (the next, smaller one may fit), so each category ends within
-    half a record of its target. Raises if a stream runs dry first.
+    ``tokens`` / ``output_tokens``. A category ends between its target and ``slack``
+    tokens above it (default 0.4% of the whole budget, so shares land within half a
+    point): a record that would overshoot by more is skipped and a smaller one looked for.
+    Raises if a stream runs dry first.
     """
+    slack = 0.004 * sum(targets.values()) if slack is None else slack
     out = []
     for cat, target in targets.items():
         got, misses = 0, 0
         for rec in streams[cat]:
+            if got >= target:
+                break
             n, n_out = count(rec)
-            if got + n / 2 > target:
+            if got + n > target + slack:
                 misses += 1
-                if misses > 50:  # nothing small enough is coming: stop here
+                if misses > 200:  # nothing small enough is coming: stop here
                     break
                 continue
             out.append({**rec, "category": cat, "tokens": n, "output_tokens": n_out})
             got += n
-            if got >= target:
-                break
-        else:
-            if got < target * 0.99:
-                raise ValueError(f"category {cat!r}: its stream ran out at {got} of {target} tokens")
+        if got < target - slack and misses <= 200:
+            raise ValueError(f"category {cat!r}: its stream ran out at {got} of {target} tokens")
     return out
 
 
