@@ -4,6 +4,7 @@
     hermes3 render FILE [--index N] [--generation-prompt]
     hermes3 pack-stats FILE... [--tokenizer PATH] [--max-length 8192]
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
+    hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
 
 Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
@@ -67,6 +68,17 @@ def cmd_data_build(args) -> int:
     return 0
 
 
+def cmd_base(args) -> int:
+    from hermes3.base_model import BaseConfig, pretrain
+    from hermes3.config import load_config
+
+    cfg = load_config(BaseConfig, args.config, [f"size={args.size}", *args.overrides])
+    out = pretrain(cfg)
+    print((out / "metrics.json").read_text())
+    print(f"model in {out}")
+    return 0
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
     """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
     fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
@@ -122,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--config", default=str(ROOT / "configs" / "data" / "demo.yaml"))
     b.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 filters.min_tokens=32")
     b.set_defaults(fn=cmd_data_build)
+    sp = sub.add_parser("base", help="pre-train (or reuse) the tiny base model on the demo corpora")
+    sp.add_argument("--size", default="tiny-m", choices=["tiny-s", "tiny-m", "tiny-l"])
+    sp.add_argument("--config", default=None, help="YAML with BaseConfig keys")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=200 data=runs/data/smoke")
+    sp.set_defaults(fn=cmd_base)
     sp = sub.add_parser("demo", help="run every notebook on the embedded default")
     sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
     sp.set_defaults(fn=cmd_demo)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>")
 PAD_TOKEN = "<|pad|>"
+EOT_TOKEN = "<|endoftext|>"  # separates documents in base-model pre-training
 TAG_TOKENS = ("<tools>", "</tools>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>") + tuple(
     t for tag in REASONING_TAGS for t in (f"<{tag}>", f"</{tag}>"))
 HERMES_TOKENS = CONTROL_TOKENS + TAG_TOKENS
@@ -56,7 +57,8 @@ def _added(tokens: Iterable[str], special: bool):
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2):
     """Train a byte-level BPE on ``texts`` with the Hermes tokens as single tokens.
 
-    Ids 0..len(HERMES_TOKENS) hold ``<|pad|>`` then the Hermes tokens; byte-level means
+    Ids 0..3 hold ``<|pad|>``, ``<|endoftext|>`` (document separator for pre-training),
+    ``<|im_start|>``, ``<|im_end|>``; the tag tokens come last. Byte-level means
     any text round-trips, so nothing ever maps to an unknown token. No BOS token (the
     tiny demo model has no use for one); EOS is ``<|im_end|>``, where turns end.
 
@@ -74,7 +76,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 2048, min_frequency:
     ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  special_tokens=[PAD_TOKEN, *CONTROL_TOKENS],
+                                  special_tokens=[PAD_TOKEN, EOT_TOKEN, *CONTROL_TOKENS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)
     tok.add_tokens(_added(TAG_TOKENS, special=False))

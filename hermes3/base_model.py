@@ -1,0 +1,149 @@
+"""A tiny base model to fine-tune, standing in for Llama 3.1 (which we cannot download).
+
+``hermes3 base --size tiny-m`` pre-trains a Llama-architecture model (RMSNorm, SwiGLU,
+RoPE, GQA) on the *plain text* of the demo corpora (message contents without any chat
+markup, documents separated by ``<|endoftext|>``), so the SFT stage teaches the Hermes
+format to a model that knows some language but not the format, as Hermes 3 did to Llama.
+
+Three sizes stand in for 8B / 70B / 405B where a notebook needs three:
+
+    tiny-s   hidden 128, 2 layers   ~0.9M parameters (vocab 4k)
+    tiny-m   hidden 256, 4 layers   ~5M
+    tiny-l   hidden 384, 6 layers   ~14M
+
+Deterministic for a seed on one machine. The result is cached in ``runs/base/<size>-<key>``
+(key = hash of the config and the data manifest) and reused; nothing large is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {"tiny-s": dict(hidden_size=128, num_layers=2, num_heads=2), "tiny-m": dict(hidden_size=256, num_layers=4, num_heads=4),
+         "tiny-l": dict(hidden_size=384, num_layers=6, num_heads=6)}
+
+
+@dataclass
+class BaseConfig:
+    """Pre-training of the tiny base model."""
+
+    size: str = field(default="tiny-m", metadata={"help": "tiny-s | tiny-m | tiny-l (stand-ins for 8B / 70B / 405B)"})
+    data: str = field(default="runs/data/demo", metadata={"help": "a `hermes3 data build` folder (texts + tokenizer)"})
+    seq_len: int = field(default=256, metadata={"help": "tokens per training row"})
+    batch_size: int = field(default=16, metadata={"help": "rows per step"})
+    steps: int = field(default=400, metadata={"help": "optimizer steps"})
+    lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW, warmup then cosine)"})
+    warmup: int = field(default=20, metadata={"help": "linear warmup steps"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
+    heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report"})
+    seed: int = field(default=0, metadata={"help": "initialisation and data order"})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (CPU and CUDA)"})
+    out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/base/<size>-<key>"})
+
+
+def plain_texts(data_dir: Path) -> list[str]:
+    """Message contents of the SFT set (and tool results), no chat markup: one document
+    per conversation."""
+    docs = []
+    for line in (data_dir / "sft.jsonl").read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        docs.append("\n\n".join(m["content"] for m in rec["messages"] if m.get("content")))
+    return docs
+
+
+def _key(cfg: BaseConfig) -> str:
+    data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
+    manifest = (data / "manifest.json").read_text()
+    blob = json.dumps({k: v for k, v in asdict(cfg).items() if k != "out_dir"}, sort_keys=True) + manifest
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _rows(ids: list[int], seq_len: int) -> torch.Tensor:
+    n = len(ids) // (seq_len + 1)
+    return torch.tensor(ids[: n * (seq_len + 1)]).view(n, seq_len + 1)
+
+
+@torch.no_grad()
+def heldout_loss(model, rows: torch.Tensor, batch_size: int = 16) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for k in range(0, len(rows), batch_size):
+        b = rows[k:k + batch_size]
+        logits = model(input_ids=b[:, :-1], use_cache=False).logits.float()
+        total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1),
+                                                   reduction="sum").item()
+        count += b[:, 1:].numel()
+    model.train()
+    return total / count
+
+
+def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
+    """Train (or reuse) the base model; returns its folder (HF format + metrics.json)."""
+    from transformers import AutoTokenizer
+
+    from hermes3.modeling import tiny_llama
+
+    if cfg.size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {cfg.size!r}")
+    data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
+    if not (data / "sft.jsonl").exists():
+        raise FileNotFoundError(f"{data}: no data build here; run `hermes3 data build` first")
+    out = Path(cfg.out_dir) if cfg.out_dir else ROOT / "runs" / "base" / f"{cfg.size}-{_key(cfg)}"
+    if (out / "metrics.json").exists():
+        return out
+    tok = AutoTokenizer.from_pretrained(data / "tokenizer")
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    docs = plain_texts(data)
+    random.Random(cfg.seed).shuffle(docs)
+    n_held = max(1, int(len(docs) * cfg.heldout))
+    enc = lambda ds: [t for d in ds for t in tok(d, add_special_tokens=False)["input_ids"] + [eot]]  # noqa: E731
+    train, held = _rows(enc(docs[n_held:]), cfg.seq_len), _rows(enc(docs[:n_held]), cfg.seq_len)
+    model = tiny_llama(len(tok), seed=cfg.seed, **SIZES[cfg.size])
+    model.config.bos_token_id, model.config.eos_token_id = None, eot
+    model.config.pad_token_id = tok.pad_token_id
+    before = heldout_loss(model, held)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / cfg.steps))))
+    g = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(train), generator=g)
+    t0, pos, losses = time.perf_counter(), 0, []
+    dev_type = "cuda" if torch.cuda.is_available() else "cpu"
+    for step in tqdm(range(cfg.steps), desc=f"pretrain {cfg.size}", disable=not progress):
+        if pos + cfg.batch_size > len(order):
+            order, pos = torch.randperm(len(train), generator=g), 0
+        b = train[order[pos:pos + cfg.batch_size]]
+        pos += cfg.batch_size
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model(input_ids=b[:, :-1], labels=b[:, :-1], use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    after = heldout_loss(model, held)
+    metrics = {"size": cfg.size, "parameters": sum(p.numel() for p in model.parameters()),
+               "heldout_loss_untrained": before, "heldout_loss_trained": after, "train_loss_last": losses[-1],
+               "train_tokens": cfg.steps * cfg.batch_size * cfg.seq_len, "seconds": time.perf_counter() - t0,
+               "config": {k: v for k, v in asdict(cfg).items() if k != "out_dir"}}
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "train_loss.json").write_text(json.dumps(losses))
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # written last: marks a complete model
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
