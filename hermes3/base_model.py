@@ -120,7 +120,7 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     order = torch.randperm(len(train), generator=g)
     t0, pos, losses = time.perf_counter(), 0, []
     dev_type = "cuda" if torch.cuda.is_available() else "cpu"
-    for step in tqdm(range(cfg.steps), desc=f"pretrain {cfg.size}", disable=not progress):
+    for _ in tqdm(range(cfg.steps), desc=f"pretrain {cfg.size}", disable=not progress):
         if pos + cfg.batch_size > len(order):
             order, pos = torch.randperm(len(train), generator=g), 0
         b = train[order[pos:pos + cfg.batch_size]]

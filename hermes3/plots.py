@@ -73,3 +73,35 @@ def plot_packing_efficiency(df, report: float = 0.96, path=None):
     ax.set_title("packing efficiency at 8192 (real tokens / slots)")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_table1(df, path=None):
+    """Report Table 1 vs ours: share of tokens per category (the Total row excluded)."""
+    rows = df[df.category != "Total"]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, rows["report_%"], height=0.4, label="report (Hermes 3, 390M tokens)", color="#999999")
+    ax.barh(y + 0.2, rows["ours_%"], height=0.4, label=f"ours ({int(df.iloc[-1]['ours_tokens']):,} tokens)",
+            color="#4C72B0")
+    ax.set_yticks(y, rows["category"])
+    ax.invert_yaxis()
+    ax.set_xlabel("% of tokens")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Table 1: data mixture by category")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_category_lengths(records: list[dict], path=None):
+    """Token-length distribution of the SFT conversations per category."""
+    import pandas as pd
+    import seaborn as sns
+
+    df = pd.DataFrame({"category": [r["category"] for r in records], "tokens": [r["tokens"] for r in records]})
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    sns.boxplot(data=df, x="category", y="tokens", ax=ax, color="#8FB3D9", fliersize=2)
+    ax.set_yscale("log")
+    ax.tick_params(axis="x", rotation=30)
+    ax.set_title("conversation length per category (tokens, log scale)")
+    fig.tight_layout()
+    return _save(fig, path)

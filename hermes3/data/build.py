@@ -25,9 +25,9 @@ import csv
 import json
 import random
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from tqdm.auto import tqdm
 

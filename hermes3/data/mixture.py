@@ -11,7 +11,7 @@ the targets; ``table1`` measures what was built next to the report's numbers.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 # Report Table 1: category -> (proportion %, tokens in millions). Total 390M, 69% output.
 TABLE1 = {
