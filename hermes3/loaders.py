@@ -212,6 +212,18 @@ def from_prompt_response(prompt: str, response: str, system: str | None = None) 
     return {"messages": validate(msgs), "tools": None, "id": None}
 
 
+def convert_each(fn, items) -> list[dict | None]:
+    """``fn`` applied to each item; an item whose conversion raises ``ConversationError``
+    becomes None, so callers can count it (real data has empty turns and the like)."""
+    out = []
+    for it in items:
+        try:
+            out.append(fn(it))
+        except ConversationError:
+            out.append(None)
+    return out
+
+
 def detect_format(record: dict) -> str:
     if isinstance(record, dict) and "messages" in record:
         return "openai"

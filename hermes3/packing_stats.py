@@ -10,13 +10,18 @@ missing ones are skipped and reported, not silently left out.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hermes3.chat import ConversationError
-from hermes3.loaders import from_hh_rlhf, from_openai, from_prompt_response, load_conversations
+from hermes3.loaders import (
+    convert_each,
+    from_hh_rlhf,
+    from_openai,
+    from_prompt_response,
+    load_conversations,
+    read_records,
+)
 from hermes3.masking import tokenize_and_mask
 from hermes3.packing import pack
 
@@ -29,27 +34,11 @@ def _find(rel: str) -> Path | None:
     return next((d / rel for d in SEARCH_DIRS if (d / rel).exists()), None)
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _each(fn, items) -> list[dict]:
-    """Convert each item; bad ones (empty turns are common in real data) become None and
-    are counted by ``real_lengths``."""
-    out = []
-    for it in items:
-        try:
-            out.append(fn(it))
-        except ConversationError:
-            out.append(None)
-    return out
-
-
 def _arena(p: Path) -> list[dict]:
     # Both sides of each battle; keep role and content (the records carry token counts too).
     records = [{"messages": [{"role": m["role"], "content": m["content"]} for m in r[side]]}
-               for r in _jsonl(p) for side in ("conversation_a", "conversation_b")]
-    return _each(from_openai, records)
+               for r in read_records(p) for side in ("conversation_a", "conversation_b")]
+    return convert_each(from_openai, records)
 
 
 REAL_SETS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
@@ -57,8 +46,8 @@ REAL_SETS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
     "glaive_toolcalls": ("toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json",
                          lambda p: load_conversations(p)[0]),
     "hh_rlhf_chosen": ("preference_hh_rlhf_harmless/harmless-base_test.jsonl",
-                       lambda p: _each(from_hh_rlhf, [r["chosen"] for r in _jsonl(p)])),
-    "gsm8k_train": ("gsm8k/train.jsonl", lambda p: _each(lambda r: from_prompt_response(r["question"], r["answer"]), _jsonl(p))),
+                       lambda p: convert_each(from_hh_rlhf, [r["chosen"] for r in read_records(p)])),
+    "gsm8k_train": ("gsm8k/train.jsonl", lambda p: convert_each(lambda r: from_prompt_response(r["question"], r["answer"]), read_records(p))),
     "sharegpt_dummy": ("sharegpt_fastchat_dummy/dummy_conversation.json", lambda p: load_conversations(p)[0]),
 }
 

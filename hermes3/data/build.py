@@ -38,7 +38,7 @@ from hermes3.data.evolve import evolve
 from hermes3.data.filters import FilterConfig, FilterReport, apply_filters, empty_turns, length, malformed, refusals
 from hermes3.data.mixture import sample_by_tokens, table1, targets_from_shares
 from hermes3.data.synthetic import CATEGORIES, Task, generate
-from hermes3.loaders import from_hh_rlhf, from_prompt_response, load_conversations
+from hermes3.loaders import convert_each, from_hh_rlhf, from_prompt_response, load_conversations, read_records
 from hermes3.masking import tokenize_and_mask
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -74,25 +74,10 @@ class DataConfig:
         return Path(self.out_dir) if self.out_dir else ROOT / "runs" / "data" / self.name
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
-def _safe(fn, items):
-    """Convert each item, keeping the ones that fail as None (counted by the filters)."""
-    out = []
-    for it in items:
-        try:
-            out.append(fn(it))
-        except ConversationError:
-            out.append(None)
-    return out
-
-
 REAL_LOADERS = {
-    "hh_rlhf": lambda: _safe(from_hh_rlhf, [r["chosen"] for r in _jsonl(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")]),
+    "hh_rlhf": lambda: convert_each(from_hh_rlhf, [r["chosen"] for r in read_records(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")]),
     "sharegpt": lambda: load_conversations(SOURCES / "sharegpt_fastchat_dummy/dummy_conversation.json", on_error="skip")[0],
-    "gsm8k": lambda: _safe(lambda r: from_prompt_response(r["question"], r["answer"]), _jsonl(SOURCES / "gsm8k/train.jsonl")),
+    "gsm8k": lambda: convert_each(lambda r: from_prompt_response(r["question"], r["answer"]), read_records(SOURCES / "gsm8k/train.jsonl")),
     "glaive": lambda: load_conversations(SOURCES / "toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json", on_error="skip")[0],
     "hermes_fc": lambda: load_conversations(SOURCES / "hermes_function_calling/hermes_fc_v1_card_examples.jsonl", on_error="skip")[0],
 }
@@ -246,7 +231,7 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
         rejected = {"role": "assistant", "content": bad[kind]}
         prefs.append({"prompt": t.prompt, "tools": t.tools, "chosen": [t.messages[-1]], "rejected": [rejected],
                       "category": cat, "kind": kind, "source": "synthetic"})
-    hh = _jsonl(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")
+    hh = read_records(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")
     prng.shuffle(hh)
     pref_skipped = 0
     for rec in hh:
@@ -289,9 +274,9 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
 
 
 def load_sft(out_dir: str | Path) -> list[dict]:
-    return _jsonl(Path(out_dir) / "sft.jsonl")
+    return read_records(Path(out_dir) / "sft.jsonl")
 
 
 def load_eval(out_dir: str | Path, category: str | None = None) -> list[dict]:
     files = sorted((Path(out_dir) / "eval").glob("*.jsonl"))
-    return [r for f in files if category in (None, f.stem) for r in _jsonl(f)]
+    return [r for f in files if category in (None, f.stem) for r in read_records(f)]
