@@ -64,3 +64,14 @@ def llama3_tok():
     from hermes3.tokenizer import load_tokenizer
 
     return load_tokenizer(need(LLAMA3_TIKTOKEN))
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """A smoke-size `hermes3 data build` (a few seconds), shared by the tests that need one."""
+    from hermes3.config import load_config
+    from hermes3.data.build import DataConfig, build
+
+    cfg = load_config(DataConfig, ROOT / "configs/data/smoke.yaml", [f"out_dir={tmp_path_factory.mktemp('data') / 'smoke'}"])
+    build(cfg, progress=False)
+    return cfg.output()

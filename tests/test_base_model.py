@@ -5,15 +5,11 @@ import json
 import pytest
 
 from hermes3.base_model import BaseConfig, plain_texts, pretrain
-from hermes3.config import load_config
-from hermes3.data.build import DataConfig, build
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    cfg = load_config(DataConfig, "configs/data/smoke.yaml", [f"out_dir={tmp_path_factory.mktemp('d') / 'smoke'}"])
-    build(cfg, progress=False)
-    return cfg.output()
+def data(smoke_data):
+    return smoke_data
 
 
 def test_pretraining_lowers_heldout_loss_and_is_deterministic(data, tmp_path):

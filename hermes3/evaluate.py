@@ -1,0 +1,373 @@
+"""Benchmarks through lm-evaluation-harness, the tool the report used (§4.1, §5).
+
+Suites:
+
+* Hub suites, for real checkpoints on GPUs (they download their datasets): ``gpt4all``
+  (7 tasks, 0-shot), ``agieval`` (lm-eval's ``agieval_nous``), ``leaderboard`` (Open LLM
+  Leaderboard v2), ``table5`` (every lm-eval benchmark of Table 5 with its shot count).
+* ``offline``: local lm-eval tasks over files in ``data/`` and a data build, which run here
+  with no network. These are **stand-ins at demo scale**, not the report's benchmarks:
+
+      gpt4all_standin  <- hermes_general, hermes_domain_expert        (knowledge questions)
+      agieval_standin  <- hermes_math, hermes_coding, gsm8k_local      (exam-style reasoning)
+      ifeval_standin   <- hermes_steering, hermes_content_generation, ifeval_local
+      mtbench_standin  <- hermes_roleplay, hermes_tool_use             (assistant skills)
+
+  ``hermes_*`` are the held-out synthetic items of ``hermes3 data build``, scored by their
+  program checkers (tool calls exact, JSON schema, citations, unit tests in the sandbox);
+  ``ifeval_local`` is IFEval's 541 prompts with lm-eval's own IFEval scorer;
+  ``gsm8k_local`` is the GSM8K test split (final number).
+
+``evaluate`` returns a tidy DataFrame (task, metric, value, stderr, n) plus group means,
+lm-eval's raw results and its per-sample logs. Group averages follow Nous: ``acc_norm``
+where a task has it, else ``acc`` (spec §5.1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hermes3.chat import render
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ROOT / "data" / "sources"
+
+GPT4ALL = ("arc_challenge", "arc_easy", "boolq", "hellaswag", "openbookqa", "piqa", "winogrande")
+# Table 5 rows that lm-eval covers, with the report's shot counts (MT-Bench is separate).
+TABLE5_TASKS = {"agieval_nous": 0, "arc_challenge": 0, "arc_easy": 0, "boolq": 0, "leaderboard_bbh": 3,
+                "leaderboard_gpqa": 0, "hellaswag": 10, "leaderboard_ifeval": 0, "leaderboard_math_hard": 4,
+                "mmlu": 5, "leaderboard_mmlu_pro": 5, "leaderboard_musr": 0, "openbookqa": 0, "piqa": 0,
+                "truthfulqa_mc2": 0, "winogrande": 5}
+HUB_SUITES = {
+    "gpt4all": {t: 0 for t in GPT4ALL},
+    "agieval": {"agieval_nous": 0},
+    "leaderboard": {"leaderboard_bbh": 3, "leaderboard_gpqa": 0, "leaderboard_ifeval": 0,
+                    "leaderboard_math_hard": 4, "leaderboard_mmlu_pro": 5, "leaderboard_musr": 0},
+    "table5": TABLE5_TASKS,
+}
+CATEGORY_TASKS = ("general", "domain_expert", "math", "roleplay", "coding", "tool_use", "content_generation",
+                  "steering")
+OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local")
+STANDIN_GROUPS = {
+    "gpt4all_standin": ("hermes_general", "hermes_domain_expert"),
+    "agieval_standin": ("hermes_math", "hermes_coding", "gsm8k_local"),
+    "ifeval_standin": ("hermes_steering", "hermes_content_generation", "ifeval_local"),
+    "mtbench_standin": ("hermes_roleplay", "hermes_tool_use"),
+}
+PRIMARY_METRIC = {"ifeval_local": "prompt_level_strict_acc", "leaderboard_ifeval": "prompt_level_strict_acc"}
+
+
+class EvalError(ValueError):
+    """A bad model path, task or suite, reported in one line."""
+
+
+@dataclass
+class EvalResult:
+    """``table``: tidy scores; ``raw``: lm-eval's results dict; ``samples``: per-sample logs."""
+
+    table: object
+    raw: dict
+    samples: dict
+
+    def score(self, task: str, metric: str | None = None) -> float:
+        t = self.table
+        rows = t[(t.task == task) & ((t.metric == metric) if metric else t.primary)]
+        if rows.empty:
+            raise KeyError(f"no score for {task} {metric or ''}")
+        return float(rows.value.iloc[0])
+
+
+def primary_metric(task: str, metrics: list[str]) -> str:
+    """Nous' rule: acc_norm where the task has it, else acc (else the first metric)."""
+    if task in PRIMARY_METRIC:
+        return PRIMARY_METRIC[task]
+    for m in ("acc_norm", "acc", "exact_match", "prompt_level_strict_acc"):
+        if m in metrics:
+            return m
+    return sorted(metrics)[0]
+
+
+def gpt4all_average(scores: dict[str, dict[str, float]]) -> float:
+    """Mean over the seven GPT4All tasks of acc_norm (where present) else acc.
+
+    >>> round(gpt4all_average({t: {"acc": v} for t, v in zip(GPT4ALL, [65.10, 84.39, 88.29, 85.82, 49.20, 84.87, 79.24])}), 2)
+    76.7
+    """
+    missing = [t for t in GPT4ALL if t not in scores]
+    if missing:
+        raise EvalError(f"GPT4All average needs all seven tasks; missing {missing}")
+    return sum(scores[t][primary_metric(t, list(scores[t]))] for t in GPT4ALL) / len(GPT4ALL)
+
+
+# ------------------------------------------------------------------------ offline tasks
+
+_YAML = """task: {task}
+dataset_path: json
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    test: {path}
+test_split: test
+output_type: generate_until
+doc_to_text: {text_field}
+doc_to_target: target
+generation_kwargs:
+  until: ["<|im_end|>"]
+  do_sample: false
+  max_gen_toks: {max_gen_toks}
+process_results: !function hermes_utils.{scorer}
+metric_list:
+{metrics}
+metadata:
+  version: 1.0
+"""
+_UTILS = '''"""Scorers of the hermes3 offline lm-eval tasks (written by hermes3.evaluate)."""
+import json
+
+from hermes3.data.checkers import check
+
+
+def process_check(doc, results):
+    ok, _ = check(json.loads(doc["check"]), results[0])
+    return {"acc": float(ok)}
+
+
+def process_ifeval(doc, results):
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    return process_results(doc, results)
+
+
+def agg_inst_level_acc(items):
+    flat = [x for sub in items for x in sub]
+    return sum(flat) / len(flat)
+'''
+_ACC = "  - metric: acc\n    aggregation: mean\n    higher_is_better: true"
+_IFEVAL = "\n".join(
+    f"  - metric: {m}\n    aggregation: {'!function hermes_utils.agg_inst_level_acc' if m.startswith('inst') else 'mean'}\n"
+    "    higher_is_better: true" for m in ("prompt_level_strict_acc", "inst_level_strict_acc",
+                                          "prompt_level_loose_acc", "inst_level_loose_acc"))
+
+
+def offline_nltk() -> None:
+    """IFEval's scorer needs NLTK ``punkt_tab``, which it downloads. Offline, empty model
+    files make NLTK's sentence splitter work without abbreviation knowledge (a known,
+    small deviation from online IFEval scoring)."""
+    import nltk
+
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english")
+        return
+    except LookupError:
+        pass
+    folder = ROOT / "runs" / "nltk_data"
+    eng = folder / "tokenizers" / "punkt_tab" / "english"
+    eng.mkdir(parents=True, exist_ok=True)
+    for f in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
+        (eng / f).touch()
+    if str(folder) not in nltk.data.path:
+        nltk.data.path.insert(0, str(folder))
+    os.environ["NLTK_DATA"] = str(folder)
+
+
+def _chat(user: str) -> str:
+    return render([{"role": "user", "content": user}], add_generation_prompt=True)
+
+
+def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None = None,
+                        max_gen_toks: int = 192) -> list[str]:
+    """Write the offline task YAMLs, their JSONL data (prompts rendered in the Hermes
+    format, ready for generation) and the scorer module into ``folder``; returns the task
+    names. ``data_dir`` is a ``hermes3 data build`` folder (for the synthetic items)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hermes_utils.py").write_text(_UTILS)
+    names = []
+
+    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt"):
+        path = folder / f"{task}.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for r in rows[:limit]:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        (folder / f"{task}.yaml").write_text(_YAML.format(task=task, path=path.resolve(), scorer=scorer, metrics=metrics,
+                                                          max_gen_toks=gen, text_field=text_field))
+        names.append(task)
+
+    if data_dir is not None:
+        for cat in CATEGORY_TASKS:
+            f = Path(data_dir) / "eval" / f"{cat}.jsonl"
+            if not f.exists():
+                raise EvalError(f"{f} missing: is {data_dir} a `hermes3 data build` folder?")
+            items = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+            write(f"hermes_{cat}", [{"id": it["id"], "prompt": render(it["prompt"], it["tools"], add_generation_prompt=True),
+                                     "target": it["reference"], "check": json.dumps(it["check"])} for it in items])
+    ifeval = [json.loads(x) for x in (SOURCES / "ifeval" / "input_data.jsonl").read_text().splitlines() if x.strip()]
+    # IFEval's checker reads the raw doc["prompt"]; the model sees it rendered as a chat turn.
+    write("ifeval_local", [{**r, "target": "", "chat_prompt": _chat(r["prompt"])} for r in ifeval],
+          scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt")
+    gsm = [json.loads(x) for x in (SOURCES / "gsm8k" / "test.jsonl").read_text().splitlines() if x.strip()]
+    write("gsm8k_local", [{"prompt": _chat(r["question"]), "target": r["answer"],
+                           "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm])
+    return names
+
+
+def _gsm_answer(answer: str):
+    v = float(answer.split("####")[-1].strip().replace(",", ""))
+    return int(v) if v.is_integer() else v
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def _check_model(model) -> None:
+    if isinstance(model, (str, Path)):
+        s = str(model)
+        looks_local = s.startswith((".", "/", "~")) or os.sep in s and s.count("/") != 1
+        if looks_local and not Path(s).expanduser().exists():
+            raise EvalError(f"model folder {s} does not exist")
+        if not Path(s).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise EvalError(f"model {s} is not a local folder and HF_HUB_OFFLINE=1 is set")
+
+
+def resolve_tasks(suite: str | list[str]) -> tuple[dict[str, int | None], bool]:
+    """``({task: num_fewshot}, needs_hub)`` for a suite name or a list of task names."""
+    if isinstance(suite, str):
+        if suite == "offline":
+            return {t: 0 for t in OFFLINE_TASKS}, False
+        if suite in HUB_SUITES:
+            return dict(HUB_SUITES[suite]), True
+        if suite in STANDIN_GROUPS:
+            return {t: 0 for t in STANDIN_GROUPS[suite]}, False
+        raise EvalError(f"unknown suite {suite!r}; known: offline, {', '.join(HUB_SUITES)}, {', '.join(STANDIN_GROUPS)}")
+    tasks, hub = {}, False
+    for t in suite:
+        if t in OFFLINE_TASKS:
+            tasks[t] = 0
+        else:
+            hub = True
+            tasks[t] = TABLE5_TASKS.get(t)
+    return tasks, hub
+
+
+def tidy(raw: dict):
+    """lm-eval's ``results`` as rows (task, metric, value, stderr, n, primary)."""
+    import pandas as pd
+
+    rows = []
+    for task, res in raw["results"].items():
+        n = raw.get("n-samples", {}).get(task, {}).get("effective")
+        metrics = [k.split(",")[0] for k in res if "," in k and "_stderr" not in k]
+        prim = primary_metric(task, metrics)
+        for key, value in res.items():
+            if "," not in key or "_stderr" in key or not isinstance(value, (int, float)):
+                continue
+            metric, filt = key.split(",", 1)
+            err = res.get(f"{metric}_stderr,{filt}")
+            rows.append({"task": task, "metric": metric, "value": float(value),
+                         "stderr": float(err) if isinstance(err, (int, float)) else math.nan, "n": n,
+                         "primary": metric == prim})
+    return pd.DataFrame(rows, columns=["task", "metric", "value", "stderr", "n", "primary"])
+
+
+def group_means(table) -> list[dict]:
+    out = []
+    prim = table[table.primary]
+    for group, tasks in STANDIN_GROUPS.items():
+        have = prim[prim.task.isin(tasks)]
+        if len(have) == len(tasks):
+            out.append({"task": group, "metric": "mean", "value": float(have.value.mean()), "stderr": math.nan,
+                        "n": int(have.n.sum()), "primary": True})
+    if set(GPT4ALL) <= set(prim.task):
+        g = prim[prim.task.isin(GPT4ALL)]
+        out.append({"task": "gpt4all", "metric": "mean", "value": float(g.value.mean()), "stderr": math.nan,
+                    "n": int(g.n.sum()), "primary": True})
+    return out
+
+
+def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir: str | Path | None = None,
+             limit: int | None = None, batch_size: int = 16, max_gen_toks: int = 192, add_bos_token: bool = False,
+             apply_chat_template: bool = False, out_dir: str | Path | None = None, wandb_run=None) -> EvalResult:
+    """Run ``suite`` on ``model`` (a folder, Hub id or in-memory model) with lm-eval.
+
+    Offline tasks carry prompts already rendered in the Hermes format, so
+    ``apply_chat_template`` stays False for them; for Hub suites pass True (with
+    ``fewshot_as_multiturn``) as the Open LLM Leaderboard does for chat models, and
+    ``add_bos_token=True`` for Llama models. ``out_dir`` receives ``results.json``,
+    ``samples_<task>.jsonl`` and ``scores.csv``.
+    """
+    import pandas as pd
+
+    _check_model(model)
+    tasks, needs_hub = resolve_tasks(suite)
+    if needs_hub and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise EvalError(f"suite {suite!r} downloads its datasets from the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set; "
+                        "use suite='offline' here")
+    offline = [t for t in tasks if t in OFFLINE_TASKS]
+    if any(t.startswith("hermes_") for t in offline) and data_dir is None:
+        raise EvalError("the hermes_* tasks need data_dir (a `hermes3 data build` folder)")
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    offline_nltk()
+    lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
+    with tempfile.TemporaryDirectory(prefix="hermes3-tasks-") as tmp:
+        if offline:
+            write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,
+                                limit, max_gen_toks)
+        tm = TaskManager(include_path=tmp if offline else None)
+        unknown = [t for t in tasks if t not in offline and not tm.match_tasks([t])]
+        if unknown:
+            raise EvalError(f"unknown task {unknown[0]!r} (not an lm-eval task nor one of {', '.join(OFFLINE_TASKS)})")
+        raw = {}
+        for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
+            names = [t for t, s in tasks.items() if s == shots]
+            r = lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=shots, limit=None if offline else limit,
+                                        task_manager=tm, log_samples=True, apply_chat_template=apply_chat_template,
+                                        fewshot_as_multiturn=apply_chat_template, bootstrap_iters=1000,
+                                        confirm_run_unsafe_code=False)
+            for k in ("results", "n-samples", "configs", "versions", "samples"):
+                raw.setdefault(k, {}).update(r.get(k, {}))
+    samples = raw.pop("samples", {})
+    table = tidy(raw)
+    table = pd.concat([table, pd.DataFrame(group_means(table))], ignore_index=True) if len(table) else table
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps({k: raw[k] for k in ("results", "n-samples")}, indent=2,
+                                                     default=str))
+        for task, rows in samples.items():
+            with (out / f"samples_{task}.jsonl").open("w") as f:
+                for s in rows:
+                    f.write(json.dumps({k: s.get(k) for k in ("doc_id", "target", "resps", "filtered_resps")} |
+                                       {m: s.get(m) for m in s if m in ("acc", "exact_match", "prompt_level_strict_acc")},
+                                       default=str) + "\n")
+        table.to_csv(out / "scores.csv", index=False)
+    if wandb_run is not None:
+        from hermes3 import tracking
+
+        tracking.log_table(wandb_run, "scores", table)
+    return EvalResult(table, raw, samples)
+
+
+def _lm(model, tokenizer, batch_size, add_bos_token, HFLM):
+    """An lm-eval HF model. Generation stops at <|im_end|> (the turn end), so the model's
+    generation config gets the tokenizer's eos; sdpa attention, since lm-eval pads left."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(model, (str, Path)):
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
+        model = AutoModelForCausalLM.from_pretrained(str(model), attn_implementation="sdpa")
+    elif tokenizer is None:
+        raise EvalError("an in-memory model needs its tokenizer")
+    else:
+        model.set_attn_implementation("sdpa")
+    model.eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, add_bos_token=add_bos_token,
+                max_length=model.config.max_position_embeddings)

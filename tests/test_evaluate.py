@@ -1,0 +1,161 @@
+"""hermes3.evaluate: an offline lm-eval run, scorers with known answers, clear errors."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from hermes3.data.checkers import check
+from hermes3.evaluate import (
+    GPT4ALL,
+    OFFLINE_TASKS,
+    EvalError,
+    evaluate,
+    gpt4all_average,
+    resolve_tasks,
+    write_offline_tasks,
+)
+from hermes3.report import floor_display, minmax_select, report_table
+
+
+@pytest.fixture(scope="module")
+def offline_run(smoke_data, tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    from hermes3.modeling import tiny_llama
+
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    model = tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2)
+    out = tmp_path_factory.mktemp("eval")
+    return evaluate(model, "offline", tokenizer=tok, data_dir=smoke_data, limit=2, batch_size=4, max_gen_toks=8,
+                    out_dir=out), out
+
+
+def test_offline_suite_runs_and_table_equals_lm_eval_json(offline_run):
+    result, out = offline_run
+    raw = json.loads((out / "results.json").read_text())
+    assert set(raw["results"]) == set(OFFLINE_TASKS)
+    per_task = result.table[result.table.task.isin(OFFLINE_TASKS)]
+    for row in per_task.itertuples():
+        assert raw["results"][row.task][f"{row.metric},none"] == row.value
+        assert raw["n-samples"][row.task]["effective"] == row.n == 2
+    groups = result.table[result.table.metric == "mean"].set_index("task").value
+    assert set(groups.index) == {"gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin"}
+    prim = per_task[per_task.primary].set_index("task").value
+    assert math.isclose(groups["agieval_standin"], prim[["hermes_math", "hermes_coding", "gsm8k_local"]].mean())
+    assert (out / "samples_hermes_tool_use.jsonl").exists() and pd.read_csv(out / "scores.csv").shape[0] == len(result.table)
+
+
+def test_written_tasks_score_references_as_correct(smoke_data, tmp_path):
+    import importlib.util
+
+    write_offline_tasks(tmp_path, smoke_data, limit=5)
+    spec = importlib.util.spec_from_file_location("hermes_utils", tmp_path / "hermes_utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    for task in OFFLINE_TASKS:
+        if not task.startswith("hermes_"):
+            continue
+        for line in (tmp_path / f"{task}.jsonl").read_text().splitlines():
+            doc = json.loads(line)
+            assert doc["prompt"].endswith("<|im_start|>assistant\n")
+            assert utils.process_check(doc, [doc["target"]]) == {"acc": 1.0}
+            assert utils.process_check(doc, ["I'm sorry, but I can't help with that request."]) == {"acc": 0.0}
+
+
+TOOL = {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}]}
+
+
+@pytest.mark.parametrize("text,ok", [
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}\n</tool_call>', True),
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"days": 3, "city": "Oslo"}}\n</tool_call>', True),
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": "3"}}\n</tool_call>', False),  # type
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}\n</tool_call>\n'
+     '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Bergen", "days": 3}}\n</tool_call>', False),  # extra
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}', False),  # unterminated
+    ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}\n</tool_call>', False),  # bad JSON
+    ('<tool_call>\n{"name": "get_forecast", "arguments": {"city": "Oslo", "days": 3}}\n</tool_call>', False),
+])
+def test_tool_call_scorer(text, ok):
+    assert check(TOOL, text)[0] is ok
+
+
+SCHEMA = {"kind": "json", "schema": {"type": "object", "properties": {"age": {"type": "integer"}}, "required": ["age"],
+                                     "additionalProperties": False}}
+
+
+@pytest.mark.parametrize("text,ok", [('{"age": 3}', True), ('{"age": "3"}', False), ('{"age": 3, "x": 1}', False),
+                                     ("{}", False), ('{"age": 3', False)])
+def test_json_schema_scorer(text, ok):
+    assert check(SCHEMA, text)[0] is ok
+
+
+def test_ifeval_scorer_on_its_own_instructions():
+    from hermes3.evaluate import offline_nltk
+
+    offline_nltk()
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    doc = {"key": 1, "prompt": "Answer without commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    assert process_results(doc, ["No commas here"])["prompt_level_strict_acc"] is True
+    assert process_results(doc, ["Yes, a comma"])["prompt_level_strict_acc"] is False
+    doc = {"key": 2, "prompt": "p", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}
+    assert process_results(doc, ["all lowercase"])["prompt_level_strict_acc"] is True
+    assert process_results(doc, ["Not Lowercase"])["prompt_level_strict_acc"] is False
+
+
+def test_gpt4all_average_reproduces_table2():
+    t2 = report_table(2).set_index("metric")
+    for epoch in ("epoch_2", "epoch_3"):
+        scores = {t: {"acc": t2.loc[t, epoch]} for t in GPT4ALL}
+        assert round(gpt4all_average(scores), 2) == t2.loc["GPT4All", epoch]
+    # epoch 4: the printed cells average 73.647 against 73.63 printed (a cell rounded or mistyped)
+    assert abs(gpt4all_average({t: {"acc": t2.loc[t, "epoch_4"]} for t in GPT4ALL}) - 73.63) < 0.02
+    # epoch 1 is the report's typo (76.85 printed; the seven tasks average 76.42)
+    assert round(gpt4all_average({t: {"acc": t2.loc[t, "epoch_1"]} for t in GPT4ALL}), 2) == 76.42
+    # Nous' rule: acc_norm where present
+    assert gpt4all_average({t: {"acc": 0.0, "acc_norm": 1.0} if t == "arc_easy" else {"acc": 0.0} for t in GPT4ALL}) == 1 / 7
+
+
+def test_table2_minmax_selection_picks_epoch_3():
+    t2 = report_table(2).set_index("metric")
+    epochs = ["epoch_1", "epoch_2", "epoch_3", "epoch_4"]
+    groups = ["GPT4All", "AGIEval", "IFEval", "MT-Bench"]
+    sel = minmax_select(t2.loc[groups, epochs].T)
+    assert sel.best == "epoch_3"
+    for g in groups:
+        assert [floor_display(v) for v in sel.normalized[g]] == list(t2.loc[f"normalized_{g}", epochs].astype(int))
+    # totals from the printed cells; the report used unrounded inputs (83.89 vs 83.59 at epoch 3)
+    for e in epochs:
+        assert abs(sel.total[e] - t2.loc["Total Score", e]) < 0.35
+
+
+def test_errors_are_one_line(tmp_path, monkeypatch):
+    with pytest.raises(EvalError, match="model folder /no/such/model does not exist"):
+        evaluate("/no/such/model", "offline")
+    with pytest.raises(EvalError, match="unknown suite 'gpt5'"):
+        resolve_tasks("gpt5")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EvalError, match="downloads its datasets from the Hugging Face Hub"):
+        evaluate(str(tmp_path), "gpt4all")
+    with pytest.raises(EvalError, match="need data_dir"):
+        evaluate(str(tmp_path), "offline")
+
+
+def test_unknown_task_is_one_line(smoke_data):
+    from transformers import AutoTokenizer
+
+    from hermes3.modeling import tiny_llama
+
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    with pytest.raises(EvalError, match="unknown task 'no_such_task'"):
+        evaluate(tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2), ["no_such_task", "gsm8k_local"],
+                 tokenizer=tok, limit=1)
+
+
+def test_hub_suites_are_configured_as_in_table5():
+    t5 = report_table(5).dropna(subset=["num_fewshot"])
+    tasks, hub = resolve_tasks("table5")
+    assert hub and tasks == {r.lm_eval_task: int(r.num_fewshot) for r in t5.itertuples()}
+    assert resolve_tasks("gpt4all")[0] == {t: 0 for t in GPT4ALL}
