@@ -5,6 +5,8 @@
     hermes3 pack-stats FILE... [--tokenizer PATH] [--max-length 8192]
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
+    hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
+    hermes3 eval MODEL [--suite offline|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
 
 Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
@@ -79,6 +81,30 @@ def cmd_base(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from hermes3.evaluate import EvalError, evaluate
+
+    try:
+        res = evaluate(args.model, args.suite, data_dir=args.data, limit=args.limit, batch_size=args.batch_size,
+                       max_gen_toks=args.max_gen_toks, add_bos_token=args.add_bos_token,
+                       apply_chat_template=args.apply_chat_template, out_dir=args.out, backend=args.backend)
+    except EvalError as e:
+        print(f"hermes3 eval: {e}", file=sys.stderr)
+        return 2
+    print(res.table[res.table.primary].to_string(index=False))
+    return 0
+
+
+def cmd_sft(args) -> int:
+    from hermes3.config import load_config
+    from hermes3.sft import SFTConfig, train
+
+    cfg = load_config(SFTConfig, args.config, [*args.overrides] + (["resume=true"] if args.resume else []))
+    out = train(cfg)
+    print(f"SFT run in {out}")
+    return 0
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
     """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
     fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
@@ -139,6 +165,23 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--config", default=None, help="YAML with BaseConfig keys")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=200 data=runs/data/smoke")
     sp.set_defaults(fn=cmd_base)
+    sp = sub.add_parser("sft", help="supervised fine-tuning (report §4.1)")
+    sp.add_argument("--config", default=str(ROOT / "configs" / "sft" / "tiny.yaml"))
+    sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 max_steps=10")
+    sp.set_defaults(fn=cmd_sft)
+    sp = sub.add_parser("eval", help="benchmarks through lm-evaluation-harness")
+    sp.add_argument("model", help="model folder or Hugging Face id")
+    sp.add_argument("--suite", default="offline", help="offline | gpt4all | agieval | leaderboard | table5 | a stand-in group")
+    sp.add_argument("--data", default=str(ROOT / "runs" / "data" / "demo"), help="data build with the held-out items")
+    sp.add_argument("--limit", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=16)
+    sp.add_argument("--max-gen-toks", type=int, default=192)
+    sp.add_argument("--add-bos-token", action="store_true", help="Llama models: the report's lm-eval setting")
+    sp.add_argument("--apply-chat-template", action="store_true", help="hub suites on chat models")
+    sp.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    sp.add_argument("--out", default=None, help="folder for results.json, samples and scores.csv")
+    sp.set_defaults(fn=cmd_eval)
     sp = sub.add_parser("demo", help="run every notebook on the embedded default")
     sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
     sp.set_defaults(fn=cmd_demo)

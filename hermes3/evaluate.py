@@ -290,14 +290,16 @@ def group_means(table) -> list[dict]:
 
 def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir: str | Path | None = None,
              limit: int | None = None, batch_size: int = 16, max_gen_toks: int = 192, add_bos_token: bool = False,
-             apply_chat_template: bool = False, out_dir: str | Path | None = None, wandb_run=None) -> EvalResult:
+             apply_chat_template: bool = False, out_dir: str | Path | None = None, wandb_run=None,
+             backend: str = "hf") -> EvalResult:
     """Run ``suite`` on ``model`` (a folder, Hub id or in-memory model) with lm-eval.
 
     Offline tasks carry prompts already rendered in the Hermes format, so
     ``apply_chat_template`` stays False for them; for Hub suites pass True (with
     ``fewshot_as_multiturn``) as the Open LLM Leaderboard does for chat models, and
     ``add_bos_token=True`` for Llama models. ``out_dir`` receives ``results.json``,
-    ``samples_<task>.jsonl`` and ``scores.csv``.
+    ``samples_<task>.jsonl`` and ``scores.csv``. ``backend="vllm"`` uses lm-eval's vLLM
+    model (needs vllm installed and a model folder or Hub id).
     """
     import pandas as pd
 
@@ -314,7 +316,18 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
     from lm_eval.tasks import TaskManager
 
     offline_nltk()
-    lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
+    if backend == "vllm":
+        try:
+            from lm_eval.models.vllm_causallms import VLLM
+        except ImportError as e:
+            raise EvalError(f"backend 'vllm' needs vllm installed ({e})") from None
+        if not isinstance(model, (str, Path)):
+            raise EvalError("backend 'vllm' takes a model folder or Hub id, not an in-memory model")
+        lm = VLLM(pretrained=str(model), batch_size="auto", add_bos_token=add_bos_token)
+    elif backend == "hf":
+        lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
+    else:
+        raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
     with tempfile.TemporaryDirectory(prefix="hermes3-tasks-") as tmp:
         if offline:
             write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,

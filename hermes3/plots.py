@@ -105,3 +105,37 @@ def plot_category_lengths(records: list[dict], path=None):
     ax.set_title("conversation length per category (tokens, log scale)")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_table5(t5, path=None):
+    """Report Table 5: Hermes 3 vs Llama 3.1 Instruct per benchmark at each size
+    (MT-Bench, on a 0-10 scale, drawn x10)."""
+    sizes = ("8B", "70B", "405B")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 6), sharey=True)
+    y = np.arange(len(t5))
+    scale = np.where(t5["benchmark"].str.startswith("MT-Bench"), 10.0, 1.0)
+    for ax, size in zip(axes, sizes):
+        h, ll = t5[f"Hermes 3 {size}"] * scale, t5[f"Llama 3.1 Instruct {size}"] * scale
+        ax.barh(y - 0.2, h, height=0.4, color="#4C72B0", label="Hermes 3")
+        ax.barh(y + 0.2, ll, height=0.4, color="#999999", label="Llama 3.1 Instruct")
+        ax.set_title(f"{size}" + (" (FP8)" if size == "405B" else ""))
+        ax.set_xlim(0, 100)
+    axes[0].set_yticks(y, [b + (" (x10)" if b.startswith("MT-Bench") else "") for b in t5["benchmark"]])
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("Report Table 5 (numbers from the Hermes 3 report)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_scores(wide, title: str, path=None):
+    """Our scores: rows = tasks or groups, columns = models (values 0-1)."""
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(wide) + 1.5))
+    wide.plot.barh(ax=ax, width=0.8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("score")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,116 @@
+"""SFT: accumulation-invariant loss, exact resume, safe checkpoints, packed == unpacked, config errors."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from hermes3.config import ConfigError
+from hermes3.modeling import tiny_llama
+from hermes3.sft import SFTConfig, check_config, last_complete_checkpoint, read_metrics, sample_weights, train
+
+
+@pytest.fixture(scope="module")
+def base(smoke_data, tmp_path_factory):
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    folder = tmp_path_factory.mktemp("base")
+    tiny_llama(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=1).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _cfg(base, smoke_data, out, **kw):
+    d = dict(model=str(base), data=str(smoke_data), output_dir=str(out), max_length=256, lr=1e-3, warmup_steps=2,
+             bf16="false", wandb_mode="disabled", save_each_epoch=False, logging_steps=1)
+    d.update(kw)
+    return SFTConfig(**d)
+
+
+def _params(folder):
+    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(folder).state_dict().items()}
+
+
+@pytest.mark.parametrize("norm", ["token", "sample"])
+def test_grad_accumulation_equals_large_batch(base, smoke_data, tmp_path, norm):
+    a = train(_cfg(base, smoke_data, tmp_path / "a", rows_per_device=8, grad_accum=1, max_steps=1, loss_normalization=norm))
+    b = train(_cfg(base, smoke_data, tmp_path / "b", rows_per_device=2, grad_accum=4, max_steps=1, loss_normalization=norm))
+    la, lb = read_metrics(a).loss[0], read_metrics(b).loss[0]
+    assert abs(la - lb) < 1e-5
+    pa, pb = _params(a / "final"), _params(b / "final")
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+def test_resume_reproduces_losses_and_skips_half_written_checkpoint(base, smoke_data, tmp_path):
+    full = train(_cfg(base, smoke_data, tmp_path / "full", max_steps=6, save_steps=3))
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copytree(full / "checkpoint-3", part / "checkpoint-3")
+    shutil.copy(full / "metrics.csv", part / "metrics.csv")
+    # a save that died midway: weights half written, no COMPLETE marker
+    (part / "checkpoint-5").mkdir()
+    (part / "checkpoint-5" / "model.safetensors").write_bytes(b"\x00" * 10)
+    assert last_complete_checkpoint(part) == part / "checkpoint-3"
+    train(_cfg(base, smoke_data, part, max_steps=6, save_steps=3, resume=True))
+    a, b = read_metrics(full), read_metrics(part)
+    assert list(a.step) == list(b.step) == [1, 2, 3, 4, 5, 6]
+    assert list(a.loss) == list(b.loss)  # exact on CPU with the same seed
+    torch.testing.assert_close(_params(full / "final")["model.norm.weight"], _params(part / "final")["model.norm.weight"])
+
+
+def test_packed_step_equals_unpacked_step(base, smoke_data):
+    """One SGD step on packed rows == one step on the same samples padded, same normalisation."""
+    from hermes3.modeling import packed_forward
+    from hermes3.packing import PackedDataset, PaddingFreeCollator, pack
+
+    tok = AutoTokenizer.from_pretrained(base)
+    from hermes3.data.build import load_sft
+    from hermes3.masking import tokenize_and_mask
+
+    samples = [tokenize_and_mask(c, tok) for c in load_sft(smoke_data)[:6]]
+    plan = pack([len(s["input_ids"]) for s in samples], 2048)
+    batch = PaddingFreeCollator()([PackedDataset(samples, plan)[i] for i in range(plan.num_rows)])
+    m1 = AutoModelForCausalLM.from_pretrained(base, attn_implementation="hermes_varlen_sdpa")
+    m2 = AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
+    n = int((batch["labels"][:, 1:] != -100).sum())
+    logits = packed_forward(m1, {k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
+    torch.nn.functional.cross_entropy(logits, batch["labels"][0, 1:], ignore_index=-100, reduction="sum").div(n).backward()
+    L = max(len(s["input_ids"]) for s in samples)
+    ids = torch.zeros(len(samples), L, dtype=torch.long)
+    lab = torch.full((len(samples), L), -100)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(samples):
+        k = len(s["input_ids"])
+        ids[i, :k], lab[i, :k], mask[i, :k] = torch.tensor(s["input_ids"]), torch.tensor(s["labels"]), 1
+    lab[:, 0] = -100
+    out = m2(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1]
+    torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), lab[:, 1:].reshape(-1), ignore_index=-100,
+                                      reduction="sum").div(n).backward()
+    for (name, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
+        with torch.no_grad():
+            torch.testing.assert_close(p1 - 0.1 * p1.grad, p2 - 0.1 * p2.grad, atol=1e-6, rtol=0, msg=name)
+
+
+def test_sample_weights():
+    labels = torch.tensor([[-100, 5, 6, -100, -100, 7]])
+    pos = torch.tensor([[0, 1, 2, 0, 1, 2]])
+    w = sample_weights(labels, pos)
+    # shifted targets: [5, 6, -100, -100, 7]; sample 1 has 2 targets, sample 2 has 1
+    assert w.tolist() == [[0.5, 0.5, 0.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("kw,msg", [({"lr": 0}, "lr must be > 0"), ({"max_length": 100}, "multiple of 8"),
+                                    ({"loss_normalization": "mean"}, "loss_normalization"),
+                                    ({"overlong": "wrap"}, "overlong")])
+def test_config_errors_before_loading(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        check_config(SFTConfig(**kw))
+
+
+def test_empty_dataset_is_one_line(base, tmp_path):
+    f = tmp_path / "empty.jsonl"
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
+    with pytest.raises(ConfigError, match="empty after filtering"):
+        train(_cfg(base, f, tmp_path / "o", max_steps=1))
