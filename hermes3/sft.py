@@ -92,7 +92,7 @@ def check_config(cfg: SFTConfig) -> None:
         raise ConfigError(f"loss_normalization must be 'token' or 'sample', got {cfg.loss_normalization!r}")
     if cfg.overlong not in ("drop", "truncate", "split"):
         raise ConfigError(f"overlong must be drop, truncate or split, got {cfg.overlong!r}")
-    if cfg.bf16 not in ("auto", "true", "false", True, False):
+    if str(cfg.bf16).lower() not in ("auto", "true", "false"):
         raise ConfigError(f"bf16 must be auto, true or false, got {cfg.bf16!r}")
     if cfg.epochs <= 0 and cfg.max_steps <= 0:
         raise ConfigError("set epochs > 0 or max_steps > 0")
@@ -180,6 +180,7 @@ def _trainer_class():
         loss_normalization = "token"
         tokens_seen = 0
         shuffle = True
+        loss_is_scaled_for_ga = True  # our loss is already normalised over the whole step
 
         def _get_train_sampler(self, *args, **kwargs):
             if self.shuffle:
@@ -211,6 +212,10 @@ def _trainer_class():
             else:
                 denom = num_items_in_batch if num_items_in_batch is not None else (target != IGNORE_INDEX).sum()
             loss = ce.sum() / denom
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                # DDP averages gradients over ranks while `denom` already counts every rank's
+                # items: undo the average (what Trainer.compute_loss does for its own loss).
+                loss = loss * self.accelerator.num_processes
             return (loss, out) if return_outputs else loss
 
         def _save_checkpoint(self, model, trial):
@@ -259,10 +264,9 @@ def _metrics_callback(csv_path: Path, plan, trainer_ref: dict):
 
 
 def _bf16(cfg: SFTConfig) -> bool:
-    if cfg.bf16 in ("true", True):
-        return True
-    if cfg.bf16 in ("false", False):
-        return False
+    flag = str(cfg.bf16).lower()
+    if flag in ("true", "false"):
+        return flag == "true"
     return (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) or not torch.cuda.is_available()
 
 

@@ -1,0 +1,39 @@
+"""Two processes (torchrun, gloo DDP) run the same code path and match one process."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from hermes3.modeling import tiny_llama
+from hermes3.sft import SFTConfig, read_metrics, train
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+                    reason="torchrun not installed")
+def test_two_process_ddp_matches_single_process(smoke_data, tmp_path):
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    base = tmp_path / "base"
+    tiny_llama(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=2).save_pretrained(base)
+    tok.save_pretrained(base)
+    common = dict(model=str(base), data=str(smoke_data), max_length=256, lr=1e-3, warmup_steps=1, max_steps=3,
+                  bf16="false", wandb_mode="disabled", save_each_epoch=False, shuffle=False)
+    one = train(SFTConfig(**common, output_dir=str(tmp_path / "one"), rows_per_device=2))
+    overrides = [f"{k}={v}" for k, v in common.items()] + [f"output_dir={tmp_path / 'two'}", "rows_per_device=1"]
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", "-m", "hermes3.cli", "sft", *overrides],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = read_metrics(one), read_metrics(tmp_path / "two")
+    assert list(a.step) == list(b.step) == [1, 2, 3]
+    for x, y in zip(a.loss, b.loss):
+        assert abs(x - y) < 1e-4
+    pa = AutoModelForCausalLM.from_pretrained(one / "final").state_dict()
+    pb = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "final").state_dict()
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
