@@ -6,6 +6,7 @@
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
+    hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
     hermes3 eval MODEL [--suite offline|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
 
@@ -105,6 +106,35 @@ def cmd_sft(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    import json as _json
+
+    from hermes3.config import load_config
+    from hermes3.plan import min_nodes, plan
+    from hermes3.sft import SFTConfig
+
+    cfg = load_config(SFTConfig, args.config, args.overrides)
+    arch = dict(cfg.model_config)
+    if not arch:
+        from pathlib import Path as _P
+
+        cfg_file = _P(cfg.model) / "config.json"
+        if not cfg_file.exists():
+            print(f"hermes3 plan: {args.config} has no model_config and {cfg_file} does not exist", file=sys.stderr)
+            return 2
+        arch = _json.loads(cfg_file.read_text())
+    kw = dict(seq_len=cfg.max_length, rows_per_device=cfg.rows_per_device, grad_accum=cfg.grad_accum,
+              activation_checkpointing=cfg.gradient_checkpointing)
+    p = plan(arch, cfg.cluster, **kw)
+    print(p.table())
+    m = min_nodes(arch, cfg.cluster, **kw)
+    print(f"minimum nodes for this layout ({'with' if cfg.cluster.cpu_offload else 'without'} CPU offload): {m}")
+    if not p.fits:
+        print(f"hermes3 plan: this layout does not fit: {p.reason}.", file=sys.stderr)
+        return 2
+    return 0
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
     """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
     fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
@@ -170,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 max_steps=10")
     sp.set_defaults(fn=cmd_sft)
+    sp = sub.add_parser("plan", help="memory per GPU, tokens per step and steps per epoch of a recipe (meta device)")
+    sp.add_argument("--config", required=True)
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. cluster.nodes=7 cluster.cpu_offload=true")
+    sp.set_defaults(fn=cmd_plan)
     sp = sub.add_parser("eval", help="benchmarks through lm-evaluation-harness")
     sp.add_argument("model", help="model folder or Hugging Face id")
     sp.add_argument("--suite", default="offline", help="offline | gpt4all | agieval | leaderboard | table5 | a stand-in group")

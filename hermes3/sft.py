@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from hermes3.config import ConfigError
 from hermes3.masking import IGNORE_INDEX
+from hermes3.plan import ClusterConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = "COMPLETE"
@@ -77,6 +78,9 @@ class SFTConfig:
     wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
     shuffle: bool = field(default=True, metadata={"help": "shuffle packed rows each epoch (off: fixed order, for parity tests)"})
+    model_config: dict = field(default_factory=dict, metadata={
+        "help": "architecture (AutoConfig.for_model kwargs) for `hermes3 plan` when the model is not on disk"})
+    cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
 
     def output(self) -> Path:
         return Path(self.output_dir) if self.output_dir else ROOT / "runs" / "sft" / self.name
