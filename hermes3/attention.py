@@ -66,13 +66,34 @@ def varlen_sdpa_attention(module, query, key, value, attention_mask=None, dropou
     if all(len(s) == 1 for s in segments):  # nothing packed: one fused call
         out = F.scaled_dot_product_attention(query, key, value, is_causal=True, dropout_p=dropout, scale=scaling)
         return out.transpose(1, 2).contiguous(), None
-    out = torch.empty_like(query)
-    for b, segs in enumerate(segments):
-        for s, e in segs:
-            out[b:b + 1, :, s:e] = F.scaled_dot_product_attention(
-                query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e],
-                is_causal=True, dropout_p=dropout, scale=scaling)
-    return out.transpose(1, 2).contiguous(), None
+    return _bucketed(query, key, value, segments, dropout, scaling), None
+
+
+def _bucketed(query, key, value, segments, dropout, scaling):
+    """Causal SDPA per sample, batched: samples of similar length (power-of-two buckets)
+    are right-padded to the bucket's longest and run as one batch with ``is_causal``.
+    Right padding is exact under a causal mask (a real query never sees a later padded
+    key); padded outputs are dropped. A loop of one SDPA per sample was exact too, but
+    its per-call overhead dominated rows of many short conversations (10x slower)."""
+    B, H, L, D = query.shape
+    flat = lambda t: t.transpose(1, 2).reshape(B * L, H, D)  # noqa: E731  [tokens, heads, dim]
+    q, k, v = flat(query), flat(key), flat(value)
+    segs = [(b * L + s, e - s) for b, row in enumerate(segments) for s, e in row]
+    buckets: dict[int, list[tuple[int, int]]] = {}
+    for start, n in segs:
+        buckets.setdefault(max(n - 1, 0).bit_length(), []).append((start, n))
+    out = torch.empty_like(q)
+    for group in buckets.values():
+        width = max(n for _, n in group)
+        pos = torch.arange(width, device=q.device)
+        starts = torch.tensor([s for s, _ in group], device=q.device)
+        lens = torch.tensor([n for _, n in group], device=q.device)
+        valid = pos[None] < lens[:, None]  # [n, width]
+        idx = starts[:, None] + torch.minimum(pos[None], lens[:, None] - 1)  # padding repeats the last token
+        g = lambda t: t[idx].transpose(1, 2)  # noqa: E731  [n, heads, width, dim]
+        o = F.scaled_dot_product_attention(g(q), g(k), g(v), is_causal=True, dropout_p=dropout, scale=scaling)
+        out = out.index_copy(0, idx[valid], o.transpose(1, 2)[valid])
+    return out.view(B, L, H, D)
 
 
 def register() -> str:
