@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/hermes3 demo
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/hermes3 demo --scale demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check hermes3 tests benchmarks

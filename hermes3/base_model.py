@@ -65,7 +65,8 @@ def plain_texts(data_dir: Path) -> list[str]:
 def _key(cfg: BaseConfig) -> str:
     data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
     manifest = (data / "manifest.json").read_text()
-    blob = json.dumps({k: v for k, v in asdict(cfg).items() if k != "out_dir"}, sort_keys=True) + manifest
+    # The data folder's manifest identifies the data; its path (relative or absolute) does not.
+    blob = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "data")}, sort_keys=True) + manifest
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

@@ -6,6 +6,7 @@
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
+    hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
     hermes3 eval MODEL [--suite offline|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
@@ -135,6 +136,19 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_lr_search(args) -> int:
+    from hermes3.config import load_config
+    from hermes3.selection import lr_search
+    from hermes3.sft import SFTConfig
+
+    cfg = load_config(SFTConfig, args.config, args.overrides)
+    lrs = [float(x) for x in args.lrs.split(",")]
+    scores, best = lr_search(cfg, lrs, data_dir=args.data or cfg.data, group=args.group, limit=args.limit)
+    print(scores.to_string(index=False))
+    print(f"selected lr: {best:g}")
+    return 0
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
     """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
     fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
@@ -200,6 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 max_steps=10")
     sp.set_defaults(fn=cmd_sft)
+    sp = sub.add_parser("lr-search", help="train one model per LR and score each on the GPT4All group (Fig. 2)")
+    sp.add_argument("--config", default=str(ROOT / "configs" / "sft" / "tiny.yaml"))
+    sp.add_argument("--lrs", required=True, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")
+    sp.add_argument("--group", default="gpt4all_standin")
+    sp.add_argument("--data", default=None, help="data build with the held-out items (default: the config's data)")
+    sp.add_argument("--limit", type=int, default=None)
+    sp.add_argument("overrides", nargs="*")
+    sp.set_defaults(fn=cmd_lr_search)
     sp = sub.add_parser("plan", help="memory per GPU, tokens per step and steps per epoch of a recipe (meta device)")
     sp.add_argument("--config", required=True)
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. cluster.nodes=7 cluster.cpu_offload=true")

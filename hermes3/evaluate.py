@@ -180,7 +180,7 @@ def _chat(user: str) -> str:
 
 
 def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None = None,
-                        max_gen_toks: int = 192) -> list[str]:
+                        max_gen_toks: int = 192, real_limit: int | None = 100) -> list[str]:
     """Write the offline task YAMLs, their JSONL data (prompts rendered in the Hermes
     format, ready for generation) and the scorer module into ``folder``; returns the task
     names. ``data_dir`` is a ``hermes3 data build`` folder (for the synthetic items)."""
@@ -188,10 +188,10 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
     (folder / "hermes_utils.py").write_text(_UTILS)
     names = []
 
-    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt"):
+    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt", cap=None):
         path = folder / f"{task}.jsonl"
         with path.open("w", encoding="utf-8") as f:
-            for r in rows[:limit]:
+            for r in rows[:limit if limit is not None else cap]:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         (folder / f"{task}.yaml").write_text(_YAML.format(task=task, path=path.resolve(), scorer=scorer, metrics=metrics,
                                                           max_gen_toks=gen, text_field=text_field))
@@ -208,10 +208,11 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
     ifeval = [json.loads(x) for x in (SOURCES / "ifeval" / "input_data.jsonl").read_text().splitlines() if x.strip()]
     # IFEval's checker reads the raw doc["prompt"]; the model sees it rendered as a chat turn.
     write("ifeval_local", [{**r, "target": "", "chat_prompt": _chat(r["prompt"])} for r in ifeval],
-          scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt")
+          scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt", cap=real_limit)
     gsm = [json.loads(x) for x in (SOURCES / "gsm8k" / "test.jsonl").read_text().splitlines() if x.strip()]
     write("gsm8k_local", [{"prompt": _chat(r["question"]), "target": r["answer"],
-                           "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm])
+                           "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm],
+          cap=real_limit)
     return names
 
 

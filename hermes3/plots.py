@@ -139,3 +139,32 @@ def plot_scores(wide, title: str, path=None):
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_lr_search(scores, tasks: list[str], best: float, path=None, report_note: str = ""):
+    """Fig. 2 layout: one panel per task (x = learning rate, y = score), the selected LR
+    as a red vertical line."""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.3 * len(tasks), 3), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        ax.plot(scores["lr"], scores[task], marker="o", color="#4C72B0")
+        ax.axvline(best, color="red", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("learning rate")
+    axes[0][0].set_ylabel("accuracy")
+    fig.suptitle("LR sweep (ours)" + (f" - {report_note}" if report_note else ""), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_loss_curves(curves: dict, path=None):
+    """Fig. 4 layout: training loss vs step, one line per model size."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, df in curves.items():
+        ax.plot(df["step"], df["loss"].rolling(5, min_periods=1).mean(), label=name)
+    ax.set_xlabel("Training Step")
+    ax.set_ylabel("Loss")
+    ax.set_title("SFT training loss (ours; 5-step rolling mean)")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)

@@ -53,7 +53,7 @@ class DataConfig:
     seed: int = field(default=0, metadata={"help": "seeds sources order, synthetic tasks, evolution and sampling"})
     total_tokens: int = field(default=250_000, metadata={"help": "token budget of the SFT mixture"})
     shares: dict = field(default_factory=dict, metadata={"help": "category -> percent; empty = Table 1 of the report"})
-    real_fraction: dict = field(default_factory=lambda: {"general": 0.4, "math": 0.3, "tool_use": 0.3}, metadata={
+    real_fraction: dict = field(default_factory=lambda: {"general": 0.3, "math": 0.2, "tool_use": 0.1}, metadata={
         "help": "category -> fraction of its stream drawn from real sources while they last"})
     real_sources: dict = field(default_factory=lambda: {
         "general": ["hh_rlhf", "sharegpt"], "math": ["gsm8k"], "tool_use": ["glaive", "hermes_fc"]},

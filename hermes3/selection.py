@@ -1,0 +1,72 @@
+"""Choosing hyper-parameters the report's way: by benchmark scores of trained models.
+
+* LR search (Fig. 2): train one model per learning rate to completion, score each on the
+  GPT4All group, keep the best. The report swept 8B models over {5..10} x 1e-6 and chose
+  7e-6. (transformers declined an "LR finder" because loss-based finders point at the
+  wrong decade for LLM fine-tuning; scoring trained models is what Hermes did.)
+* Epoch selection (Table 2): score every epoch checkpoint on GPT4All, AGIEval, IFEval and
+  MT-Bench, min-max normalise each group across epochs, average, take the argmax.
+
+At demo scale the groups are the offline stand-ins of ``hermes3.evaluate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hermes3.evaluate import STANDIN_GROUPS, evaluate
+from hermes3.report import minmax_select
+from hermes3.sft import SFTConfig, epoch_checkpoints, train
+
+TABLE2_GROUPS = {"GPT4All": "gpt4all_standin", "AGIEval": "agieval_standin", "IFEval": "ifeval_standin",
+                 "MT-Bench": "mtbench_standin"}
+
+
+def _group_scores(model_dir, data_dir, groups: list[str], limit, out_dir=None):
+    tasks = sorted({t for g in groups for t in STANDIN_GROUPS[g]})
+    res = evaluate(model_dir, tasks, data_dir=data_dir, limit=limit, out_dir=out_dir)
+    return res.table[res.table.primary].set_index("task").value
+
+
+def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str = "gpt4all_standin",
+              limit: int | None = None, root: str | Path | None = None):
+    """Train ``cfg`` once per learning rate (to completion), score each on ``group``.
+
+    Returns ``(scores, best_lr)``: a DataFrame with one row per LR and one column per task
+    of the group plus the group mean, and the LR with the highest mean. Runs go to
+    ``root/lr-<lr>`` (default ``runs/lr_search/<cfg.name>``) and are reused when complete.
+    """
+    import pandas as pd
+
+    root = Path(root) if root else cfg.output().parent.parent / "lr_search" / cfg.name
+    rows = []
+    for lr in lrs:
+        run = root / f"lr-{lr:g}"
+        if not (run / "final" / "COMPLETE").exists():
+            train(replace(cfg, lr=lr, output_dir=str(run), name=f"{cfg.name}-lr{lr:g}", resume=False,
+                          save_each_epoch=False))
+        s = _group_scores(run / "final", data_dir, [group], limit)
+        rows.append({"lr": lr, **{t: s[t] for t in STANDIN_GROUPS[group]}, group: s[group]})
+    df = pd.DataFrame(rows)
+    return df, float(df.loc[df[group].idxmax(), "lr"])
+
+
+def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = None):
+    """Table 2 for our run: per epoch checkpoint the four groups, their min-max normalised
+    scores and the total; returns ``(table, selection)`` (``selection.best`` is the epoch)."""
+    import pandas as pd
+
+    rows = {}
+    for epoch, ckpt in epoch_checkpoints(run_dir):
+        s = _group_scores(ckpt, data_dir, list(TABLE2_GROUPS.values()), limit, out_dir=Path(ckpt) / "eval")
+        rows[f"epoch_{round(epoch)}"] = {name: s[g] for name, g in TABLE2_GROUPS.items()} | {
+            t: s[t] for g in TABLE2_GROUPS.values() for t in STANDIN_GROUPS[g]}
+    if not rows:
+        raise ValueError(f"{run_dir}: no complete epoch checkpoints")
+    table = pd.DataFrame(rows)
+    sel = minmax_select(table.loc[list(TABLE2_GROUPS)].T)
+    for name in TABLE2_GROUPS:
+        table.loc[f"normalized_{name}"] = sel.normalized[name]
+    table.loc["Total Score"] = sel.total
+    return table, sel
