@@ -37,19 +37,24 @@ def _messages_tools(conversation: Any) -> tuple[list, list | None]:
     return conversation, None
 
 
-def tokenize_and_mask(conversation: Any, tokenizer, max_length: int | None = None) -> dict:
+def tokenize_and_mask(conversation: Any, tokenizer, max_length: int | None = None, train_on: str = "all") -> dict:
     """``{"input_ids", "labels", "num_trained"}`` for one conversation.
 
     ``conversation`` is a list of messages or ``{"messages", "tools"}``. The text is
     ``render(..., bos_token=tokenizer.bos_token or "")`` — the same bytes
     ``tokenizer.apply_chat_template`` produces with our template. With ``max_length``
     longer results are cut to it and ``"truncated_from"`` records the original length
-    (packing has its own drop/truncate/split policy; prefer that).
+    (packing has its own drop/truncate/split policy; prefer that). ``train_on="last"``
+    trains only the final assistant message (a DPO completion; earlier turns are prompt).
     """
+    if train_on not in ("all", "last"):
+        raise ValueError(f"train_on must be 'all' or 'last', got {train_on!r}")
     messages, tools = _messages_tools(conversation)
     text, spans = render_with_spans(messages, tools, bos_token=tokenizer.bos_token or "")
     if not spans:
         raise ConversationError(None, "messages", "at least one assistant turn to train on")
+    if train_on == "last":
+        spans = spans[-1:]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     labels, k = [], 0
