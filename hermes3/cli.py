@@ -6,6 +6,8 @@
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
+    hermes3 dpo --config configs/dpo/tiny.yaml [key=value ...]
+    hermes3 fp8 MODEL_DIR OUT_DIR [--ignore lm_head]
     hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
     hermes3 eval MODEL [--suite offline|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
@@ -149,6 +151,30 @@ def cmd_lr_search(args) -> int:
     return 0
 
 
+def cmd_dpo(args) -> int:
+    from hermes3.config import load_config
+    from hermes3.dpo import DPOConfig, train
+
+    cfg = load_config(DPOConfig, args.config, args.overrides)
+    out = train(cfg)
+    print((out / "heldout.json").read_text())
+    print(f"DPO run in {out} (merged model in {out / 'merged'})")
+    return 0
+
+
+def cmd_fp8(args) -> int:
+    from hermes3.fp8 import FP8Error, convert
+
+    try:
+        rep = convert(args.model_dir, args.out_dir, ignore=tuple(args.ignore), overwrite=args.overwrite)
+    except FP8Error as e:
+        print(f"hermes3 fp8: {e}", file=sys.stderr)
+        return 2
+    print(f"quantized {rep.quantized} Linear weights, kept {rep.kept} tensors; "
+          f"{rep.bytes_in / 1e6:.1f} MB -> {rep.bytes_out / 1e6:.1f} MB ({rep.ratio:.3f}) in {args.out_dir}")
+    return 0
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
     """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
     fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
@@ -214,6 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 max_steps=10")
     sp.set_defaults(fn=cmd_sft)
+    sp = sub.add_parser("dpo", help="DPO with a LoRA adapter on packed preference batches (report §4.2)")
+    sp.add_argument("--config", default=str(ROOT / "configs" / "dpo" / "tiny.yaml"))
+    sp.add_argument("overrides", nargs="*")
+    sp.set_defaults(fn=cmd_dpo)
+    sp = sub.add_parser("fp8", help="FP8_DYNAMIC conversion for vLLM (compressed-tensors format), shard by shard")
+    sp.add_argument("model_dir")
+    sp.add_argument("out_dir")
+    sp.add_argument("--ignore", nargs="*", default=["lm_head"])
+    sp.add_argument("--overwrite", action="store_true")
+    sp.set_defaults(fn=cmd_fp8)
     sp = sub.add_parser("lr-search", help="train one model per LR and score each on the GPT4All group (Fig. 2)")
     sp.add_argument("--config", default=str(ROOT / "configs" / "sft" / "tiny.yaml"))
     sp.add_argument("--lrs", required=True, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")

@@ -7,8 +7,17 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hermes3.dpo import (DPOConfig, collate_packed, collate_padded, dpo_step_loss, load_pairs, prepare, read_metrics,
-                         tokenize_pair, train)
+from hermes3.dpo import (
+    DPOConfig,
+    collate_packed,
+    collate_padded,
+    dpo_step_loss,
+    load_pairs,
+    prepare,
+    read_metrics,
+    tokenize_pair,
+    train,
+)
 from hermes3.modeling import tiny_llama
 
 

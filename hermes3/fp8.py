@@ -1,0 +1,257 @@
+"""FP8 conversion for vLLM: llm-compressor's ``FP8_DYNAMIC`` scheme, streamed shard by shard.
+
+The report evaluated its 405B models in FP8 made with llm-compressor: round-to-nearest
+weights with a per-output-channel scale, and per-token activation scales computed at run
+time (no calibration data). The 405B card: >800 GB in FP16, ~430 GB in FP8.
+
+We write the same compressed-tensors "float-quantized" checkpoint that llm-compressor's
+``oneshot(scheme="FP8_DYNAMIC", ignore=["lm_head"])`` writes, with the same arithmetic as
+compressed-tensors (in the weight's own dtype):
+
+    scale = absmax(row) / 448            (a zero row gets the dtype's eps, no 0/0)
+    q     = clamp(w / scale, -448, 448).to(float8_e4m3fn)     round to nearest, saturating
+
+but reading the input one safetensors shard at a time, so peak memory is about one shard
+whatever the model size (llm-compressor loads the whole model). The quantization config
+comes from the ``compressed-tensors`` library (``preset_name_to_scheme("FP8_DYNAMIC")``).
+Every Linear except those ignored is quantized; embeddings and norms keep their dtype.
+
+>>> import torch
+>>> q, s = quantize_weight(torch.tensor([[1.0, -2.0], [0.0, 0.0]]))
+>>> s.flatten().tolist()[0] == 2.0 / 448, q.dtype
+(True, torch.float8_e4m3fn)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+FP8 = torch.float8_e4m3fn
+FP8_MAX = float(torch.finfo(FP8).max)  # 448
+COPY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+              "chat_template.jinja", "tokenizer.model")
+
+
+class FP8Error(ValueError):
+    """A model that cannot be converted, named in one line."""
+
+
+def _eps(dtype: torch.dtype) -> float:
+    return torch.finfo(dtype).eps
+
+
+def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(fp8 weight, scale [out, 1])`` per output channel, in ``w``'s dtype (as
+    compressed-tensors computes it, so results are bit-identical)."""
+    w = w.detach()
+    absmax = torch.maximum(w.amin(dim=1, keepdim=True).abs(), w.amax(dim=1, keepdim=True).abs())
+    absmax = torch.maximum(absmax, torch.zeros_like(absmax))
+    scale = absmax / (torch.tensor(2 * FP8_MAX, dtype=w.dtype) / 2)
+    scale = torch.where(scale == 0, torch.tensor(_eps(scale.dtype), dtype=scale.dtype), scale)
+    q = torch.clamp(w / scale, -FP8_MAX, FP8_MAX).to(FP8)
+    return q, scale
+
+
+def dequantize_weight(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.to(scale.dtype) * scale
+
+
+def fake_quantize_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Per-token dynamic FP8 quantize-dequantize of activations (what vLLM does in FP8 and
+    what compressed-tensors emulates on CPU)."""
+    lo = torch.minimum(x.amin(dim=-1, keepdim=True), torch.zeros(1, dtype=x.dtype))
+    hi = torch.maximum(x.amax(dim=-1, keepdim=True), torch.zeros(1, dtype=x.dtype))
+    scale = torch.maximum(lo.abs(), hi.abs()) / (torch.tensor(2 * FP8_MAX, dtype=x.dtype) / 2)
+    scale = torch.where(scale == 0, torch.tensor(_eps(scale.dtype), dtype=scale.dtype), scale)
+    q = torch.clamp(x / scale, -FP8_MAX, FP8_MAX).to(FP8)
+    return q.to(x.dtype) * scale
+
+
+def _shards(model_dir: Path) -> list[Path]:
+    idx = model_dir / "model.safetensors.index.json"
+    if idx.exists():
+        return [model_dir / f for f in sorted(set(json.loads(idx.read_text())["weight_map"].values()))]
+    single = model_dir / "model.safetensors"
+    if single.exists():
+        return [single]
+    raise FP8Error(f"{model_dir}: no model.safetensors or model.safetensors.index.json (safetensors checkpoints only)")
+
+
+def linear_names(config: dict) -> tuple[set[str], set[str]]:
+    """Names of Linear modules, and of other modules holding 2-D weights, from the
+    architecture on the meta device (no weights loaded)."""
+    from hermes3.plan import meta_model
+
+    model = meta_model({k: v for k, v in config.items() if k not in ("architectures", "transformers_version",
+                                                                    "torch_dtype", "dtype")})
+    lin, other = set(), set()
+    for name, mod in model.named_modules():
+        w = getattr(mod, "weight", None)
+        if isinstance(mod, torch.nn.Linear):
+            lin.add(name)
+        elif isinstance(w, torch.nn.Parameter) and w.ndim == 2:
+            other.add(name)
+    return lin, other
+
+
+@dataclass
+class ConversionReport:
+    bytes_in: int
+    bytes_out: int
+    by_class: dict
+    quantized: int
+    kept: int
+
+    @property
+    def ratio(self) -> float:
+        return self.bytes_out / self.bytes_in
+
+
+def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] = ("lm_head",),
+            overwrite: bool = False) -> ConversionReport:
+    """Convert a Hugging Face safetensors checkpoint to FP8_DYNAMIC, shard by shard.
+
+    The output is written into ``<out_dir>.tmp`` and renamed only when complete, so a
+    crash never leaves a half-written folder that looks like a model.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    src, out = Path(model_dir), Path(out_dir)
+    if not (src / "config.json").exists():
+        raise FP8Error(f"model folder {src} does not exist or has no config.json")
+    if out.exists() and not overwrite:
+        raise FP8Error(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    config = json.loads((src / "config.json").read_text())
+    if "quantization_config" in config:
+        raise FP8Error(f"{src} is already quantized ({config['quantization_config'].get('quant_method', '?')})")
+    linears, others = linear_names(config)
+    if not linears:
+        raise FP8Error(f"{src}: no torch.nn.Linear layers found (unsupported layer types)")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weight_map, bytes_in, bytes_out = {}, 0, 0
+    by_class = {"linear (fp8)": [0, 0], "ignored linear": [0, 0], "embedding/other": [0, 0]}
+    n_q = n_kept = 0
+    for shard in _shards(src):
+        tensors = {}
+        with safe_open(shard, framework="pt") as f:
+            for name in f.keys():
+                t = f.get_tensor(name)
+                if t.dtype == FP8 or name.endswith("weight_scale"):
+                    raise FP8Error(f"{src}: tensor {name} is already FP8-quantized")
+                if t.is_floating_point() and not torch.isfinite(t).all():
+                    raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
+                module = name.rsplit(".", 1)[0]
+                size = t.numel() * t.element_size()
+                bytes_in += size
+                if name.endswith(".weight") and module in linears and not any(
+                        module == i or module.endswith("." + i) for i in ignore):
+                    if t.ndim != 2:
+                        raise FP8Error(f"{src}: Linear weight {name} has shape {tuple(t.shape)}, expected 2-D")
+                    q, s = quantize_weight(t)
+                    tensors[name], tensors[module + ".weight_scale"] = q, s
+                    by_class["linear (fp8)"][0] += size
+                    by_class["linear (fp8)"][1] += q.numel() + s.numel() * s.element_size()
+                    n_q += 1
+                else:
+                    tensors[name] = t.contiguous()
+                    key = "ignored linear" if module in linears else "embedding/other"
+                    by_class[key][0] += size
+                    by_class[key][1] += size
+                    n_kept += 1
+        save_file(tensors, tmp / shard.name, metadata={"format": "pt"})
+        bytes_out += sum(t.numel() * t.element_size() for t in tensors.values())
+        weight_map.update({k: shard.name for k in tensors})
+        del tensors
+    (tmp / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": bytes_out}, "weight_map": dict(sorted(weight_map.items()))}, indent=2))
+    if len(_shards(src)) == 1 and (tmp / "model.safetensors").exists():
+        (tmp / "model.safetensors.index.json").unlink()  # single file: no index, like save_pretrained
+    config["quantization_config"] = quantization_config(list(ignore))
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    for name in COPY_FILES:
+        if (src / name).exists():
+            shutil.copy(src / name, tmp / name)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return ConversionReport(bytes_in, bytes_out, {k: tuple(v) for k, v in by_class.items()}, n_q, n_kept)
+
+
+def quantization_config(ignore: list[str]) -> dict:
+    """The ``quantization_config`` of an FP8_DYNAMIC checkpoint, built by compressed-tensors."""
+    from compressed_tensors.quantization import QuantizationConfig, preset_name_to_scheme
+
+    scheme = preset_name_to_scheme("FP8_DYNAMIC", ["Linear"])
+    cfg = QuantizationConfig(config_groups={"group_0": scheme}, quant_method="compressed-tensors",
+                             format="float-quantized", quantization_status="compressed", ignore=ignore)
+    return cfg.model_dump(exclude_none=False)
+
+
+def emulate(model_dir: str | Path, fp8_dir: str | Path):
+    """Our own FP8 emulation: the bf16 model with every quantized Linear's weight replaced
+    by its dequantized FP8 weight and its input fake-quantized per token."""
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    fp8 = Path(fp8_dir)
+    modules = dict(model.named_modules())
+    for shard in _shards(fp8):
+        with safe_open(shard, framework="pt") as f:
+            names = set(f.keys())
+            for name in names:
+                if name.endswith(".weight_scale"):
+                    mod = name[: -len(".weight_scale")]
+                    w = dequantize_weight(f.get_tensor(mod + ".weight"), f.get_tensor(name))
+                    lin = modules[mod]
+                    lin.weight.data = w.to(lin.weight.dtype)
+                    lin.register_forward_pre_hook(lambda m, args: (fake_quantize_tokens(args[0]),) + tuple(args[1:]))
+    return model.eval()
+
+
+@torch.no_grad()
+def quality(bf16_dir: str | Path, fp8_dir: str | Path, texts: list[str], max_tokens: int = 512) -> dict:
+    """Perplexity of both models and the mean per-token KL(bf16 || fp8) on ``texts``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(bf16_dir))
+    a = AutoModelForCausalLM.from_pretrained(str(bf16_dir), attn_implementation="sdpa").eval()
+    b = AutoModelForCausalLM.from_pretrained(str(fp8_dir), attn_implementation="sdpa").eval()
+    nll_a = nll_b = kl = n = 0.0
+    for t in texts:
+        ids = tok(t, add_special_tokens=False, return_tensors="pt").input_ids[:, :max_tokens]
+        if ids.shape[1] < 2:
+            continue
+        la = torch.log_softmax(a(ids).logits[0, :-1].float(), -1)
+        lb = torch.log_softmax(b(ids).logits[0, :-1].float(), -1)
+        tgt = ids[0, 1:]
+        nll_a -= la.gather(-1, tgt[:, None]).sum().item()
+        nll_b -= lb.gather(-1, tgt[:, None]).sum().item()
+        kl += (la.exp() * (la - lb)).sum().item()
+        n += len(tgt)
+    return {"ppl_bf16": float(torch.tensor(nll_a / n).exp()), "ppl_fp8": float(torch.tensor(nll_b / n).exp()),
+            "kl_per_token": kl / n, "tokens": int(n)}
+
+
+def weight_bytes(model_config: dict, ignore: tuple[str, ...] = ("lm_head",)) -> dict:
+    """bf16 vs FP8 weight bytes of an architecture (meta device: no weights needed)."""
+    from hermes3.plan import meta_model
+
+    model = meta_model(model_config)
+    bf16 = fp8 = 0
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and not any(name == i or name.endswith("." + i) for i in ignore):
+            bf16 += mod.weight.numel() * 2
+            fp8 += mod.weight.numel() + mod.out_features * 2
+    seen = {id(p) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not any(
+        n == i or n.endswith("." + i) for i in ignore) for p in m.parameters()}
+    rest = sum(p.numel() * 2 for p in model.parameters() if id(p) not in seen)
+    return {"bf16_GB": (bf16 + rest) / 1e9, "fp8_GB": (fp8 + rest) / 1e9, "ratio": (fp8 + rest) / (bf16 + rest)}

@@ -1,0 +1,107 @@
+"""FP8_DYNAMIC conversion: exact arithmetic, transformers parity, safety, streaming memory."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from hermes3.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, quantize_weight
+from hermes3.modeling import tiny_llama
+
+
+def test_per_channel_scales_rounding_zero_rows_and_saturation():
+    torch.manual_seed(0)
+    w = torch.randn(8, 64, dtype=torch.bfloat16) * 3
+    w[3] = 0
+    q, s = quantize_weight(w)
+    assert q.dtype == torch.float8_e4m3fn and s.shape == (8, 1) and s.dtype == torch.bfloat16
+    absmax = w.float().abs().amax(1, keepdim=True)
+    expect = (absmax.to(torch.bfloat16) / 448)
+    assert torch.equal(s[[0, 1, 2, 4, 5, 6, 7]], expect[[0, 1, 2, 4, 5, 6, 7]])
+    assert s[3].item() == torch.finfo(torch.bfloat16).eps and torch.all(q[3].float() == 0)  # no 0/0
+    deq = dequantize_weight(q, s).float()
+    # e4m3 has 3 mantissa bits: relative rounding error <= 2^-4 (half an ulp), plus subnormal floor
+    err = (deq - w.float()).abs()
+    assert torch.all(err <= w.float().abs() / 16 + s.float() * 2 ** -9 + 1e-6)
+    assert (q.float().abs().amax(1) == 448)[[0, 1, 2, 4, 5, 6, 7]].all()  # each row's absmax maps to 448
+    big = torch.tensor([[1e6, -1e6, 1.0]])
+    qb, sb = quantize_weight(big)
+    assert qb.float().abs().max() == 448
+
+
+def test_fake_quant_tokens_matches_weight_rule():
+    x = torch.randn(3, 5, 16)
+    fq = fake_quantize_tokens(x)
+    q, s = quantize_weight(x.reshape(15, 16))
+    torch.testing.assert_close(fq.reshape(15, 16), dequantize_weight(q, s), atol=0, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def model_dir(smoke_data, tmp_path_factory):
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    folder = tmp_path_factory.mktemp("bf16")
+    tiny_llama(len(tok), hidden_size=64, num_layers=2, num_heads=2, seed=4).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_transformers_loads_output_and_matches_emulation(model_dir, tmp_path):
+    rep = convert(model_dir, tmp_path / "fp8")
+    assert rep.quantized == 14 and rep.ratio < 0.7
+    cfg = json.loads((tmp_path / "fp8" / "config.json").read_text())["quantization_config"]
+    assert cfg["quant_method"] == "compressed-tensors" and cfg["format"] == "float-quantized"
+    g = cfg["config_groups"]["group_0"]
+    assert g["weights"]["strategy"] == "channel" and not g["weights"]["dynamic"]
+    assert g["input_activations"]["strategy"] == "token" and g["input_activations"]["dynamic"]
+    assert cfg["ignore"] == ["lm_head"] and (tmp_path / "fp8" / "tokenizer.json").exists()
+    ours = emulate(model_dir, tmp_path / "fp8")
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "fp8").eval()
+    ids = torch.randint(0, 500, (2, 23))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=0, rtol=0)
+
+
+def test_errors_are_one_line(model_dir, tmp_path):
+    with pytest.raises(FP8Error, match="does not exist"):
+        convert(tmp_path / "nope", tmp_path / "o")
+    convert(model_dir, tmp_path / "fp8")
+    with pytest.raises(FP8Error, match="already quantized"):
+        convert(tmp_path / "fp8", tmp_path / "o2")
+    with pytest.raises(FP8Error, match="exists"):
+        convert(model_dir, tmp_path / "fp8")
+    bad = tmp_path / "nan"
+    m = AutoModelForCausalLM.from_pretrained(model_dir)
+    with torch.no_grad():
+        m.model.layers[1].mlp.up_proj.weight[0, 0] = float("nan")
+    m.save_pretrained(bad)
+    with pytest.raises(FP8Error, match="model.layers.1.mlp.up_proj.weight contains NaN or Inf"):
+        convert(bad, tmp_path / "o3")
+    assert not (tmp_path / "o3").exists()  # nothing half-written left looking valid
+
+
+STREAM = """
+import resource, sys, time
+from hermes3.fp8 import convert
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+convert(sys.argv[1], sys.argv[2])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_streaming_peak_memory_is_about_one_shard(tmp_path):
+    # ~100 MB of fp32 weights in 10 MB shards; peak growth must stay near one shard, far below the model
+    model = tiny_llama(8000, hidden_size=512, num_layers=6, num_heads=8, intermediate_size=2048)
+    model.save_pretrained(tmp_path / "big", max_shard_size="10MB")
+    shards = list((tmp_path / "big").glob("*.safetensors"))
+    total, largest = sum(p.stat().st_size for p in shards), max(p.stat().st_size for p in shards)
+    assert len(shards) >= 8
+    # warm the imports so their memory is not counted
+    code = "import hermes3.fp8, hermes3.plan, transformers, compressed_tensors, safetensors.torch\n" + STREAM
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big"), str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    growth = int(r.stdout.strip().splitlines()[-1])
+    assert growth < 3 * largest + 30e6 and growth < total * 0.6, (growth, largest, total)
