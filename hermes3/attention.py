@@ -90,8 +90,8 @@ def _bucketed(query, key, value, segments, dropout, scaling):
         lens = torch.tensor([n for _, n in group], device=q.device)
         valid = pos[None] < lens[:, None]  # [n, width]
         idx = starts[:, None] + torch.minimum(pos[None], lens[:, None] - 1)  # padding repeats the last token
-        g = lambda t: t[idx].transpose(1, 2)  # noqa: E731  [n, heads, width, dim]
-        o = F.scaled_dot_product_attention(g(q), g(k), g(v), is_causal=True, dropout_p=dropout, scale=scaling)
+        qb, kb, vb = (t[idx].transpose(1, 2) for t in (q, k, v))  # [n, heads, width, dim]
+        o = F.scaled_dot_product_attention(qb, kb, vb, is_causal=True, dropout_p=dropout, scale=scaling)
         out = out.index_copy(0, idx[valid], o.transpose(1, 2)[valid])
     return out.view(B, L, H, D)
 
