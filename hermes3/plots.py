@@ -168,3 +168,20 @@ def plot_loss_curves(curves: dict, path=None):
     ax.legend()
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_reward_margins(metrics, path=None):
+    """Fig. 5 layout: reward margin vs step, with chosen and rejected rewards beside it."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+    smooth = lambda s: s.rolling(5, min_periods=1).mean()  # noqa: E731
+    a.plot(metrics["step"], smooth(metrics["rewards/margins"]), color="#4C72B0")
+    a.set_title("reward margin (chosen - rejected), ours")
+    a.set_xlabel("Training Step")
+    b.plot(metrics["step"], smooth(metrics["rewards/chosen"]), label="chosen")
+    b.plot(metrics["step"], smooth(metrics["rewards/rejected"]), label="rejected")
+    b.plot(metrics["step"], smooth(metrics["rewards/accuracies"]), label="accuracy", ls="--")
+    b.set_title("rewards (5-step rolling mean)")
+    b.set_xlabel("Training Step")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
