@@ -1,0 +1,44 @@
+"""hermes3 plan: parameter counts on the meta device and the FSDP memory arithmetic."""
+
+import time
+
+import pytest
+import yaml
+
+from hermes3.plan import BYTES_STATE, ClusterConfig, min_nodes, plan
+
+
+def _arch(size):
+    return yaml.safe_load(open(f"configs/sft/llama3.1-{size}.yaml"))["model_config"]
+
+
+@pytest.mark.parametrize("size,params_b", [("8b", 8.03), ("70b", 70.55), ("405b", 405.85)])
+def test_parameter_counts_match_llama31(size, params_b):
+    t0 = time.perf_counter()
+    p = plan(_arch(size), ClusterConfig(nodes=16, cpu_offload=True))
+    assert round(p.parameters / 1e9, 2) == params_b and time.perf_counter() - t0 < 30
+
+
+def test_memory_arithmetic_by_hand():
+    arch = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "tie_word_embeddings": False}
+    c = ClusterConfig(nodes=1, gpus_per_node=4, gpu_memory_gb=80, dataset_tokens=1e6, packing_efficiency=0.5)
+    p = plan(arch, c, seq_len=256)
+    n = 1000 * 64 * 2 + 2 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64) + 64  # embed+head, layers, norm
+    assert p.parameters == n
+    layer = 64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64
+    assert p.memory["sharded state"] == pytest.approx(n * BYTES_STATE / 4 / 1e9)
+    assert p.memory["gathered layers"] == pytest.approx(2 * layer * 2 / 1e9)
+    assert p.memory["activations"] == pytest.approx((2 * 256 * 64 * 2 + 34 * 256 * 64) / 1e9)
+    assert p.memory["logits"] == pytest.approx(256 * 1000 * 6 / 1e9)
+    assert p.tokens_per_step == 4 * 256 and p.steps_per_epoch == 1954  # ceil(1e6 / (1024 * 0.5))
+
+
+def test_report_layouts():
+    # 8B on 48 GPUs, batch 48: ~1,030 steps per epoch at 96% packing (spec §3.3)
+    p8 = plan(_arch("8b"), ClusterConfig(nodes=6))
+    assert p8.fits and p8.steps_per_epoch == 1034
+    # 405B: the report's minimum of 7 HGX nodes with CPU offload (1 TB host RAM per node)
+    assert min_nodes(_arch("405b"), ClusterConfig(cpu_offload=True, cpu_ram_per_node_gb=1024)) == 7
+    bad = plan(_arch("405b"), ClusterConfig(nodes=6, cpu_offload=True))
+    assert not bad.fits and "host RAM" in bad.reason
