@@ -42,3 +42,47 @@ def log_table(run, key: str, df) -> None:
     import wandb
 
     run.log({key: wandb.Table(dataframe=df.reset_index(drop=True))})
+
+
+def read_offline_run(folder: str | Path) -> dict:
+    """What an offline run logged, read back from its ``run-*.wandb`` file:
+    ``{"config": {...}, "history": [{...}, ...], "summary": {...}}``.
+
+    The file is wandb's LevelDB-style log (a 7-byte ``:W&B`` header, then 32 KiB blocks
+    of chunks: crc32 (4), length (2, little endian), type (1: full, 2: first, 3: middle,
+    4: last), payload) holding protobuf ``Record`` messages. wandb's Python package no
+    longer ships a reader (its core moved to Go), so this is a small one for tests and
+    notebooks that check what was logged before ``wandb sync``.
+    """
+    import json
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = list(Path(folder).glob("run-*.wandb"))
+    data = path.read_bytes()
+    block, pos, buf = 32768, 7, b""
+    out: dict = {"config": {}, "history": [], "summary": {}}
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer: too small for a chunk header
+            pos += block - pos % block
+            continue
+        length = int.from_bytes(data[pos + 4:pos + 6], "little")
+        kind = data[pos + 6]
+        payload = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        buf = payload if kind in (1, 2) else buf + payload
+        if kind not in (1, 4):
+            continue
+        rec = pb.Record()
+        rec.ParseFromString(buf)
+        which = rec.WhichOneof("record_type")
+        if which == "history":
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
+        elif which == "summary":
+            out["summary"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update})
+        elif which in ("config", "run"):  # the run record carries the initial config
+            items = rec.config.update if which == "config" else rec.run.config.update
+            out["config"].update({i.key: json.loads(i.value_json) for i in items})
+    return out
