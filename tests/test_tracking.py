@@ -18,5 +18,5 @@ def test_offline_run_holds_logged_metrics(tmp_path, monkeypatch):
     logged = tracking.read_offline_run(folder)
     assert [h["train/loss"] for h in logged["history"] if "train/loss" in h] == [1.5, 1.25]
     assert logged["summary"]["selected_epoch"] == "epoch_3"
-    assert logged["config"]["lr"]["value"] == 7e-6
+    assert logged["config"]["lr"] == 7e-6
     assert any("scores" in h for h in logged["history"])
