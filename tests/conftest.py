@@ -75,3 +75,15 @@ def smoke_data(tmp_path_factory):
     cfg = load_config(DataConfig, ROOT / "configs/data/smoke.yaml", [f"out_dir={tmp_path_factory.mktemp('data') / 'smoke'}"])
     build(cfg, progress=False)
     return cfg.output()
+
+
+def make_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0, hidden_size: int = 32) -> Path:
+    """A randomly initialised tiny Llama plus tokenizer saved in ``folder`` (a 'base model')."""
+    from transformers import AutoTokenizer
+
+    from hermes3.modeling import tiny_llama
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tiny_llama(len(tok), hidden_size=hidden_size, num_layers=2, num_heads=2, seed=seed).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hermes3.dpo import (
@@ -18,16 +19,11 @@ from hermes3.dpo import (
     tokenize_pair,
     train,
 )
-from hermes3.modeling import tiny_llama
 
 
 @pytest.fixture(scope="module")
 def sft_model(smoke_data, tmp_path_factory):
-    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
-    folder = tmp_path_factory.mktemp("sft")
-    tiny_llama(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=3).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return make_tiny_model(tmp_path_factory.mktemp("sft"), smoke_data / "tokenizer", seed=3)
 
 
 def _cfg(sft_model, smoke_data, out, **kw):

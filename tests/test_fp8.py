@@ -6,7 +6,8 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from conftest import make_tiny_model
+from transformers import AutoModelForCausalLM
 
 from hermes3.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, quantize_weight
 from hermes3.modeling import tiny_llama
@@ -41,11 +42,7 @@ def test_fake_quant_tokens_matches_weight_rule():
 
 @pytest.fixture(scope="module")
 def model_dir(smoke_data, tmp_path_factory):
-    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
-    folder = tmp_path_factory.mktemp("bf16")
-    tiny_llama(len(tok), hidden_size=64, num_layers=2, num_heads=2, seed=4).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return make_tiny_model(tmp_path_factory.mktemp("bf16"), smoke_data / "tokenizer", seed=4, hidden_size=64)
 
 
 def test_transformers_loads_output_and_matches_emulation(model_dir, tmp_path):

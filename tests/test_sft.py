@@ -5,20 +5,16 @@ import shutil
 
 import pytest
 import torch
+from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hermes3.config import ConfigError
-from hermes3.modeling import tiny_llama
 from hermes3.sft import SFTConfig, check_config, last_complete_checkpoint, read_metrics, sample_weights, train
 
 
 @pytest.fixture(scope="module")
 def base(smoke_data, tmp_path_factory):
-    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
-    folder = tmp_path_factory.mktemp("base")
-    tiny_llama(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=1).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return make_tiny_model(tmp_path_factory.mktemp("base"), smoke_data / "tokenizer", seed=1)
 
 
 def _cfg(base, smoke_data, out, **kw):

@@ -7,19 +7,16 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from conftest import make_tiny_model
+from transformers import AutoModelForCausalLM
 
-from hermes3.modeling import tiny_llama
 from hermes3.sft import SFTConfig, read_metrics, train
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
                     reason="torchrun not installed")
 def test_two_process_ddp_matches_single_process(smoke_data, tmp_path):
-    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
-    base = tmp_path / "base"
-    tiny_llama(len(tok), hidden_size=32, num_layers=2, num_heads=2, seed=2).save_pretrained(base)
-    tok.save_pretrained(base)
+    base = make_tiny_model(tmp_path / "base", smoke_data / "tokenizer", seed=2)
     common = dict(model=str(base), data=str(smoke_data), max_length=256, lr=1e-3, warmup_steps=1, max_steps=3,
                   bf16="false", wandb_mode="disabled", save_each_epoch=False, shuffle=False)
     one = train(SFTConfig(**common, output_dir=str(tmp_path / "one"), rows_per_device=2))

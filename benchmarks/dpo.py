@@ -1,0 +1,130 @@
+"""DPO benchmarks, each side measured in the same run on the same model and pairs.
+
+    python benchmarks/dpo.py [--pairs 16] [--steps 4]
+
+1. Peak memory of a DPO step: our LoRA DPO (reference = adapter disabled, no second model)
+   vs full-parameter DPO with an explicit reference model (TRL's layout without peft),
+   each in a fresh subprocess (peak RSS). Goal <= 0.6x.
+2. Pairs per second: packed padding-free batches vs padded batches (TRL's layout), same
+   LoRA model, same HH-RLHF pairs (real length distribution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _setup(tmp: Path, hidden: int, layers: int):
+    from transformers import AutoTokenizer
+
+    from hermes3.modeling import tiny_llama
+
+    folder = tmp / f"model-{hidden}-{layers}"
+    if not folder.exists():
+        tok = AutoTokenizer.from_pretrained(ROOT / "runs/data/demo/tokenizer")
+        tiny_llama(len(tok), hidden_size=hidden, num_layers=layers, num_heads=8).save_pretrained(folder)
+        tok.save_pretrained(folder)
+    return folder
+
+
+def _pairs(model_dir: Path, n: int, source: str):
+    from transformers import AutoTokenizer
+
+    from hermes3.dpo import load_pairs, tokenize_pair
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    raw = [p for p in load_pairs(ROOT / "runs/data/demo") if p["source"] == source]
+    return [tokenize_pair(p, tok) for p in raw[:n]], tok
+
+
+def memory_child(mode: str, model_dir: str, pairs: int) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hermes3.dpo import DPOConfig, _lora, collate_packed, dpo_loss, dpo_step_loss, sequence_logps
+
+    data, tok = _pairs(Path(model_dir), pairs, "hh_rlhf")
+    batch = collate_packed(data)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="hermes_varlen_sdpa")
+    if mode == "lora":
+        model = _lora(model, DPOConfig())
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.RMSprop(params, lr=1e-5)
+        loss, _ = dpo_step_loss(model, batch, 0.1)
+    else:
+        ref = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="hermes_varlen_sdpa").eval()
+        opt = torch.optim.RMSprop(model.parameters(), lr=1e-5)
+        with torch.no_grad():
+            r = sequence_logps(ref, batch)
+        loss, _ = dpo_loss(sequence_logps(model, batch), r, 0.1)
+    loss.backward()
+    opt.step()
+    print("RESULT " + json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def throughput(model_dir: Path, pairs: int, steps: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hermes3.dpo import DPOConfig, _lora, collate_packed, collate_padded, dpo_step_loss
+
+    data, tok = _pairs(model_dir, pairs * steps, "hh_rlhf")
+    out = {}
+    for name in ("packed", "padded"):
+        attn = "hermes_varlen_sdpa" if name == "packed" else "sdpa"
+        model = _lora(AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation=attn), DPOConfig())
+        opt = torch.optim.RMSprop([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        t0 = None
+        for k in range(steps + 1):
+            chunk = data[(k % steps) * pairs:(k % steps + 1) * pairs]
+            b = collate_packed(chunk) if name == "packed" else collate_padded(chunk, tok.pad_token_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss, _ = dpo_step_loss(model, b, 0.1)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if k == 0:
+                t0 = time.perf_counter()  # first step warms up
+        out[name] = pairs * steps / (time.perf_counter() - t0)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return memory_child(args.child[0], args.child[1], int(args.child[2]))
+    with tempfile.TemporaryDirectory() as tmp:
+        big = _setup(Path(tmp), 512, 8)  # ~35M parameters: weights dominate, as in real DPO
+        print("## 1. Peak memory of one DPO step (fresh process each)\n\nmode | peak RSS MB")
+        res = {}
+        for mode in ("lora", "full"):
+            r = subprocess.run([sys.executable, __file__, "--child", mode, str(big), str(args.pairs)],
+                               capture_output=True, text=True)
+            line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+            res[mode] = json.loads(line[0][7:])["peak_rss_mb"] if line else float("nan")
+            print(f"{'LoRA, reference = adapter off' if mode == 'lora' else 'full DPO + reference model'} | {res[mode]:,.0f}")
+        print(f"ratio LoRA / full: {res['lora'] / res['full']:.2f}x (goal <= 0.6x)")
+        small = _setup(Path(tmp), 256, 4)
+        print(f"\n## 2. Pairs per second, HH-RLHF pairs, {args.pairs} pairs per step, LoRA, bf16 autocast\n")
+        t = throughput(small, args.pairs, args.steps)
+        for k, v in t.items():
+            print(f"{k} | {v:.2f} pairs/s")
+        print(f"ratio packed / padded: {t['packed'] / t['padded']:.2f}x (goal >= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
