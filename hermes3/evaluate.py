@@ -9,14 +9,16 @@ Suites:
   with no network. These are **stand-ins at demo scale**, not the report's benchmarks:
 
       gpt4all_standin  <- hermes_general, hermes_domain_expert        (knowledge questions)
-      agieval_standin  <- hermes_math, hermes_coding, gsm8k_local      (exam-style reasoning)
+      agieval_standin  <- hermes_math, hermes_coding, gsm8k_local, agieval_local  (exams)
       ifeval_standin   <- hermes_steering, hermes_content_generation, ifeval_local
       mtbench_standin  <- hermes_roleplay, hermes_tool_use             (assistant skills)
 
   ``hermes_*`` are the held-out synthetic items of ``hermes3 data build``, scored by their
   program checkers (tool calls exact, JSON schema, citations, unit tests in the sandbox);
   ``ifeval_local`` is IFEval's 541 prompts with lm-eval's own IFEval scorer;
-  ``gsm8k_local`` is the GSM8K test split (final number).
+  ``gsm8k_local`` is the GSM8K test split (final number); ``agieval_local`` is AGIEval's
+  English multiple-choice exams (logiqa-en left out for its license) scored like
+  ``agieval_nous`` (log-likelihood of "(A)".."(E)", acc_norm) with AGIEval's zero-shot prompt.
 
 ``evaluate`` returns a tidy DataFrame (task, metric, value, stderr, n) plus group means,
 lm-eval's raw results and its per-sample logs. Group averages follow Nous: ``acc_norm``
@@ -28,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +55,11 @@ HUB_SUITES = {
 }
 CATEGORY_TASKS = ("general", "domain_expert", "math", "roleplay", "coding", "tool_use", "content_generation",
                   "steering")
-OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local")
+OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local", "agieval_local")
+AGIEVAL_EN = ("aqua-rat", "lsat-ar", "lsat-lr", "lsat-rc", "sat-en", "sat-en-without-passage", "sat-math")
 STANDIN_GROUPS = {
     "gpt4all_standin": ("hermes_general", "hermes_domain_expert"),
-    "agieval_standin": ("hermes_math", "hermes_coding", "gsm8k_local"),
+    "agieval_standin": ("hermes_math", "hermes_coding", "gsm8k_local", "agieval_local"),
     "ifeval_standin": ("hermes_steering", "hermes_content_generation", "ifeval_local"),
     "mtbench_standin": ("hermes_roleplay", "hermes_tool_use"),
 }
@@ -147,6 +151,27 @@ def agg_inst_level_acc(items):
     flat = [x for sub in items for x in sub]
     return sum(flat) / len(flat)
 '''
+_MC_YAML = """task: {task}
+dataset_path: json
+dataset_name: null
+dataset_kwargs:
+  data_files:
+    test: {path}
+test_split: test
+output_type: multiple_choice
+doc_to_text: prompt
+doc_to_target: gold
+doc_to_choice: choices
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
 _ACC = "  - metric: acc\n    aggregation: mean\n    higher_is_better: true"
 _IFEVAL = "\n".join(
     f"  - metric: {m}\n    aggregation: {'!function hermes_utils.agg_inst_level_acc' if m.startswith('inst') else 'mean'}\n"
@@ -213,6 +238,21 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
     write("gsm8k_local", [{"prompt": _chat(r["question"]), "target": r["answer"],
                            "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm],
           cap=real_limit)
+    # AGIEval English: AGIEval's own zero-shot prompt (its dataset_loader.convert_zero_shot)
+    rows = []
+    for name in AGIEVAL_EN:
+        for r in (json.loads(x) for x in (SOURCES / "agieval_en" / f"{name}.jsonl").read_text().splitlines() if x.strip()):
+            letters = "ABCDEFG"[: len(r["options"])]
+            rows.append({"prompt": (r.get("passage") or "") + "Q: " + r["question"] + " Answer Choices: "
+                         + " ".join(r["options"]) + "\nA: Among A through " + letters[-1] + ", the answer is",
+                         "choices": [f"({c})" for c in letters], "gold": letters.index(r["label"]), "source": name})
+    random.Random(0).shuffle(rows)  # mix the seven exams before any cap
+    path = folder / "agieval_local.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows[:limit if limit is not None else real_limit]:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    (folder / "agieval_local.yaml").write_text(_MC_YAML.format(task="agieval_local", path=path.resolve()))
+    names.append("agieval_local")
     return names
 
 
