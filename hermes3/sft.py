@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 import time
@@ -377,11 +376,3 @@ def epoch_checkpoints(output_dir: str | Path) -> list[tuple[float, Path]]:
         if (p / COMPLETE).exists():
             out.append((json.loads((p / COMPLETE).read_text())["epoch"], p))
     return out
-
-
-def lr_schedule_value(step: int, cfg: SFTConfig, total_steps: int) -> float:
-    """The LR at ``step``: linear warmup then cosine to 0 (what Trainer's "cosine" does)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * step / max(1, cfg.warmup_steps)
-    progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
