@@ -149,6 +149,8 @@ def plot_lr_search(scores, tasks: list[str], best: float, path=None, report_note
         ax.plot(scores["lr"], scores[task], marker="o", color="#4C72B0")
         ax.axvline(best, color="red", lw=1)
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(list(scores["lr"]), [f"{x:g}" for x in scores["lr"]], fontsize=7)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("learning rate")
     axes[0][0].set_ylabel("accuracy")
