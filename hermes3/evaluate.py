@@ -18,7 +18,9 @@ Suites:
   ``ifeval_local`` is IFEval's 541 prompts with lm-eval's own IFEval scorer;
   ``gsm8k_local`` is the GSM8K test split (final number); ``agieval_local`` is AGIEval's
   English multiple-choice exams (logiqa-en left out for its license) scored like
-  ``agieval_nous`` (log-likelihood of "(A)".."(E)", acc_norm) with AGIEval's zero-shot prompt.
+  ``agieval_nous`` (log-likelihood of "(A)".."(E)", acc_norm) with AGIEval's zero-shot prompt;
+  ``bbh_local`` is BIG-Bench Hard's 27 tasks, 3-shot chain-of-thought with the official
+  prompts (Table 5's "BBH 3-shot"), exact match on "the answer is ...". It is in no group.
 
 ``evaluate`` returns a tidy DataFrame (task, metric, value, stderr, n) plus group means,
 lm-eval's raw results and its per-sample logs. Group averages follow Nous: ``acc_norm``
@@ -55,7 +57,7 @@ HUB_SUITES = {
 }
 CATEGORY_TASKS = ("general", "domain_expert", "math", "roleplay", "coding", "tool_use", "content_generation",
                   "steering")
-OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local", "agieval_local")
+OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local", "agieval_local", "bbh_local")
 AGIEVAL_EN = ("aqua-rat", "lsat-ar", "lsat-lr", "lsat-rc", "sat-en", "sat-en-without-passage", "sat-math")
 STANDIN_GROUPS = {
     "gpt4all_standin": ("hermes_general", "hermes_domain_expert"),
@@ -253,6 +255,17 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     (folder / "agieval_local.yaml").write_text(_MC_YAML.format(task="agieval_local", path=path.resolve()))
     names.append("agieval_local")
+    # BIG-Bench Hard, 3-shot CoT with the official prompts; plain text, stop at the next question
+    rows = []
+    for f in sorted((SOURCES / "bbh" / "bbh").glob("*.json")):
+        shots = (SOURCES / "bbh" / "cot-prompts" / f"{f.stem}.txt").read_text().split("-----\n", 1)[-1].strip()
+        for ex in json.loads(f.read_text())["examples"]:
+            rows.append({"prompt": f"{shots}\n\nQ: {ex['input']}\nA: Let's think step by step.", "target": ex["target"],
+                         "check": json.dumps({"kind": "answer_is", "answer": ex["target"]})})
+    random.Random(0).shuffle(rows)
+    write("bbh_local", rows, cap=real_limit)
+    (folder / "bbh_local.yaml").write_text((folder / "bbh_local.yaml").read_text().replace(
+        'until: ["<|im_end|>"]', 'until: ["<|im_end|>", "\\n\\nQ:"]'))
     return names
 
 

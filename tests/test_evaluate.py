@@ -159,3 +159,22 @@ def test_hub_suites_are_configured_as_in_table5():
     tasks, hub = resolve_tasks("table5")
     assert hub and tasks == {r.lm_eval_task: int(r.num_fewshot) for r in t5.itertuples()}
     assert resolve_tasks("gpt4all")[0] == {t: 0 for t in GPT4ALL}
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("Tomorrow is 12/25/1937. So the answer is (B).", True),
+    ("First (A)... then So the answer is (B).\nQ:", True),
+    ("So the answer is (C).", False),
+    ("The answer is probably B", False),
+    ("no verdict at all", False),
+])
+def test_bbh_answer_scorer(text, ok):
+    assert check({"kind": "answer_is", "answer": "(B)"}, text)[0] is ok
+
+
+def test_bbh_prompts_are_three_shot(tmp_path):
+    write_offline_tasks(tmp_path, None, limit=3)
+    doc = json.loads((tmp_path / "bbh_local.jsonl").read_text().splitlines()[0])
+    assert doc["prompt"].count("\nQ: ") + doc["prompt"].startswith("Q: ") >= 3 and doc["prompt"].endswith(
+        "A: Let's think step by step.")
+    assert '"\\n\\nQ:"' in (tmp_path / "bbh_local.yaml").read_text()

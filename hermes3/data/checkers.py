@@ -9,6 +9,7 @@ A task carries a check *spec* (a plain dict, so it serialises with the data)::
     {"kind": "citations", "doc_ids": ["2"], "answer": "1969"}
     {"kind": "constraints", "constraints": [{"type": "lowercase"}, {"type": "bullets", "n": 3}]}
     {"kind": "python", "tests": "assert add(1, 2) == 3"}
+    {"kind": "answer_is", "answer": "(B)"}            # BIG-Bench Hard chain-of-thought
     {"kind": "all", "checks": [spec, spec, ...]}
 
 Every check first requires a well-formed response (balanced ``<TAG>``/``<tool_call>``
@@ -187,6 +188,16 @@ def _check_python(spec, text):
     return True, "ok"
 
 
+_ANSWER_IS = re.compile(r"the answer is\s*(.+?)\s*(?:\.\s*$|\.\s*\n|$)", re.IGNORECASE | re.MULTILINE)
+
+
+def _check_answer_is(spec, text):
+    """BIG-Bench Hard CoT: the text after the last "the answer is" must equal the target."""
+    found = _ANSWER_IS.findall(text)
+    got = found[-1].strip() if found else None
+    return (got == spec["answer"], "ok" if got == spec["answer"] else f"answer_is: expected {spec['answer']!r}, got {got!r}")
+
+
 def _check_all(spec, text):
     for sub in spec["checks"]:
         ok, why = CHECKS[sub["kind"]](sub, text)
@@ -197,7 +208,7 @@ def _check_all(spec, text):
 
 CHECKS = {"number": _check_number, "contains": _check_contains, "tool_calls": _check_tool_calls,
           "json": _check_json, "citations": _check_citations, "constraints": _check_constraints,
-          "python": _check_python, "all": _check_all}
+          "python": _check_python, "answer_is": _check_answer_is, "all": _check_all}
 
 
 def check(spec: dict, response: str) -> tuple[bool, str]:
