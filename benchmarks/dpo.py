@@ -51,6 +51,7 @@ def memory_child(mode: str, model_dir: str, pairs: int) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    import hermes3.attention  # noqa: F401  (registers hermes_varlen_sdpa in this fresh process)
     from hermes3.dpo import DPOConfig, _lora, collate_packed, dpo_loss, dpo_step_loss, sequence_logps
 
     data, tok = _pairs(Path(model_dir), pairs, "hh_rlhf")
