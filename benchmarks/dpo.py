@@ -104,16 +104,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=16)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--mem-pairs", type=int, default=2, help="pairs in the memory measurement")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return memory_child(args.child[0], args.child[1], int(args.child[2]))
     with tempfile.TemporaryDirectory() as tmp:
-        big = _setup(Path(tmp), 512, 8)  # ~35M parameters: weights dominate, as in real DPO
-        print("## 1. Peak memory of one DPO step (fresh process each)\n\nmode | peak RSS MB")
+        # ~170M parameters and a small batch: weights and optimizer state dominate, as in real DPO
+        big = _setup(Path(tmp), 1024, 12)
+        print(f"## 1. Peak memory of one DPO step, ~170M-parameter model, {args.mem_pairs} pairs (fresh process each)\n\n"
+              "mode | peak RSS MB")
         res = {}
         for mode in ("lora", "full"):
-            r = subprocess.run([sys.executable, __file__, "--child", mode, str(big), str(args.pairs)],
+            r = subprocess.run([sys.executable, __file__, "--child", mode, str(big), str(args.mem_pairs)],
                                capture_output=True, text=True)
             line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
             res[mode] = json.loads(line[0][7:])["peak_rss_mb"] if line else float("nan")
