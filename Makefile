@@ -3,7 +3,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-EXTRAS  := dev,notebooks,train
+EXTRAS  := dev,notebooks,train,eval,fp8
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install test demo lint bench clean
