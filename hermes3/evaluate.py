@@ -112,14 +112,16 @@ def gpt4all_average(scores: dict[str, dict[str, float]]) -> float:
 
 # ------------------------------------------------------------------------ offline tasks
 
-_YAML = """task: {task}
+# A local JSON task: the header every offline task YAML starts with.
+_LOCAL = """task: {task}
 dataset_path: json
 dataset_name: null
 dataset_kwargs:
   data_files:
     test: {path}
 test_split: test
-output_type: generate_until
+"""
+_YAML = _LOCAL + """output_type: generate_until
 doc_to_text: {text_field}
 doc_to_target: target
 generation_kwargs:
@@ -153,14 +155,7 @@ def agg_inst_level_acc(items):
     flat = [x for sub in items for x in sub]
     return sum(flat) / len(flat)
 '''
-_MC_YAML = """task: {task}
-dataset_path: json
-dataset_name: null
-dataset_kwargs:
-  data_files:
-    test: {path}
-test_split: test
-output_type: multiple_choice
+_MC_YAML = _LOCAL + """output_type: multiple_choice
 doc_to_text: prompt
 doc_to_target: gold
 doc_to_choice: choices
