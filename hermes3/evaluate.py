@@ -354,15 +354,20 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
 
     _check_model(model)
     tasks, needs_hub = resolve_tasks(suite)
-    if needs_hub and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise EvalError(f"suite {suite!r} downloads its datasets from the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set; "
-                        "use suite='offline' here")
     offline = [t for t in tasks if t in OFFLINE_TASKS]
     if any(t.startswith("hermes_") for t in offline) and data_dir is None:
         raise EvalError("the hermes_* tasks need data_dir (a `hermes3 data build` folder)")
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+
+    if needs_hub:  # names first (lm-eval's local task index), then whether the Hub is reachable
+        unknown = [t for t in tasks if t not in offline and not TaskManager().match_tasks([t])]
+        if unknown:
+            raise EvalError(f"unknown task {unknown[0]!r} (not an lm-eval task nor one of {', '.join(OFFLINE_TASKS)})")
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise EvalError(f"suite {suite!r} downloads its datasets from the Hugging Face Hub, but HF_HUB_OFFLINE=1 "
+                            "is set; use suite='offline' here")
 
     offline_nltk()
     if backend == "vllm":
@@ -382,9 +387,6 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
             write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,
                                 limit, max_gen_toks)
         tm = TaskManager(include_path=tmp if offline else None)
-        unknown = [t for t in tasks if t not in offline and not tm.match_tasks([t])]
-        if unknown:
-            raise EvalError(f"unknown task {unknown[0]!r} (not an lm-eval task nor one of {', '.join(OFFLINE_TASKS)})")
         raw = {}
         for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
             names = [t for t, s in tasks.items() if s == shots]

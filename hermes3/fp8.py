@@ -18,8 +18,8 @@ Every Linear except those ignored is quantized; embeddings and norms keep their 
 
 >>> import torch
 >>> q, s = quantize_weight(torch.tensor([[1.0, -2.0], [0.0, 0.0]]))
->>> s.flatten().tolist()[0] == 2.0 / 448, q.dtype
-(True, torch.float8_e4m3fn)
+>>> bool(s[0, 0] == torch.tensor(2.0) / 448), q.dtype, q[0].float().tolist()
+(True, torch.float8_e4m3fn, [224.0, -448.0])
 """
 
 from __future__ import annotations
