@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 EXTRAS  := dev,notebooks,train,eval,fp8
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo lint bench clean fp8-crosscheck
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -31,3 +31,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# Bit-exact FP8 check against llm-compressor in its own venv (heavy: not part of make test).
+fp8-crosscheck: $(STAMP)
+	test -d .venv-xc || $(PY) -m venv .venv-xc
+	.venv-xc/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	.venv-xc/bin/pip install -q --disable-pip-version-check llmcompressor
+	rm -rf runs/xc && mkdir -p runs/xc
+	$(BIN)/python -c "from hermes3.modeling import tiny_llama; import torch; m = tiny_llama(512, hidden_size=128, num_layers=2, num_heads=4); m.to(torch.bfloat16).save_pretrained('runs/xc/bf16')"
+	$(BIN)/hermes3 fp8 runs/xc/bf16 runs/xc/hermes3-fp8
+	.venv-xc/bin/python scripts/fp8_crosscheck.py runs/xc/bf16 runs/xc/hermes3-fp8 runs/xc/llmcompressor-fp8
