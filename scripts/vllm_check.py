@@ -17,7 +17,8 @@ def main(fp8_dir: str, expected_json: str) -> int:
     from vllm import LLM, SamplingParams
 
     expected = json.load(open(expected_json))
-    llm = LLM(model=fp8_dir, dtype="bfloat16", max_model_len=512, enforce_eager=True)
+    # On the CPU backend gpu_memory_utilization is the share of host RAM vLLM reserves.
+    llm = LLM(model=fp8_dir, dtype="bfloat16", max_model_len=512, enforce_eager=True, gpu_memory_utilization=0.2)
     params = SamplingParams(temperature=0.0, max_tokens=len(expected[0]["tokens"]), ignore_eos=True)
     outs = llm.generate([{"prompt_token_ids": e["prompt"]} for e in expected], params)
     same = 0
