@@ -82,7 +82,9 @@ def load_pairs(data: str | Path) -> list[dict]:
     f = p / "preferences.jsonl" if p.is_dir() else p
     if not f.exists():
         raise ConfigError(f"{f} not found: point data at a `hermes3 data build` folder or a preference JSONL")
-    return [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+    from hermes3.loaders import read_records
+
+    return read_records(f)
 
 
 def tokenize_pair(pair: dict, tokenizer) -> dict:
@@ -291,8 +293,9 @@ def train(cfg: DPOConfig) -> Path:
     opt = (torch.optim.RMSprop(params, lr=cfg.lr) if cfg.optimizer == "rmsprop"
            else torch.optim.AdamW(params, lr=cfg.lr))
     sched = get_linear_schedule_with_warmup(opt, cfg.warmup_steps, total)
-    bf16 = str(cfg.bf16).lower() == "true" or (str(cfg.bf16).lower() == "auto" and (
-        not torch.cuda.is_available() or torch.cuda.is_bf16_supported()))
+    from hermes3.modeling import use_bf16
+
+    bf16 = use_bf16(cfg.bf16)
     dev_type = "cuda" if torch.cuda.is_available() else "cpu"
     gen = torch.Generator().manual_seed(cfg.seed)
     run = _wandb(cfg)

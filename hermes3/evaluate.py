@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hermes3.chat import render
+from hermes3.loaders import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "data" / "sources"
@@ -224,21 +225,21 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
             f = Path(data_dir) / "eval" / f"{cat}.jsonl"
             if not f.exists():
                 raise EvalError(f"{f} missing: is {data_dir} a `hermes3 data build` folder?")
-            items = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+            items = read_records(f)
             write(f"hermes_{cat}", [{"id": it["id"], "prompt": render(it["prompt"], it["tools"], add_generation_prompt=True),
                                      "target": it["reference"], "check": json.dumps(it["check"])} for it in items])
-    ifeval = [json.loads(x) for x in (SOURCES / "ifeval" / "input_data.jsonl").read_text().splitlines() if x.strip()]
+    ifeval = read_records(SOURCES / "ifeval" / "input_data.jsonl")
     # IFEval's checker reads the raw doc["prompt"]; the model sees it rendered as a chat turn.
     write("ifeval_local", [{**r, "target": "", "chat_prompt": _chat(r["prompt"])} for r in ifeval],
           scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt", cap=real_limit)
-    gsm = [json.loads(x) for x in (SOURCES / "gsm8k" / "test.jsonl").read_text().splitlines() if x.strip()]
+    gsm = read_records(SOURCES / "gsm8k" / "test.jsonl")
     write("gsm8k_local", [{"prompt": _chat(r["question"]), "target": r["answer"],
                            "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm],
           cap=real_limit)
     # AGIEval English: AGIEval's own zero-shot prompt (its dataset_loader.convert_zero_shot)
     rows = []
     for name in AGIEVAL_EN:
-        for r in (json.loads(x) for x in (SOURCES / "agieval_en" / f"{name}.jsonl").read_text().splitlines() if x.strip()):
+        for r in read_records(SOURCES / "agieval_en" / f"{name}.jsonl"):
             letters = "ABCDEFG"[: len(r["options"])]
             rows.append({"prompt": (r.get("passage") or "") + "Q: " + r["question"] + " Answer Choices: "
                          + " ".join(r["options"]) + "\nA: Among A through " + letters[-1] + ", the answer is",

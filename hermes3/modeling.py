@@ -18,6 +18,17 @@ import torch
 from hermes3.attention import choose_attention
 
 
+def use_bf16(flag) -> bool:
+    """``auto`` | ``true`` | ``false`` -> whether to train in bf16. ``auto`` means yes on a CPU
+    (autocast) or a GPU that supports bf16, no on an older GPU."""
+    flag = str(flag).lower()
+    if flag not in ("auto", "true", "false"):
+        raise ValueError(f"bf16 must be auto, true or false, got {flag!r}")
+    if flag != "auto":
+        return flag == "true"
+    return not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
+
+
 def tiny_llama_config(vocab_size: int, hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4,
                       num_kv_heads: int | None = None, intermediate_size: int | None = None,
                       max_position_embeddings: int = 8192, **kw):

@@ -19,12 +19,12 @@ True
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from hermes3.chat import render
+from hermes3.loaders import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 MT_DIR = ROOT / "data" / "sources" / "mt_bench"
@@ -33,18 +33,14 @@ _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
 def load_questions(folder: Path = MT_DIR) -> list[dict]:
     """The 80 questions, each with ``turns`` and, where GPT-4 wrote one, ``reference``."""
-    refs = {r["question_id"]: r["choices"][0]["turns"] for r in _jsonl(folder / "reference_answer_gpt-4.jsonl")}
-    return [{**q, "reference": refs.get(q["question_id"])} for q in _jsonl(folder / "question.jsonl")]
+    refs = {r["question_id"]: r["choices"][0]["turns"] for r in read_records(folder / "reference_answer_gpt-4.jsonl")}
+    return [{**q, "reference": refs.get(q["question_id"])} for q in read_records(folder / "question.jsonl")]
 
 
 def judge_prompts(folder: Path = MT_DIR) -> dict[str, dict]:
-    return {p["name"]: p for p in _jsonl(folder / "judge_prompts.jsonl")}
+    return {p["name"]: p for p in read_records(folder / "judge_prompts.jsonl")}
 
 
 def parse_rating(text: str) -> float | None:

@@ -266,13 +266,6 @@ def _metrics_callback(csv_path: Path, plan, trainer_ref: dict):
     return MetricsCallback()
 
 
-def _bf16(cfg: SFTConfig) -> bool:
-    flag = str(cfg.bf16).lower()
-    if flag in ("true", "false"):
-        return flag == "true"
-    return (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) or not torch.cuda.is_available()
-
-
 def train(cfg: SFTConfig) -> Path:
     """Run SFT; returns the output folder (``final/`` holds the trained model + tokenizer).
 
@@ -282,6 +275,7 @@ def train(cfg: SFTConfig) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from hermes3.attention import choose_attention
+    from hermes3.modeling import use_bf16
     from hermes3.packing import PaddingFreeCollator
 
     out = cfg.output()
@@ -299,7 +293,7 @@ def train(cfg: SFTConfig) -> Path:
     attn = choose_attention("cuda" if cuda else "cpu") if cfg.attn == "auto" else cfg.attn
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, attn_implementation=attn,
-                                                 dtype=torch.bfloat16 if cuda and _bf16(cfg) else torch.float32)
+                                                 dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
     if len(tok) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tok))
     model.config.use_cache = False  # packed rows stay isolated only without a cache (DESIGN §3)
@@ -319,7 +313,7 @@ def train(cfg: SFTConfig) -> Path:
         output_dir=str(out), run_name=cfg.name, per_device_train_batch_size=cfg.rows_per_device,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, bf16=_bf16(cfg),
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, bf16=use_bf16(cfg.bf16),
         activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.save_steps else ("epoch" if cfg.save_each_epoch else "no"),
         save_steps=cfg.save_steps or 500, save_only_model=False, seed=cfg.seed, data_seed=cfg.seed,
