@@ -63,6 +63,7 @@ class DPOConfig:
     epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)"})
     max_steps: int = field(default=-1, metadata={"help": "stop after N steps (-1: all epochs)"})
     max_length: int = field(default=2048, metadata={"help": "drop pairs whose chosen or rejected sequence is longer"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (long sequences, large models)"})
     packed: bool = field(default=True, metadata={"help": "padding-free packed batches (False: padded, as TRL)"})
     heldout_fraction: float = field(default=0.1, metadata={"help": "pairs kept out for held-out reward accuracy"})
     bf16: str = field(default="auto", metadata={"help": "auto | true | false"})
@@ -222,6 +223,13 @@ def check_config(cfg: DPOConfig) -> None:
         raise ConfigError(f"optimizer must be rmsprop or adamw_torch, got {cfg.optimizer!r}")
 
 
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing per decoder layer. Non-reentrant, so the frozen base needs no
+    ``enable_input_require_grads`` hack for LoRA; torch restores the RNG state in the recompute,
+    so LoRA dropout masks are the ones of the forward pass (equal gradients: tested)."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _lora(model, cfg: DPOConfig):
     from peft import LoraConfig, get_peft_model
 
@@ -257,6 +265,8 @@ def prepare(cfg: DPOConfig):
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=choose_attention("cuda" if cuda else "cpu"))
     model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
     return _lora(model, cfg), tok, pairs[n_held:], pairs[:n_held], dropped
 
 

@@ -146,8 +146,6 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
                 t = f.get_tensor(name)
                 if t.dtype == FP8 or name.endswith("weight_scale"):
                     raise FP8Error(f"{src}: tensor {name} is already FP8-quantized")
-                if t.is_floating_point() and not torch.isfinite(t).all():
-                    raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
                 module = name.rsplit(".", 1)[0]
                 size = t.numel() * t.element_size()
                 bytes_in += size
@@ -156,11 +154,17 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
                     if t.ndim != 2:
                         raise FP8Error(f"{src}: Linear weight {name} has shape {tuple(t.shape)}, expected 2-D")
                     q, s = quantize_weight(t)
+                    # NaN/Inf propagate into the row absmax, so checking the scales is a full check
+                    # at 1/2048 of the cost of isfinite(t) (which was half of the conversion time).
+                    if not torch.isfinite(s).all():
+                        raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
                     tensors[name], tensors[module + ".weight_scale"] = q, s
                     by_class["linear (fp8)"][0] += size
                     by_class["linear (fp8)"][1] += q.numel() + s.numel() * s.element_size()
                     n_q += 1
                 else:
+                    if t.is_floating_point() and t.numel() and not torch.isfinite(t.abs().amax()):
+                        raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
                     tensors[name] = t.contiguous()
                     key = "ignored linear" if module in linears else "embedding/other"
                     by_class[key][0] += size

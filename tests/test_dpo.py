@@ -101,3 +101,26 @@ def test_completion_only_labels(sft_model, smoke_data):
     t = tokenize_pair(pair, tok)
     trained = tok.decode([i for i, lab in zip(t["chosen"]["input_ids"], t["chosen"]["labels"]) if lab != -100])
     assert trained == pair["chosen"][0]["content"] + "<|im_end|>"  # earlier assistant turns are prompt
+
+
+def test_gradient_checkpointing_keeps_loss_and_gradients(sft_model, smoke_data, tmp_path):
+    """Same loss and gradients with activation checkpointing, in train mode: LoRA dropout and
+    NEFTune noise are drawn once (the recompute replays the RNG), not twice."""
+    results = []
+    for ckpt in (False, True):
+        model, _, pairs, _, _ = prepare(_cfg(sft_model, smoke_data, tmp_path, gradient_checkpointing=ckpt))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(n))) * 0.02)
+        model.train()
+        torch.manual_seed(1)
+        loss, _ = dpo_step_loss(model, collate_packed(pairs[:6]), 0.1, neftune_alpha=5.0,
+                                generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert model.is_activation_checkpointing
+    (la, ga), (lb, gb) = results
+    assert la == lb and ga.keys() == gb.keys()
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], atol=1e-6, rtol=1e-5, msg=k)

@@ -69,14 +69,19 @@ def test_errors_are_one_line(model_dir, tmp_path):
         convert(tmp_path / "fp8", tmp_path / "o2")
     with pytest.raises(FP8Error, match="exists"):
         convert(model_dir, tmp_path / "fp8")
-    bad = tmp_path / "nan"
-    m = AutoModelForCausalLM.from_pretrained(model_dir)
-    with torch.no_grad():
-        m.model.layers[1].mlp.up_proj.weight[0, 0] = float("nan")
-    m.save_pretrained(bad)
-    with pytest.raises(FP8Error, match="model.layers.1.mlp.up_proj.weight contains NaN or Inf"):
-        convert(bad, tmp_path / "o3")
-    assert not (tmp_path / "o3").exists()  # nothing half-written left looking valid
+    # NaN / Inf in a quantized Linear (caught through its row scales) and in a kept tensor
+    for k, (param, value) in enumerate([("model.layers.1.mlp.up_proj.weight", float("nan")),
+                                        ("model.layers.0.self_attn.o_proj.weight", -float("inf")),
+                                        ("model.embed_tokens.weight", float("nan")),
+                                        ("model.norm.weight", float("inf"))]):
+        bad = tmp_path / f"bad{k}"
+        m = AutoModelForCausalLM.from_pretrained(model_dir)
+        with torch.no_grad():
+            m.get_parameter(param)[-1] = value
+        m.save_pretrained(bad)
+        with pytest.raises(FP8Error, match=f"{param} contains NaN or Inf"):
+            convert(bad, tmp_path / f"o{k}")
+        assert not (tmp_path / f"o{k}").exists()  # nothing half-written left looking valid
 
 
 STREAM = """
