@@ -341,7 +341,7 @@ def group_means(table) -> list[dict]:
 def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir: str | Path | None = None,
              limit: int | None = None, batch_size: int = 16, max_gen_toks: int = 192, add_bos_token: bool = False,
              apply_chat_template: bool = False, out_dir: str | Path | None = None, wandb_run=None,
-             backend: str = "hf") -> EvalResult:
+             backend: str = "hf", cache: bool = True) -> EvalResult:
     """Run ``suite`` on ``model`` (a folder, Hub id or in-memory model) with lm-eval.
 
     Offline tasks carry prompts already rendered in the Hermes format, so
@@ -350,18 +350,77 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
     ``add_bos_token=True`` for Llama models. ``out_dir`` receives ``results.json``,
     ``samples_<task>.jsonl`` and ``scores.csv``. ``backend="vllm"`` uses lm-eval's vLLM
     model (needs vllm installed and a model folder or Hub id).
+
+    With ``cache=True`` and a model folder, the lm-eval results are stored under
+    ``runs/eval/cache/<key>`` ($HERMES3_EVAL_CACHE), keyed by the bytes of the model folder,
+    the eval items and every setting here, so a pipeline re-run (or a second notebook scoring
+    the same checkpoint) reuses them instead of generating again.
     """
-    import pandas as pd
 
     _check_model(model)
     tasks, needs_hub = resolve_tasks(suite)
-    offline = [t for t in tasks if t in OFFLINE_TASKS]
-    if any(t.startswith("hermes_") for t in offline) and data_dir is None:
+    if any(t.startswith("hermes_") for t in tasks if t in OFFLINE_TASKS) and data_dir is None:
         raise EvalError("the hermes_* tasks need data_dir (a `hermes3 data build` folder)")
+    offline = [t for t in tasks if t in OFFLINE_TASKS]
+    with tempfile.TemporaryDirectory(prefix="hermes3-tasks-") as tmp:
+        if offline:
+            write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,
+                                limit, max_gen_toks)
+        key = None
+        if cache and isinstance(model, (str, Path)) and Path(model).is_dir():
+            key = cache_key(Path(model), Path(tmp), tasks, limit=limit, batch_size=batch_size,
+                            max_gen_toks=max_gen_toks, add_bos_token=add_bos_token,
+                            apply_chat_template=apply_chat_template, backend=backend)
+            hit = _cache_dir() / key / "raw.json"
+            if hit.exists():
+                stored = json.loads(hit.read_text())
+                return _finish(stored["raw"], stored["samples"], out_dir, wandb_run)
+        raw, samples = _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, Path(tmp), batch_size,
+                                    add_bos_token, apply_chat_template, backend, limit)
+    if key is not None:
+        # json round-trip, so a cache hit returns exactly what a miss returns
+        raw, samples = json.loads(json.dumps(raw, default=str)), json.loads(json.dumps(samples, default=str))
+        folder = _cache_dir() / key
+        tmp_dir = folder.with_name(folder.name + ".tmp")
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        (tmp_dir / "raw.json").write_text(json.dumps({"raw": raw, "samples": samples}))
+        if not folder.exists():
+            tmp_dir.rename(folder)  # complete or absent: an interrupted run leaves only a .tmp
+    return _finish(raw, samples, out_dir, wandb_run)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("HERMES3_EVAL_CACHE", ROOT / "runs" / "eval" / "cache"))
+
+
+def cache_key(model_dir: Path, task_dir: Path, tasks: dict, **settings) -> str:
+    """Digest of what decides an evaluation's result: the bytes of the model folder and of the
+    written offline tasks (items, prompts, scorers), the settings, and lm-eval's version."""
+    import hashlib
+    from importlib.metadata import version
+
+    h = hashlib.blake2b(digest_size=16)
+    for f in sorted(p for p in model_dir.iterdir() if p.is_file()):
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            h.update(hashlib.file_digest(fh, "blake2b").digest())
+    for src in (Path(__file__), Path(__file__).parent / "data" / "checkers.py"):  # prompts, generation, scorers
+        h.update(src.read_bytes())
+    here = str(task_dir.resolve()).encode()
+    for f in sorted(p for p in task_dir.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(task_dir)).encode() + f.read_bytes().replace(here, b"<tasks>"))
+    h.update(json.dumps({"tasks": tasks, "lm_eval": version("lm_eval"), **settings}, sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
+
+
+def _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, task_dir: Path, batch_size, add_bos_token,
+                 apply_chat_template, backend, limit):
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    offline = [t for t in tasks if t in OFFLINE_TASKS]
     if needs_hub:  # names first (lm-eval's local task index), then whether the Hub is reachable
         unknown = [t for t in tasks if t not in offline and not TaskManager().match_tasks([t])]
         if unknown:
@@ -383,21 +442,24 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
         lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
     else:
         raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
-    with tempfile.TemporaryDirectory(prefix="hermes3-tasks-") as tmp:
-        if offline:
-            write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,
-                                limit, max_gen_toks)
-        tm = TaskManager(include_path=tmp if offline else None)
-        raw = {}
-        for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
-            names = [t for t, s in tasks.items() if s == shots]
-            r = lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=shots, limit=None if offline else limit,
-                                        task_manager=tm, log_samples=True, apply_chat_template=apply_chat_template,
-                                        fewshot_as_multiturn=apply_chat_template, bootstrap_iters=1000,
-                                        confirm_run_unsafe_code=False)
-            for k in ("results", "n-samples", "configs", "versions", "samples"):
-                raw.setdefault(k, {}).update(r.get(k, {}))
+    tm = TaskManager(include_path=str(task_dir) if offline else None)
+    raw = {}
+    for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
+        names = [t for t, s in tasks.items() if s == shots]
+        r = lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=shots, limit=None if offline else limit,
+                                    task_manager=tm, log_samples=True, apply_chat_template=apply_chat_template,
+                                    fewshot_as_multiturn=apply_chat_template, bootstrap_iters=1000,
+                                    confirm_run_unsafe_code=False)
+        for k in ("results", "n-samples", "configs", "versions", "samples"):
+            raw.setdefault(k, {}).update(r.get(k, {}))
     samples = raw.pop("samples", {})
+    return raw, samples
+
+
+def _finish(raw: dict, samples: dict, out_dir, wandb_run) -> EvalResult:
+    """Tidy table (+ group means), files in ``out_dir``, W&B table."""
+    import pandas as pd
+
     table = tidy(raw)
     table = pd.concat([table, pd.DataFrame(group_means(table))], ignore_index=True) if len(table) else table
     if out_dir is not None:

@@ -178,3 +178,32 @@ def test_bbh_prompts_are_three_shot(tmp_path):
     assert doc["prompt"].count("\nQ: ") + doc["prompt"].startswith("Q: ") >= 3 and doc["prompt"].endswith(
         "A: Let's think step by step.")
     assert '"\\n\\nQ:"' in (tmp_path / "bbh_local.yaml").read_text()
+
+
+def test_results_are_cached_by_model_bytes_and_settings(smoke_data, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    import hermes3.evaluate as ev
+    from hermes3.modeling import tiny_llama
+
+    monkeypatch.setenv("HERMES3_EVAL_CACHE", str(tmp_path / "cache"))
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    folder = tmp_path / "model"
+    tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    kw = dict(data_dir=smoke_data, limit=2, batch_size=4, max_gen_toks=8)
+    tasks = ["hermes_math", "gsm8k_local"]
+    calls = []
+    real = ev._run_lm_eval
+    monkeypatch.setattr(ev, "_run_lm_eval", lambda *a: calls.append(1) or real(*a))
+    first = evaluate(folder, tasks, **kw)
+    again = evaluate(folder, tasks, out_dir=tmp_path / "out", **kw)
+    assert len(calls) == 1  # the second call generated nothing
+    pd.testing.assert_frame_equal(first.table, again.table)
+    assert (tmp_path / "out" / "scores.csv").exists()
+    evaluate(folder, tasks, **{**kw, "max_gen_toks": 9})  # another setting: a miss
+    tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2, seed=5).save_pretrained(folder)
+    evaluate(folder, tasks, **kw)  # other weights in the same folder: a miss
+    evaluate(folder, tasks, cache=False, **kw)
+    assert len(calls) == 4
+    assert not list((tmp_path / "cache").glob("*.tmp"))
