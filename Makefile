@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/hermes3 demo --scale demo
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/hermes3 reproduce --scale demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check hermes3 tests benchmarks

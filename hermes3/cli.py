@@ -11,7 +11,7 @@
     hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
     hermes3 eval MODEL [--suite offline|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
-    hermes3 demo [--scale smoke|demo]      # run the notebooks into notebooks/ and figures/
+    hermes3 reproduce [--scale smoke|demo] [--only 05,06]   # the notebooks in order (alias: demo)
 
 Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
 """
@@ -175,29 +175,18 @@ def cmd_fp8(args) -> int:
     return 0
 
 
-def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None) -> list[Path]:
-    """Execute ``notebooks/NN_*.ipynb`` in order with papermill at ``scale``, each in a
-    fresh kernel, writing the executed copy in place (or to ``out_dir``)."""
-    import papermill as pm
+def cmd_reproduce(args) -> int:
+    from hermes3.pipeline import StageError, run_notebooks
 
-    nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    if names:
-        nbs = [p for p in nbs if p.stem in names or p.name in names]
-    done = []
-    for nb in nbs:
-        t0 = time.time()
-        dest = (out_dir or nb.parent) / nb.name
-        print(f"[hermes3] running {nb.name} at scale={scale}", file=sys.stderr)
-        pm.execute_notebook(str(nb), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
-                            kernel_name="python3", progress_bar=False)
-        print(f"[hermes3] {nb.name} done in {time.time() - t0:.1f}s", file=sys.stderr)
-        done.append(dest)
-    return done
-
-
-def cmd_demo(args) -> int:
-    run_notebooks(args.scale)
-    print(f"figures in {ROOT / 'figures'}")
+    t0 = time.time()
+    try:
+        times = run_notebooks(args.scale, names=args.only.split(",") if args.only else None)
+    except StageError as e:
+        print(f"hermes3 reproduce: {e}", file=sys.stderr)
+        return 2
+    for name, sec in times:
+        print(f"{name:28s} {sec:7.0f} s")
+    print(f"{'total':28s} {time.time() - t0:7.0f} s; notebooks in {ROOT / 'notebooks'}, figures in {ROOT / 'figures'}")
     return 0
 
 
@@ -274,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     sp.add_argument("--out", default=None, help="folder for results.json, samples and scores.csv")
     sp.set_defaults(fn=cmd_eval)
-    sp = sub.add_parser("demo", help="run every notebook on the embedded default")
-    sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
-    sp.set_defaults(fn=cmd_demo)
+    for name in ("reproduce", "demo"):  # `demo` kept as the short name make demo has always used
+        sp = sub.add_parser(name, help="run every notebook in order (data -> base -> LR search -> SFT -> epoch "
+                                       "selection -> DPO -> FP8 -> benchmarks); finished stages are reused")
+        sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
+        sp.add_argument("--only", default="", help="comma-separated notebooks, e.g. 05,06 (default: all)")
+        sp.set_defaults(fn=cmd_reproduce)
     args = p.parse_args(argv)
     from hermes3.chat import ConversationError
     from hermes3.config import ConfigError

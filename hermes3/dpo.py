@@ -40,6 +40,7 @@ from hermes3.config import ConfigError
 from hermes3.masking import IGNORE_INDEX
 
 ROOT = Path(__file__).resolve().parent.parent
+COMPLETE = "COMPLETE"
 
 
 @dataclass
@@ -341,6 +342,7 @@ def train(cfg: DPOConfig) -> Path:
                                                   "train_pairs": len(train_pairs), "dropped": dropped}, indent=2))
     model.save_pretrained(out / "adapter")
     merge(out / "adapter", cfg.model, out / "merged", tok)
+    (out / COMPLETE).write_text(json.dumps({"steps": total}))  # written last: the run is whole
     if run is not None:
         run.summary.update({f"heldout/{k}": v for k, v in after.items()})
         run.finish()

@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from hermes3 import pipeline
 from hermes3.evaluate import STANDIN_GROUPS, evaluate
 from hermes3.report import minmax_select
-from hermes3.sft import SFTConfig, epoch_checkpoints, train
+from hermes3.sft import SFTConfig, epoch_checkpoints
 
 TABLE2_GROUPS = {"GPT4All": "gpt4all_standin", "AGIEval": "agieval_standin", "IFEval": "ifeval_standin",
                  "MT-Bench": "mtbench_standin"}
@@ -35,7 +36,7 @@ def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str
 
     Returns ``(scores, best_lr)``: a DataFrame with one row per LR and one column per task
     of the group plus the group mean, and the LR with the highest mean. Runs go to
-    ``root/lr-<lr>`` (default ``runs/lr_search/<cfg.name>``) and are reused when complete.
+    ``root/lr-<lr>`` (default ``runs/lr_search/<cfg.name>``), reused when built from the same config.
     """
     import pandas as pd
 
@@ -43,9 +44,7 @@ def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str
     rows = []
     for lr in lrs:
         run = root / f"lr-{lr:g}"
-        if not (run / "final" / "COMPLETE").exists():
-            train(replace(cfg, lr=lr, output_dir=str(run), name=f"{cfg.name}-lr{lr:g}", resume=False,
-                          save_each_epoch=False))
+        pipeline.sft(replace(cfg, lr=lr, output_dir=str(run), name=f"{cfg.name}-lr{lr:g}", save_each_epoch=False))
         s = _group_scores(run / "final", data_dir, [group], limit)
         rows.append({"lr": lr, **{t: s[t] for t in STANDIN_GROUPS[group]}, group: s[group]})
     df = pd.DataFrame(rows)

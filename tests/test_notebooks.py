@@ -11,10 +11,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 def test_notebook_runs_at_smoke_scale(nb, tmp_path):
     import nbformat
 
-    from hermes3.cli import run_notebooks
+    from hermes3.pipeline import run_notebooks
 
-    (out,) = run_notebooks("smoke", out_dir=tmp_path, names=[nb.name])
-    cells = nbformat.read(out, as_version=4).cells
+    ((name, _),) = run_notebooks("smoke", out_dir=tmp_path, names=[nb.name])
+    cells = nbformat.read(tmp_path / nb.name, as_version=4).cells
     errors = [o for c in cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     # each notebook ends by setting the report's number beside ours

@@ -1,0 +1,131 @@
+"""The reproduction pipeline: stages keyed by their config, and the notebook runner.
+
+``hermes3 reproduce --scale demo`` (``make demo``) executes ``notebooks/NN_*.ipynb`` in order,
+each in a fresh kernel; the notebooks build what they need through the stage functions here:
+
+* ``data(cfg)``, ``sft(cfg)``, ``dpo(cfg)`` return the stage's output folder. An output built
+  from the same config (saved beside it) is reused; one built from another config is moved
+  aside to ``<name>.stale-<time>`` (nothing is deleted) and rebuilt; an SFT run that was
+  interrupted resumes from its last complete checkpoint. The base model (``base_model``) is
+  keyed by a config hash in its folder name and evaluations by model bytes (``evaluate``).
+* A failing notebook stops the run with one line naming the stage and the error; the executed
+  notebook keeps the traceback, and the next run resumes: finished stages are reused.
+
+>>> same_config({"lr": 1e-3, "resume": True}, {"lr": 1e-3, "resume": False})
+True
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from hermes3.config import to_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+# Settings that do not change what a stage builds.
+NOT_KEYS = {"resume", "wandb_mode", "logging_steps", "out_dir", "output_dir"}
+
+
+class StageError(RuntimeError):
+    """A pipeline stage (notebook) failed; the message is one line."""
+
+
+def same_config(saved: dict, wanted: dict) -> bool:
+    norm = lambda d: json.loads(json.dumps({k: v for k, v in d.items() if k not in NOT_KEYS}, default=str))  # noqa: E731
+    return norm(saved) == norm(wanted)
+
+
+def _set_aside(out: Path, why: str) -> None:
+    stale = out.with_name(f"{out.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.rename(stale)
+    print(f"[hermes3] {out} {why}: moved to {stale.name}, rebuilding", file=sys.stderr)
+
+
+def _saved(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def data(cfg) -> Path:
+    """The data build of ``cfg`` (a ``DataConfig``), built unless an equal one exists."""
+    from hermes3.data.build import build
+
+    out = cfg.output()
+    manifest = _saved(out / "manifest.json")
+    if manifest is not None and same_config(manifest.get("config", {}), to_dict(cfg)):
+        return out
+    if out.exists():
+        _set_aside(out, "was built from another data config" if manifest else "is incomplete")
+    build(cfg, progress=False)
+    return out
+
+
+def sft(cfg) -> Path:
+    """The SFT run of ``cfg``: reused when complete, resumed when interrupted, else trained."""
+    from hermes3.sft import COMPLETE, train
+
+    out = cfg.output()
+    saved = _saved(out / "config.json")
+    if saved is not None and same_config(saved, to_dict(cfg)):
+        if (out / "final" / COMPLETE).exists():
+            return out
+        return train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
+    if out.exists() and any(out.iterdir()):
+        _set_aside(out, "was trained with another config" if saved else "holds no config.json")
+    return train(replace(cfg, resume=False))
+
+
+def dpo(cfg) -> Path:
+    """The DPO run of ``cfg``: reused when complete, else trained from a fresh adapter (a DPO
+    run is minutes at demo scale, so an interrupted one restarts rather than resumes)."""
+    from hermes3.dpo import COMPLETE, train
+
+    out = cfg.output()
+    saved = _saved(out / "config.json")
+    if saved is not None and same_config(saved, to_dict(cfg)) and (out / COMPLETE).exists():
+        return out
+    if out.exists() and any(out.iterdir()):
+        if saved is not None and same_config(saved, to_dict(cfg)):
+            shutil.rmtree(out)  # same config, interrupted: its partial files would be rebuilt as they were
+        else:
+            _set_aside(out, "was trained with another config")
+    return train(cfg)
+
+
+def notebooks(names: list[str] | None = None, folder: Path = ROOT / "notebooks") -> list[Path]:
+    nbs = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        nbs = [p for p in nbs if p.stem in names or p.name in names or p.name[:2] in names]
+    return nbs
+
+
+def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None,
+                  folder: Path = ROOT / "notebooks") -> list[tuple[str, float]]:
+    """Execute the notebooks in order with papermill at ``scale``, each in a fresh kernel,
+    writing the executed copy in place (or to ``out_dir``); returns ``[(name, seconds)]``.
+    Raises ``StageError`` (one line) at the first notebook that fails."""
+    import papermill as pm
+
+    done = []
+    total = notebooks(names, folder)
+    for k, nb in enumerate(total, 1):
+        t0 = time.time()
+        dest = (out_dir or nb.parent) / nb.name
+        print(f"[hermes3] ({k}/{len(total)}) {nb.stem} at scale={scale} ...", file=sys.stderr, flush=True)
+        try:
+            pm.execute_notebook(str(nb), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
+                                kernel_name="python3", progress_bar=False)
+        except pm.PapermillExecutionError as e:
+            last = (e.evalue or "").strip().splitlines()
+            raise StageError(f"stage {nb.stem} failed: {e.ename}: {last[-1] if last else ''} "
+                             f"(traceback in {dest}; re-run to resume: finished stages are reused)") from None
+        done.append((nb.stem, time.time() - t0))
+        print(f"[hermes3] ({k}/{len(total)}) {nb.stem} done in {done[-1][1]:.0f}s", file=sys.stderr, flush=True)
+    return done

@@ -1,0 +1,80 @@
+"""hermes3.pipeline: stages reused when built from the same config, set aside and rebuilt when
+not, resumed when interrupted; a failing notebook is one line naming the stage."""
+
+import json
+from dataclasses import replace
+
+import nbformat
+import pytest
+from conftest import ROOT, make_tiny_model
+
+from hermes3 import pipeline
+from hermes3.config import load_config
+from hermes3.data.build import DataConfig
+from hermes3.dpo import DPOConfig
+from hermes3.sft import SFTConfig
+
+
+def test_data_stage_reuses_and_sets_aside(tmp_path):
+    cfg = load_config(DataConfig, ROOT / "configs/data/smoke.yaml", [f"out_dir={tmp_path / 'd'}"])
+    out = pipeline.data(cfg)
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    assert pipeline.data(cfg) == out and (out / "manifest.json").stat().st_mtime_ns == stamp  # reused
+    pipeline.data(replace(cfg, seed=1))  # another config: the old build is kept aside, not lost
+    (stale,) = tmp_path.glob("d.stale-*")
+    assert json.loads((stale / "manifest.json").read_text())["config"]["seed"] == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["seed"] == 1
+
+
+def test_sft_stage_reuses_resumes_and_sets_aside(smoke_data, tmp_path, monkeypatch):
+    base = make_tiny_model(tmp_path / "base", smoke_data / "tokenizer")
+    cfg = SFTConfig(model=str(base), data=str(smoke_data), output_dir=str(tmp_path / "run"), max_length=256,
+                    max_steps=2, warmup_steps=1, lr=1e-3, bf16="false", wandb_mode="disabled", save_steps=1,
+                    save_each_epoch=False)
+    out = pipeline.sft(cfg)
+    assert (out / "final" / "COMPLETE").exists()
+    import hermes3.sft
+
+    calls = []
+    real = hermes3.sft.train
+    monkeypatch.setattr(hermes3.sft, "train", lambda c: calls.append(c) or real(c))
+    pipeline.sft(replace(cfg, wandb_mode="offline"))  # a setting that changes nothing: reused
+    assert calls == []
+    (out / "final" / "COMPLETE").unlink()  # as if killed before the end
+    pipeline.sft(cfg)
+    assert calls[-1].resume and (out / "final" / "COMPLETE").exists()
+    pipeline.sft(replace(cfg, lr=2e-3))
+    assert not calls[-1].resume and len(list(tmp_path.glob("run.stale-*"))) == 1
+    assert json.loads((out / "config.json").read_text())["lr"] == 2e-3
+
+
+def test_dpo_stage_is_reused_only_when_complete(smoke_data, tmp_path, monkeypatch):
+    sft = make_tiny_model(tmp_path / "sft", smoke_data / "tokenizer")
+    cfg = DPOConfig(model=str(sft), data=str(smoke_data), output_dir=str(tmp_path / "dpo"), pairs_per_step=2,
+                    max_steps=1, max_length=512, wandb_mode="disabled", bf16="false")
+    out = pipeline.dpo(cfg)
+    assert (out / "COMPLETE").exists() and (out / "merged" / "config.json").exists()
+    import hermes3.dpo
+
+    calls = []
+    monkeypatch.setattr(hermes3.dpo, "train", lambda c: calls.append(c) or c.output())
+    pipeline.dpo(cfg)
+    assert calls == []
+    (out / "COMPLETE").unlink()  # interrupted: the partial run is removed and trained again
+    pipeline.dpo(cfg)
+    assert len(calls) == 1 and not out.exists()
+
+
+def test_failing_stage_is_one_line(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell('scale = "smoke"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell('open("runs/data/missing/sft.jsonl")')]
+    nbformat.write(nb, folder / "01_broken.ipynb")
+    with pytest.raises(pipeline.StageError) as e:
+        pipeline.run_notebooks("smoke", folder=folder)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("stage 01_broken failed: FileNotFoundError:")
+    assert "runs/data/missing/sft.jsonl" in msg
