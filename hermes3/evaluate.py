@@ -393,6 +393,16 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("HERMES3_EVAL_CACHE", ROOT / "runs" / "eval" / "cache"))
 
 
+MODEL_FILES = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+               "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt", "model.safetensors.index.json"}
+
+
+def _is_model_file(name: str) -> bool:
+    """Weights, config and tokenizer: not a checkpoint's optimizer, RNG or trainer state, so the
+    last epoch checkpoint and ``final/`` (the same weights) share one cache entry."""
+    return name in MODEL_FILES or name.endswith(".safetensors") or (name.startswith("pytorch_model") and name.endswith(".bin"))
+
+
 def cache_key(model_dir: Path, task_dir: Path, tasks: dict, **settings) -> str:
     """Digest of what decides an evaluation's result: the bytes of the model folder and of the
     written offline tasks (items, prompts, scorers), the settings, and lm-eval's version."""
@@ -400,7 +410,7 @@ def cache_key(model_dir: Path, task_dir: Path, tasks: dict, **settings) -> str:
     from importlib.metadata import version
 
     h = hashlib.blake2b(digest_size=16)
-    for f in sorted(p for p in model_dir.iterdir() if p.is_file()):
+    for f in sorted(p for p in model_dir.iterdir() if p.is_file() and _is_model_file(p.name)):
         h.update(f.name.encode())
         with f.open("rb") as fh:
             h.update(hashlib.file_digest(fh, "blake2b").digest())
