@@ -28,6 +28,7 @@ import csv
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -309,6 +310,10 @@ def train(cfg: SFTConfig) -> Path:
         os.environ.setdefault("WANDB_RUN_GROUP", "sft")
         os.environ.setdefault("WANDB_DIR", str(ROOT / "runs" / "wandb"))
         Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    if cfg.fsdp and not cuda:
+        print("[hermes3 sft] fsdp is set, but transformers/accelerate apply FSDP on GPUs only: this CPU run "
+              "shards nothing (DDP under torchrun). FSDP2 on CPU is checked in tests/test_sft_distributed.py.",
+              file=sys.stderr)
     args = TrainingArguments(
         output_dir=str(out), run_name=cfg.name, per_device_train_batch_size=cfg.rows_per_device,
         gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
