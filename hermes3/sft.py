@@ -204,13 +204,23 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
             self.tokens_seen += int(inputs["input_ids"].numel())
-            out = model(**inputs, use_cache=False)
-            logits = out.logits[:, :-1].float()
             target = labels[:, 1:]
+            keep = None
+            if labels.shape[0] == 1:
+                # Padding-free rows: project to the vocabulary only the positions that have a
+                # target (the assistant tokens, ~half), via transformers' `logits_to_keep`
+                # (a kwarg, so DDP/FSDP hooks still run). Same per-token losses, less work.
+                keep = (target[0] != IGNORE_INDEX).nonzero().squeeze(1)
+                out = model(**inputs, use_cache=False, logits_to_keep=keep)
+                logits, target = out.logits.float(), target[:, keep]
+            else:
+                out = model(**inputs, use_cache=False)
+                logits = out.logits[:, :-1].float()
             ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX,
                                  reduction="none").view_as(target)
             if self.loss_normalization == "sample":
-                ce = ce * sample_weights(labels, inputs["position_ids"]).to(ce.device)
+                w = sample_weights(labels, inputs["position_ids"]).to(ce.device)
+                ce = ce * (w[:, keep] if keep is not None else w)
                 denom = num_items_in_batch if num_items_in_batch is not None else num_samples_with_targets(
                     labels, inputs["position_ids"])
             else:

@@ -110,3 +110,41 @@ def test_empty_dataset_is_one_line(base, tmp_path):
     f.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
     with pytest.raises(ConfigError, match="empty after filtering"):
         train(_cfg(base, f, tmp_path / "o", max_steps=1))
+
+
+@pytest.mark.parametrize("norm", ["token", "sample"])
+def test_trainer_loss_on_target_positions_equals_full_logits(base, smoke_data, norm):
+    """compute_loss projects only target positions to the vocabulary (logits_to_keep); its loss
+    and gradients equal the plain computation over all logits."""
+    from types import SimpleNamespace
+
+    from hermes3.data.build import load_sft
+    from hermes3.masking import tokenize_and_mask
+    from hermes3.packing import PackedDataset, PaddingFreeCollator, pack
+    from hermes3.sft import _trainer_class, num_samples_with_targets
+
+    tok = AutoTokenizer.from_pretrained(base)
+    samples = [tokenize_and_mask(c, tok) for c in load_sft(smoke_data)[:8]]
+    plan = pack([len(s["input_ids"]) for s in samples], 4096)
+    batch = PaddingFreeCollator()([PackedDataset(samples, plan)[i] for i in range(plan.num_rows)])
+    grads = []
+    for fast in (True, False):
+        model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="hermes_varlen_sdpa")
+        if fast:
+            me = SimpleNamespace(loss_normalization=norm, tokens_seen=0, args=SimpleNamespace(average_tokens_across_devices=False))
+            loss = _trainer_class().compute_loss(me, model, dict(batch))
+        else:  # the reference: every position's logits, per-token CE, the chosen normalisation
+            labels = batch["labels"]
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).logits[0, :-1]
+            ce = torch.nn.functional.cross_entropy(logits, labels[0, 1:], ignore_index=-100, reduction="none")
+            if norm == "token":
+                loss = ce.sum() / (labels[0, 1:] != -100).sum()
+            else:
+                loss = (ce * sample_weights(labels, batch["position_ids"])[0]).sum() / num_samples_with_targets(
+                    labels, batch["position_ids"])
+        loss.backward()
+        grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (la, ga), (lb, gb) = grads
+    assert abs(la - lb) < 1e-6
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], atol=1e-6, rtol=1e-5, msg=k)
