@@ -101,8 +101,8 @@ def hf_generate_fn(model, tokenizer, max_new_tokens: int = 256) -> Callable[[lis
     def generate(messages: list[dict]) -> str:
         text = render(messages, add_generation_prompt=True, bos_token=tokenizer.bos_token or "")
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
-        with torch.no_grad():
-            out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
+        with torch.no_grad():  # our saved generation configs say use_cache=False (packed training): ask for it
+            out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, use_cache=True,
                                  pad_token_id=tokenizer.pad_token_id)
         return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
