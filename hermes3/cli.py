@@ -272,10 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from hermes3.chat import ConversationError
     from hermes3.config import ConfigError
+    from hermes3.modeling import ModelFolderError
 
     try:
         return args.fn(args)
-    except (ConversationError, ConfigError) as e:  # one clear line, not a traceback
+    except (ConversationError, ConfigError, ModelFolderError) as e:  # one clear line, not a traceback
         print(f"hermes3 {args.cmd}: {e}", file=sys.stderr)
         return 2
 

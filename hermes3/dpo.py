@@ -247,6 +247,9 @@ def prepare(cfg: DPOConfig):
 
     cuda = torch.cuda.is_available()
     path = cfg.model if Path(cfg.model).is_absolute() or not (ROOT / cfg.model).exists() else str(ROOT / cfg.model)
+    from hermes3.modeling import check_model_folder
+
+    check_model_folder(path)
     tok = AutoTokenizer.from_pretrained(path)
     pairs, dropped = [], 0
     for p in load_pairs(cfg.data):

@@ -281,6 +281,13 @@ def _check_model(model) -> None:
             raise EvalError(f"model folder {s} does not exist")
         if not Path(s).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
             raise EvalError(f"model {s} is not a local folder and HF_HUB_OFFLINE=1 is set")
+        if Path(s).is_dir():
+            from hermes3.modeling import ModelFolderError, check_model_folder
+
+            try:
+                check_model_folder(s)
+            except ModelFolderError as e:
+                raise EvalError(str(e)) from None
 
 
 def resolve_tasks(suite: str | list[str]) -> tuple[dict[str, int | None], bool]:

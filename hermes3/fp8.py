@@ -122,9 +122,15 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    from hermes3.modeling import ModelFolderError, check_model_folder
+
     src, out = Path(model_dir), Path(out_dir)
     if not (src / "config.json").exists():
         raise FP8Error(f"model folder {src} does not exist or has no config.json")
+    try:
+        check_model_folder(src)  # damaged shards fail here, not halfway through the conversion
+    except ModelFolderError as e:
+        raise FP8Error(str(e)) from None
     if out.exists() and not overwrite:
         raise FP8Error(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     config = json.loads((src / "config.json").read_text())

@@ -70,3 +70,58 @@ def packed_forward(model, batch: dict, **kw):
     if "attention_mask" in batch:
         raise ValueError("packed batches must not carry an attention_mask: it overrides sample boundaries")
     return model(**batch, use_cache=False, **kw)
+
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot be trained or evaluated, named in one line."""
+
+
+def check_model_folder(path) -> None:
+    """Fail in one line, before any weights load, on a local model folder that is missing, has no
+    or an unreadable ``config.json``, is not a causal LM transformers knows, or has a weights file
+    whose safetensors header is damaged (a truncated copy or an interrupted save). Hub ids pass.
+
+    >>> check_model_folder("/no/such/model")
+    Traceback (most recent call last):
+    ...
+    hermes3.modeling.ModelFolderError: model folder /no/such/model does not exist
+    """
+    import json
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    s = str(path)
+    if not p.exists():
+        if s.startswith((".", "/", "~")) or s.count("/") != 1:  # a path, not an org/name Hub id
+            raise ModelFolderError(f"model folder {s} does not exist")
+        return
+    if not (p / "config.json").exists():
+        raise ModelFolderError(f"model folder {s} has no config.json")
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+    except ValueError as e:
+        raise ModelFolderError(f"model folder {s}: config.json is not valid JSON ({e})") from None
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kind = cfg.get("model_type")
+    try:
+        AutoModelForCausalLM._model_mapping[type(AutoConfig.for_model(kind))]
+    except (KeyError, ValueError):
+        raise ModelFolderError(f"model folder {s} holds a {kind!r} model, not a causal language model "
+                               "transformers can load (e.g. llama, mistral, qwen2)") from None
+    heads = cfg.get("architectures") or []
+    if heads and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads):
+        # e.g. LlamaForSequenceClassification: AutoModelForCausalLM would load its body and give it
+        # a random LM head with only a warning
+        raise ModelFolderError(f"model folder {s} holds {heads[0]}, not a causal language model")
+    from safetensors import safe_open
+
+    weights = sorted(p.glob("*.safetensors"))
+    if not weights and not list(p.glob("pytorch_model*.bin")):
+        raise ModelFolderError(f"model folder {s} has no weights (*.safetensors)")
+    for f in weights:
+        try:  # safe_open checks the header and that the data it describes fits the file
+            with safe_open(str(f), framework="pt"):
+                pass
+        except Exception as e:  # safetensors raises its own SafetensorError
+            raise ModelFolderError(f"model folder {s}: {f.name} is damaged ({str(e).splitlines()[0]})") from None

@@ -124,6 +124,10 @@ def load_conversations_for(cfg: SFTConfig) -> list[dict]:
         return load_sft(data)
     from hermes3.loaders import load_conversations
 
+    looks_local = cfg.data.startswith((".", "/", "~")) or Path(cfg.data).suffix or cfg.data.count("/") != 1
+    if looks_local and not data.exists():  # else it is a Hub dataset id (org/name)
+        raise ConfigError(f"data {cfg.data} does not exist: point data at a `hermes3 data build` folder, a "
+                          "conversations file (JSON/JSONL) or a Hub dataset id")
     convs, report = load_conversations(cfg.data, on_error="skip")
     print(f"[hermes3 sft] {cfg.data}: {report}")
     return convs
@@ -286,7 +290,7 @@ def train(cfg: SFTConfig) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from hermes3.attention import choose_attention
-    from hermes3.modeling import use_bf16
+    from hermes3.modeling import check_model_folder, use_bf16
     from hermes3.packing import PaddingFreeCollator
 
     out = cfg.output()
@@ -294,6 +298,7 @@ def train(cfg: SFTConfig) -> Path:
         raise ConfigError(f"{out} already holds checkpoints: pass resume=true to continue or choose another name")
     convs = load_conversations_for(cfg)
     model_path = resolve_model(cfg)
+    check_model_folder(model_path)
     tok = AutoTokenizer.from_pretrained(model_path)
     if "<|im_start|>" not in tok.get_vocab():
         from hermes3.tokenizer import load_tokenizer

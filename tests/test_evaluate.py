@@ -136,11 +136,16 @@ def test_errors_are_one_line(tmp_path, monkeypatch):
         evaluate("/no/such/model", "offline")
     with pytest.raises(EvalError, match="unknown suite 'gpt5'"):
         resolve_tasks("gpt5")
+    with pytest.raises(EvalError, match="has no config.json"):
+        evaluate(str(tmp_path), "offline")
+    from hermes3.modeling import tiny_llama
+
+    tiny_llama(64, hidden_size=32, num_layers=1, num_heads=2).save_pretrained(tmp_path / "m")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EvalError, match="downloads its datasets from the Hugging Face Hub"):
-        evaluate(str(tmp_path), "gpt4all")
+        evaluate(str(tmp_path / "m"), "gpt4all")
     with pytest.raises(EvalError, match="need data_dir"):
-        evaluate(str(tmp_path), "offline")
+        evaluate(str(tmp_path / "m"), "offline")
 
 
 def test_unknown_task_is_one_line(smoke_data):

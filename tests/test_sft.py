@@ -110,6 +110,8 @@ def test_empty_dataset_is_one_line(base, tmp_path):
     f.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
     with pytest.raises(ConfigError, match="empty after filtering"):
         train(_cfg(base, f, tmp_path / "o", max_steps=1))
+    with pytest.raises(ConfigError, match="data .*missing.jsonl does not exist"):
+        train(_cfg(base, tmp_path / "missing.jsonl", tmp_path / "o2", max_steps=1))
 
 
 @pytest.mark.parametrize("norm", ["token", "sample"])

@@ -1,0 +1,62 @@
+"""hermes3.modeling.check_model_folder: broken model folders fail in one line before loading."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hermes3.modeling import ModelFolderError, check_model_folder, tiny_llama
+
+
+@pytest.fixture()
+def good(tmp_path):
+    tiny_llama(64, hidden_size=32, num_layers=1, num_heads=2).save_pretrained(tmp_path / "good")
+    return tmp_path / "good"
+
+
+def test_good_folder_and_hub_ids_pass(good):
+    check_model_folder(good)
+    check_model_folder("NousResearch/Hermes-3-Llama-3.1-8B")  # a Hub id: left to from_pretrained
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("missing", "does not exist"),
+    ("no_config", "has no config.json"),
+    ("bad_json", "config.json is not valid JSON"),
+    ("t5", "holds a 't5' model, not a causal language model"),
+    ("classifier", "holds LlamaForSequenceClassification, not a causal language model"),
+    ("no_weights", "has no weights"),
+    ("truncated", r"model.safetensors is damaged \(Error while deserializing header"),
+])
+def test_broken_folders_are_one_line(good, tmp_path, breakage, message):
+    f = good
+    if breakage == "missing":
+        f = tmp_path / "nope"
+    elif breakage == "no_config":
+        (good / "config.json").unlink()
+    elif breakage == "bad_json":
+        (good / "config.json").write_text("{")
+    elif breakage == "t5":
+        (good / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    elif breakage == "classifier":
+        cfg = json.loads((good / "config.json").read_text())
+        (good / "config.json").write_text(json.dumps({**cfg, "architectures": ["LlamaForSequenceClassification"]}))
+    elif breakage == "no_weights":
+        (good / "model.safetensors").unlink()
+    else:  # a copy that stopped halfway
+        w = good / "model.safetensors"
+        w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    with pytest.raises(ModelFolderError, match=message) as e:
+        check_model_folder(f)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_sft_on_a_damaged_model_is_one_line(good, smoke_data):
+    w = good / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    r = subprocess.run([sys.executable, "-m", "hermes3.cli", "sft", f"model={good}", f"data={smoke_data}",
+                        "wandb_mode=disabled", "max_steps=1", f"output_dir={good.parent / 'out'}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("hermes3 sft: model folder") and "Traceback" not in r.stderr
