@@ -10,7 +10,7 @@
     hermes3 fp8 MODEL_DIR OUT_DIR [--ignore lm_head]
     hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
-    hermes3 eval MODEL [--suite offline|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
+    hermes3 eval MODEL [--suite offline|standins|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 reproduce [--scale smoke|demo] [--only 05,06]   # the notebooks in order (alias: demo)
 
 Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_plan)
     sp = sub.add_parser("eval", help="benchmarks through lm-evaluation-harness")
     sp.add_argument("model", help="model folder or Hugging Face id")
-    sp.add_argument("--suite", default="offline", help="offline | gpt4all | agieval | leaderboard | table5 | a stand-in group")
+    sp.add_argument("--suite", default="offline", help="offline (12 tasks) | standins (the 11 of the four groups) | gpt4all | agieval | leaderboard | table5 | a stand-in group")
     sp.add_argument("--data", default=str(ROOT / "runs" / "data" / "demo"), help="data build with the held-out items")
     sp.add_argument("--limit", type=int, default=None)
     sp.add_argument("--batch-size", type=int, default=16)

@@ -212,3 +212,13 @@ def test_results_are_cached_by_model_bytes_and_settings(smoke_data, tmp_path, mo
     evaluate(folder, tasks, cache=False, **kw)
     assert len(calls) == 4
     assert not list((tmp_path / "cache").glob("*.tmp"))
+
+
+def test_standins_suite_is_the_four_groups_task_list():
+    """Table 2's per-epoch scoring (a task list) and the 'standins' suite resolve to the same tasks,
+    so the last epoch checkpoint and final/ share one cache entry."""
+    from hermes3.evaluate import STANDIN_GROUPS
+
+    group_tasks = sorted({t for g in STANDIN_GROUPS.values() for t in g})
+    assert resolve_tasks("standins") == resolve_tasks(group_tasks)
+    assert set(resolve_tasks("offline")[0]) - set(group_tasks) == {"bbh_local"}
