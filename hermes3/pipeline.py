@@ -6,7 +6,7 @@ each in a fresh kernel; the notebooks build what they need through the stage fun
 * ``data(cfg)``, ``sft(cfg)``, ``dpo(cfg)`` return the stage's output folder. An output built
   from the same config (saved beside it) is reused; one built from another config is moved
   aside to ``<name>.stale-<time>`` (nothing is deleted) and rebuilt; an SFT run that was
-  interrupted resumes from its last complete checkpoint. The base model (``base_model``) is
+  interrupted, or whose final model was damaged since, resumes from its last complete checkpoint. The base model (``base_model``) is
   keyed by a config hash in its folder name and evaluations by model bytes (``evaluate``).
 * A failing notebook stops the run with one line naming the stage and the error; the executed
   notebook keeps the traceback, and the next run resumes: finished stages are reused.
@@ -53,6 +53,20 @@ def _saved(path: Path) -> dict | None:
         return None
 
 
+def _intact(model_dir: Path) -> bool:
+    """A finished model folder whose files were damaged since (a truncated copy, a bad disk) is
+    rebuilt rather than handed to the next stage; the damage is named in one line."""
+    from hermes3.modeling import ModelFolderError, check_model_folder
+
+    try:
+        check_model_folder(model_dir)
+        return True
+    except ModelFolderError as e:
+        print(f"[hermes3] {e}: rebuilding it", file=sys.stderr)
+        shutil.rmtree(model_dir)
+        return False
+
+
 def data(cfg) -> Path:
     """The data build of ``cfg`` (a ``DataConfig``), built unless an equal one exists."""
     from hermes3.data.build import build
@@ -74,7 +88,7 @@ def sft(cfg) -> Path:
     out = cfg.output()
     saved = _saved(out / "config.json")
     if saved is not None and same_config(saved, to_dict(cfg)):
-        if (out / "final" / COMPLETE).exists():
+        if (out / "final" / COMPLETE).exists() and _intact(out / "final"):
             return out
         return train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
     if out.exists() and any(out.iterdir()):
@@ -89,7 +103,7 @@ def dpo(cfg) -> Path:
 
     out = cfg.output()
     saved = _saved(out / "config.json")
-    if saved is not None and same_config(saved, to_dict(cfg)) and (out / COMPLETE).exists():
+    if saved is not None and same_config(saved, to_dict(cfg)) and (out / COMPLETE).exists() and _intact(out / "merged"):
         return out
     if out.exists() and any(out.iterdir()):
         if saved is not None and same_config(saved, to_dict(cfg)):

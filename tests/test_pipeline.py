@@ -43,6 +43,13 @@ def test_sft_stage_reuses_resumes_and_sets_aside(smoke_data, tmp_path, monkeypat
     (out / "final" / "COMPLETE").unlink()  # as if killed before the end
     pipeline.sft(cfg)
     assert calls[-1].resume and (out / "final" / "COMPLETE").exists()
+    w = out / "final" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])  # damaged after it was finished: rebuilt from checkpoint-2
+    pipeline.sft(cfg)
+    assert calls[-1].resume and len(calls) == 2
+    from hermes3.modeling import check_model_folder
+
+    check_model_folder(out / "final")
     pipeline.sft(replace(cfg, lr=2e-3))
     assert not calls[-1].resume and len(list(tmp_path.glob("run.stale-*"))) == 1
     assert json.loads((out / "config.json").read_text())["lr"] == 2e-3
