@@ -33,12 +33,14 @@ def _group_scores(model_dir, data_dir, groups: list[str], limit, out_dir=None):
 def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str = "gpt4all_standin",
               limit: int | None = None, root: str | Path | None = None):
     """Train ``cfg`` once per learning rate (to completion), score each on ``group``.
-
-    Returns ``(scores, best_lr)``: a DataFrame with one row per LR and one column per task
-    of the group plus the group mean, and the LR with the highest mean. Runs go to
-    ``root/lr-<lr>`` (default ``runs/lr_search/<cfg.name>``), reused when built from the same config.
+    Returns ``(scores, best_lr)``: a DataFrame with one row per LR, one column per task of the
+    group, the group mean and the run's final training loss (mean of its last 5 logged steps),
+    and the selected LR (``select_lr``). Runs go to ``root/lr-<lr>`` (default
+    ``runs/lr_search/<cfg.name>``), reused when built from the same config.
     """
     import pandas as pd
+
+    from hermes3.sft import read_metrics
 
     root = Path(root) if root else cfg.output().parent.parent / "lr_search" / cfg.name
     rows = []
@@ -46,9 +48,22 @@ def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str
         run = root / f"lr-{lr:g}"
         pipeline.sft(replace(cfg, lr=lr, output_dir=str(run), name=f"{cfg.name}-lr{lr:g}", save_each_epoch=False))
         s = _group_scores(run / "final", data_dir, [group], limit)
-        rows.append({"lr": lr, **{t: s[t] for t in STANDIN_GROUPS[group]}, group: s[group]})
+        rows.append({"lr": lr, **{t: s[t] for t in STANDIN_GROUPS[group]}, group: s[group],
+                     "train_loss": float(read_metrics(run).loss.tail(5).mean())})
     df = pd.DataFrame(rows)
-    return df, float(df.loc[df[group].idxmax(), "lr"])
+    return df, select_lr(df, group)
+
+
+def select_lr(scores, group: str) -> float:
+    """The LR with the best ``group`` score, as the report chose; a tie (common with small
+    stand-in tasks) goes to the lower final training loss, then to the smaller LR.
+
+    >>> import pandas as pd
+    >>> select_lr(pd.DataFrame({"lr": [1e-4, 1e-3, 1e-2], "g": [0.5, 0.5, 0.4], "train_loss": [2.0, 1.5, 1.0]}), "g")
+    0.001
+    """
+    best = scores[scores[group] == scores[group].max()]
+    return float(best.sort_values(["train_loss", "lr"]).lr.iloc[0])
 
 
 def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = None):
