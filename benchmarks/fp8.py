@@ -95,7 +95,10 @@ def run_child(python: str, code: str) -> dict:
     return {"wall_s": wall, **json.loads(line[7:])}
 
 
-PEAK = "import resource, json; print('RESULT ' + json.dumps({'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))"
+# VmHWM, not ru_maxrss: Linux carries the parent's peak (here: the checkpoint writer's) into a
+# child's ru_maxrss across fork + exec.
+PEAK = ("import re, json; print('RESULT ' + json.dumps({'peak_rss_gb': int(re.search(r'VmHWM:\\s+(\\d+)', "
+        "open('/proc/self/status').read()).group(1)) / 1e6}))")
 
 OURS = """
 from hermes3.fp8 import convert

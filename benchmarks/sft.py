@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import re
 import subprocess
 import sys
 import time
@@ -97,7 +97,8 @@ def child(which: str, rows: int, steps: int, tmp: str) -> None:
     base = _base(tmp_p)
     fn = run_ours if which == "hermes3" else run_trl
     res = fn(base, rows, steps, tmp_p / f"{which}-{rows}")
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss (which keeps a parent's peak across fork + exec)
+    res["peak_rss_mb"] = int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
     print("RESULT " + json.dumps(res))
 
 

@@ -1,4 +1,4 @@
-"""FP8 conversion for vLLM: llm-compressor's ``FP8_DYNAMIC`` scheme, streamed shard by shard.
+"""FP8 conversion for vLLM: llm-compressor's ``FP8_DYNAMIC`` scheme, streamed tensor by tensor.
 
 The report evaluated its 405B models in FP8 made with llm-compressor: round-to-nearest
 weights with a per-output-channel scale, and per-token activation scales computed at run
@@ -11,8 +11,9 @@ compressed-tensors (in the weight's own dtype):
     scale = absmax(row) / 448            (a zero row gets the dtype's eps, no 0/0)
     q     = clamp(w / scale, -448, 448).to(float8_e4m3fn)     round to nearest, saturating
 
-but reading the input one safetensors shard at a time, so peak memory is about one shard
-whatever the model size (llm-compressor loads the whole model). The quantization config
+but reading and writing one tensor at a time (``ShardReader``, ``write_safetensors``), so peak
+memory is about the largest tensor (an 8B: 1.4 GB) whatever the model or shard size
+(llm-compressor loads the whole model: 21.6 GB for the 8B). The quantization config
 comes from the ``compressed-tensors`` library (``preset_name_to_scheme("FP8_DYNAMIC")``).
 Every Linear except those ignored is quantized; embeddings and norms keep their dtype.
 
@@ -25,7 +26,9 @@ Every Linear except those ignored is quantized; embeddings and norms keep their 
 from __future__ import annotations
 
 import json
+import math
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,13 +117,11 @@ class ConversionReport:
 
 def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] = ("lm_head",),
             overwrite: bool = False) -> ConversionReport:
-    """Convert a Hugging Face safetensors checkpoint to FP8_DYNAMIC, shard by shard.
+    """Convert a Hugging Face safetensors checkpoint to FP8_DYNAMIC, one tensor at a time.
 
     The output is written into ``<out_dir>.tmp`` and renamed only when complete, so a
     crash never leaves a half-written folder that looks like a model.
     """
-    from safetensors import safe_open
-    from safetensors.torch import save_file
 
     from hermes3.modeling import ModelFolderError, check_model_folder
 
@@ -146,40 +147,34 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     by_class = {"linear (fp8)": [0, 0], "ignored linear": [0, 0], "embedding/other": [0, 0]}
     n_q = n_kept = 0
     for shard in _shards(src):
-        tensors = {}
-        with safe_open(shard, framework="pt") as f:
+        with ShardReader(shard) as f:
+            specs, sources = [], []  # output (name, dtype, shape); what produces it
             for name in f.keys():
-                t = f.get_tensor(name)
-                if t.dtype == FP8 or name.endswith("weight_scale"):
+                dtype, shape = f.header[name]["dtype"], list(f.header[name]["shape"])
+                if dtype == "F8_E4M3" or name.endswith("weight_scale"):
                     raise FP8Error(f"{src}: tensor {name} is already FP8-quantized")
                 module = name.rsplit(".", 1)[0]
-                size = t.numel() * t.element_size()
+                size = math.prod(shape) * DTYPE_BYTES[dtype]
                 bytes_in += size
                 if name.endswith(".weight") and module in linears and not any(
                         module == i or module.endswith("." + i) for i in ignore):
-                    if t.ndim != 2:
-                        raise FP8Error(f"{src}: Linear weight {name} has shape {tuple(t.shape)}, expected 2-D")
-                    q, s = quantize_weight(t)
-                    # NaN/Inf propagate into the row absmax, so checking the scales is a full check
-                    # at 1/2048 of the cost of isfinite(t) (which was half of the conversion time).
-                    if not torch.isfinite(s).all():
-                        raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
-                    tensors[name], tensors[module + ".weight_scale"] = q, s
+                    if len(shape) != 2:
+                        raise FP8Error(f"{src}: Linear weight {name} has shape {tuple(shape)}, expected 2-D")
+                    specs += [(name, "F8_E4M3", shape), (module + ".weight_scale", dtype, [shape[0], 1])]
+                    sources += [(name, "fp8"), (name, "scale")]
                     by_class["linear (fp8)"][0] += size
-                    by_class["linear (fp8)"][1] += q.numel() + s.numel() * s.element_size()
+                    by_class["linear (fp8)"][1] += shape[0] * shape[1] + shape[0] * DTYPE_BYTES[dtype]
                     n_q += 1
                 else:
-                    if t.is_floating_point() and t.numel() and not torch.isfinite(t.abs().amax()):
-                        raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
-                    tensors[name] = t.contiguous()
+                    specs.append((name, dtype, shape))
+                    sources.append((name, "keep"))
                     key = "ignored linear" if module in linears else "embedding/other"
                     by_class[key][0] += size
                     by_class[key][1] += size
                     n_kept += 1
-        save_file(tensors, tmp / shard.name, metadata={"format": "pt"})
-        bytes_out += sum(t.numel() * t.element_size() for t in tensors.values())
-        weight_map.update({k: shard.name for k in tensors})
-        del tensors
+
+            bytes_out += write_safetensors(tmp / shard.name, specs, _produce(f, sources, src), {"format": "pt"})
+        weight_map.update({name: shard.name for name, _, _ in specs})
     (tmp / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {"total_size": bytes_out}, "weight_map": dict(sorted(weight_map.items()))}, indent=2))
     if len(_shards(src)) == 1 and (tmp / "model.safetensors").exists():
@@ -193,6 +188,103 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
         shutil.rmtree(out)
     tmp.rename(out)
     return ConversionReport(bytes_in, bytes_out, {k: tuple(v) for k, v in by_class.items()}, n_q, n_kept)
+
+
+TORCH_DTYPES = {"F8_E4M3": torch.float8_e4m3fn, "BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32,
+                "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                "U8": torch.uint8, "BOOL": torch.bool}
+
+
+class ShardReader:
+    """Read a safetensors file one tensor at a time with plain reads, no memory map.
+
+    ``safe_open`` maps the whole file, and every page a tensor read touches stays resident
+    (and counted in RSS) until the file closes: a 2 GB shard costs 2 GB however we stream the
+    output. Reading each tensor's bytes into its own buffer bounds memory by the largest
+    tensor instead. (The folder was validated with ``safe_open`` by ``check_model_folder``.)
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fh = open(self.path, "rb")
+        (n,) = struct.unpack("<Q", self.fh.read(8))
+        self.data_start = 8 + n
+        header = json.loads(self.fh.read(n))
+        header.pop("__metadata__", None)
+        self.header = dict(sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]))  # file order
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def keys(self):
+        return list(self.header)
+
+    def get_tensor(self, name: str) -> torch.Tensor:
+        info = self.header[name]
+        start, end = info["data_offsets"]
+        dtype, shape = TORCH_DTYPES[info["dtype"]], info["shape"]
+        if end == start:
+            return torch.empty(shape, dtype=dtype)
+        buf = torch.empty(end - start, dtype=torch.uint8)  # not zero-filled, unlike bytearray
+        self.fh.seek(self.data_start + start)
+        if self.fh.readinto(buf.numpy()) != end - start:
+            raise FP8Error(f"{self.path}: tensor {name} is cut short (a truncated file)")
+        return buf.view(dtype).reshape(shape)
+
+
+def _produce(f, sources: list[tuple[str, str]], src: Path):
+    """The output tensors of one shard, one at a time: ``fp8`` (quantized weight, then its
+    ``scale``) or ``keep`` (as read), with the NaN/Inf checks."""
+    scale = None
+    for name, role in sources:
+        if role == "scale":
+            yield scale
+            continue
+        t = f.get_tensor(name)
+        if role == "fp8":
+            q, scale = quantize_weight(t)
+            # NaN/Inf propagate into the row absmax, so checking the scales is a full check at
+            # 1/2048 of the cost of isfinite(t) (which was half of the conversion time).
+            if not torch.isfinite(scale).all():
+                raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
+            yield q
+        else:  # amax/amin propagate NaN and +-Inf without abs(t)'s full-size copy
+            if t.is_floating_point() and t.numel() and not (torch.isfinite(t.amax()) and torch.isfinite(t.amin())):
+                raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
+            yield t
+
+
+DTYPE_BYTES = {"F8_E4M3": 1, "BF16": 2, "F16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+               "BOOL": 1}
+
+
+def write_safetensors(path: Path, specs: list[tuple[str, str, list[int]]], tensors, metadata: dict) -> int:
+    """Write a safetensors file one tensor at a time; returns the data bytes.
+
+    Written by hand because ``safetensors.torch.save_file`` needs every tensor of the file in
+    memory at once (a 5 GB shard of a 405B checkpoint, plus its input); the format itself only
+    needs each tensor's dtype and shape up front: an 8-byte little-endian header length, a JSON
+    header with byte offsets, then the raw bytes in that order. ``specs`` gives
+    ``(name, dtype, shape)`` in file order, ``tensors`` yields the matching tensors.
+    """
+    header, offset = {"__metadata__": metadata}, 0
+    for name, dtype, shape in specs:
+        n = math.prod(shape) * DTYPE_BYTES[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        for (name, dtype, shape), t in zip(specs, tensors, strict=True):
+            b = t.contiguous().reshape(-1).view(torch.uint8).numpy()
+            if b.nbytes != header[name]["data_offsets"][1] - header[name]["data_offsets"][0]:
+                raise FP8Error(f"{name}: produced {b.nbytes} bytes, the header says {dtype}{shape}")
+            fh.write(memoryview(b))
+    return offset
 
 
 def quantization_config(ignore: list[str]) -> dict:

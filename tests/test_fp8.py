@@ -84,26 +84,29 @@ def test_errors_are_one_line(model_dir, tmp_path):
         assert not (tmp_path / f"o{k}").exists()  # nothing half-written left looking valid
 
 
+# VmHWM, not ru_maxrss: Linux carries a parent's peak RSS into ru_maxrss across fork + exec, so
+# under pytest (a big parent) ru_maxrss would hide the child's own growth.
 STREAM = """
-import resource, sys, time
+import re, sys
 from hermes3.fp8 import convert
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+hwm = lambda: int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+before = hwm()
 convert(sys.argv[1], sys.argv[2])
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+print(hwm() - before)
 """
 
 
-def test_streaming_peak_memory_is_about_one_shard(tmp_path):
-    # ~100 MB of fp32 weights in 10 MB shards; peak growth must stay near one shard, far below the model
+def test_streaming_peak_memory_is_about_one_tensor(tmp_path):
+    # ~100 MB of fp32 weights in one shard; peak growth must stay near the largest tensor (the
+    # 16 MB embedding), far below the shard (safe_open + save_file would hold ~2 shards)
     model = tiny_llama(8000, hidden_size=512, num_layers=6, num_heads=8, intermediate_size=2048)
-    model.save_pretrained(tmp_path / "big", max_shard_size="10MB")
-    shards = list((tmp_path / "big").glob("*.safetensors"))
-    total, largest = sum(p.stat().st_size for p in shards), max(p.stat().st_size for p in shards)
-    assert len(shards) >= 8
+    model.save_pretrained(tmp_path / "big", max_shard_size="1GB")
+    (shard,) = list((tmp_path / "big").glob("*.safetensors"))
+    total, largest = shard.stat().st_size, max(p.numel() * 4 for p in model.parameters())
     # warm the imports so their memory is not counted
     code = "import hermes3.fp8, hermes3.plan, transformers, compressed_tensors, safetensors.torch\n" + STREAM
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big"), str(tmp_path / "out")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     growth = int(r.stdout.strip().splitlines()[-1])
-    assert growth < 3 * largest + 30e6 and growth < total * 0.6, (growth, largest, total)
+    assert growth < 2 * largest + 30e6 and growth < total * 0.5, (growth, largest, total)
