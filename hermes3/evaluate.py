@@ -278,19 +278,14 @@ def _gsm_answer(answer: str):
 
 def _check_model(model) -> None:
     if isinstance(model, (str, Path)):
-        s = str(model)
-        looks_local = s.startswith((".", "/", "~")) or os.sep in s and s.count("/") != 1
-        if looks_local and not Path(s).expanduser().exists():
-            raise EvalError(f"model folder {s} does not exist")
-        if not Path(s).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise EvalError(f"model {s} is not a local folder and HF_HUB_OFFLINE=1 is set")
-        if Path(s).is_dir():
-            from hermes3.modeling import ModelFolderError, check_model_folder
+        from hermes3.modeling import ModelFolderError, check_model_folder
 
-            try:
-                check_model_folder(s)
-            except ModelFolderError as e:
-                raise EvalError(str(e)) from None
+        try:
+            check_model_folder(model)  # a missing or broken local folder; Hub ids pass
+        except ModelFolderError as e:
+            raise EvalError(str(e)) from None
+        if not Path(model).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise EvalError(f"model {model} is not a local folder and HF_HUB_OFFLINE=1 is set")
 
 
 def resolve_tasks(suite: str | list[str]) -> tuple[dict[str, int | None], bool]:
@@ -372,9 +367,9 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
 
     _check_model(model)
     tasks, needs_hub = resolve_tasks(suite)
-    if any(t.startswith("hermes_") for t in tasks if t in OFFLINE_TASKS) and data_dir is None:
-        raise EvalError("the hermes_* tasks need data_dir (a `hermes3 data build` folder)")
     offline = [t for t in tasks if t in OFFLINE_TASKS]
+    if any(t.startswith("hermes_") for t in offline) and data_dir is None:
+        raise EvalError("the hermes_* tasks need data_dir (a `hermes3 data build` folder)")
     with tempfile.TemporaryDirectory(prefix="hermes3-tasks-") as tmp:
         if offline:
             write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,

@@ -122,14 +122,11 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     The output is written into ``<out_dir>.tmp`` and renamed only when complete, so a
     crash never leaves a half-written folder that looks like a model.
     """
-
     from hermes3.modeling import ModelFolderError, check_model_folder
 
     src, out = Path(model_dir), Path(out_dir)
-    if not (src / "config.json").exists():
-        raise FP8Error(f"model folder {src} does not exist or has no config.json")
-    try:
-        check_model_folder(src)  # damaged shards fail here, not halfway through the conversion
+    try:  # missing folder or config, not a causal LM, damaged shards: here, not halfway through
+        check_model_folder(src)
     except ModelFolderError as e:
         raise FP8Error(str(e)) from None
     if out.exists() and not overwrite:

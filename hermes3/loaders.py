@@ -236,6 +236,18 @@ def detect_format(record: dict) -> str:
 CONVERTERS = {"openai": from_openai, "sharegpt": from_sharegpt, "hermes_fc": from_sharegpt}
 
 
+def is_local_path(source: str | Path) -> bool:
+    """Whether ``source`` names a local file or folder rather than a Hugging Face Hub id
+    (``name`` or ``org/name``): it starts with ``.``, ``/`` or ``~``, has more than one ``/``,
+    or ends like a data file. Callers use it to say "does not exist" instead of asking the Hub.
+
+    >>> [is_local_path(s) for s in ("gpt2", "NousResearch/Hermes-3-Llama-3.1-8B", "./m", "runs/sft/x/final", "a.jsonl")]
+    [False, False, True, True, True]
+    """
+    s = str(source)
+    return s.startswith((".", "/", "~")) or s.count("/") > 1 or s.endswith((".json", ".jsonl", ".parquet", ".csv"))
+
+
 def read_records(source: str | Path, split: str = "train") -> list[dict]:
     """Records from a ``.json``/``.jsonl`` file, or a Hugging Face dataset id/folder
     (through ``datasets.load_dataset``, so Hub ids keep working for users)."""

@@ -89,12 +89,14 @@ def check_model_folder(path) -> None:
     import json
     from pathlib import Path
 
+    from hermes3.loaders import is_local_path
+
     p = Path(path).expanduser()
     s = str(path)
     if not p.exists():
-        if s.startswith((".", "/", "~")) or s.count("/") != 1:  # a path, not an org/name Hub id
+        if is_local_path(s):
             raise ModelFolderError(f"model folder {s} does not exist")
-        return
+        return  # a Hub id: from_pretrained resolves it
     if not (p / "config.json").exists():
         raise ModelFolderError(f"model folder {s} has no config.json")
     try:

@@ -122,10 +122,9 @@ def load_conversations_for(cfg: SFTConfig) -> list[dict]:
         from hermes3.data.build import load_sft
 
         return load_sft(data)
-    from hermes3.loaders import load_conversations
+    from hermes3.loaders import is_local_path, load_conversations
 
-    looks_local = cfg.data.startswith((".", "/", "~")) or Path(cfg.data).suffix or cfg.data.count("/") != 1
-    if looks_local and not data.exists():  # else it is a Hub dataset id (org/name)
+    if is_local_path(cfg.data) and not data.exists():  # else a Hub dataset id
         raise ConfigError(f"data {cfg.data} does not exist: point data at a `hermes3 data build` folder, a "
                           "conversations file (JSON/JSONL) or a Hub dataset id")
     convs, report = load_conversations(cfg.data, on_error="skip")

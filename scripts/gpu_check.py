@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -62,8 +63,6 @@ def sft_check(workdir: Path, steps: int) -> dict:
         tiny_llama(len(tok), **SHAPE_1B).to(torch.bfloat16).save_pretrained(model_dir)
         tok.save_pretrained(model_dir)
     out = workdir / "sft"
-    import shutil
-
     shutil.rmtree(out, ignore_errors=True)
     cfg = SFTConfig(model=str(model_dir), data=str(workdir / "data"), output_dir=str(out), max_length=8192,
                     rows_per_device=1, max_steps=steps, warmup_steps=2, lr=7e-6, bf16="true", attn="auto",
