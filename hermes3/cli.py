@@ -22,9 +22,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from hermes3.paths import REPO, runs
+
+ROOT = REPO  # shipped configs
 
 
 def _load(args):
@@ -186,7 +187,8 @@ def cmd_reproduce(args) -> int:
         return 2
     for name, sec in times:
         print(f"{name:28s} {sec:7.0f} s")
-    print(f"{'total':28s} {time.time() - t0:7.0f} s; notebooks in {ROOT / 'notebooks'}, figures in {ROOT / 'figures'}")
+    where = "notebooks/ and figures/" if args.scale == "demo" else f"{runs(args.scale, 'notebooks')}"
+    print(f"{'total':28s} {time.time() - t0:7.0f} s; executed notebooks and figures in {where}")
     return 0
 
 
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("eval", help="benchmarks through lm-evaluation-harness")
     sp.add_argument("model", help="model folder or Hugging Face id")
     sp.add_argument("--suite", default="offline", help="offline (12 tasks) | standins (the 11 of the four groups) | gpt4all | agieval | leaderboard | table5 | a stand-in group")
-    sp.add_argument("--data", default=str(ROOT / "runs" / "data" / "demo"), help="data build with the held-out items")
+    sp.add_argument("--data", default=str(runs("data", "demo")), help="data build with the held-out items")
     sp.add_argument("--limit", type=int, default=None)
     sp.add_argument("--batch-size", type=int, default=16)
     sp.add_argument("--max-gen-toks", type=int, default=192)

@@ -10,6 +10,13 @@ binomial p-value (small counts), computed by hand: a few lines, no SciPy needed.
 0.0042
 >>> mcnemar_p(0, 0)
 1.0
+
+For continuous per-item scores (``hermes3.heldout``) the paired bootstrap gives an interval
+on the mean difference: resample items with replacement, keep the pairs together.
+
+>>> diff, lo, hi = bootstrap_diff([0.0, 0.1, 0.2, 0.3], [1.0, 1.1, 1.2, 1.3])
+>>> round(diff, 6), round(lo, 6), round(hi, 6)
+(1.0, 1.0, 1.0)
 """
 
 from __future__ import annotations
@@ -27,6 +34,29 @@ def mcnemar_p(b_only: int, a_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def bootstrap_diff(a, b, iters: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``b - a`` over paired items and its percentile bootstrap interval
+    (``iters`` resamples of the items, fixed ``seed``): ``(diff, low, high)``."""
+    import numpy as np
+
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if d.size == 0:
+        raise ValueError("bootstrap_diff needs at least one paired item")
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(iters, d.size))
+    means = d[idx].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(d.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def bootstrap_mean(x, iters: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``x`` and its percentile bootstrap interval: ``(mean, low, high)``.
+
+    >>> bootstrap_mean([1.0, 1.0, 1.0])
+    (1.0, 1.0, 1.0)
+    """
+    return bootstrap_diff([0.0] * len(x), x, iters, seed, level)
+
+
 def _per_item(result, task: str) -> dict:
     """``doc_id -> score`` for ``task``'s primary metric (binary for our tasks)."""
     prim = result.table[(result.table.task == task) & result.table.primary].metric
@@ -36,22 +66,37 @@ def _per_item(result, task: str) -> dict:
     return {s["doc_id"]: float(s[metric]) for s in result.samples[task]}
 
 
-def paired(result_a, result_b, tasks: list[str]):
+def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets: dict | None = None):
     """One row per task plus ``all`` (items pooled): items, mean of A and B, B-only and A-only
-    correct items, McNemar p-value. Both results must come from the same items."""
+    correct items, McNemar p-value. Both results must come from the same items.
+
+    ``tasks`` may map group names to their tasks (one row per group, its tasks' items pooled);
+    ``subsets`` adds rows over chosen items: ``{"tool calls": ("hermes_tool_use", [doc ids])}``."""
     import pandas as pd
 
+    groups = tasks if isinstance(tasks, dict) else {t: [t] for t in tasks}
     rows, pool_a, pool_b = [], [], []
-    for task in tasks:
-        a, b = _per_item(result_a, task), _per_item(result_b, task)
-        if a.keys() != b.keys():
-            raise ValueError(f"{task}: the two results scored different items")
-        xs, ys = [a[i] for i in sorted(a)], [b[i] for i in sorted(a)]
+    for name, members in groups.items():
+        xs, ys = [], []
+        for task in members:
+            x, y = _pair(result_a, result_b, task)
+            xs += x
+            ys += y
         pool_a += xs
         pool_b += ys
-        rows.append(_row(task, xs, ys))
+        rows.append(_row(name, xs, ys))
+    for name, (task, ids) in (subsets or {}).items():
+        a, b = _per_item(result_a, task), _per_item(result_b, task)
+        rows.append(_row(name, [a[i] for i in ids], [b[i] for i in ids]))
     rows.append(_row("all", pool_a, pool_b))
     return pd.DataFrame(rows).set_index("task")
+
+
+def _pair(result_a, result_b, task: str) -> tuple[list[float], list[float]]:
+    a, b = _per_item(result_a, task), _per_item(result_b, task)
+    if a.keys() != b.keys():
+        raise ValueError(f"{task}: the two results scored different items")
+    return [a[i] for i in sorted(a)], [b[i] for i in sorted(a)]
 
 
 def _row(task: str, xs: list[float], ys: list[float]) -> dict:

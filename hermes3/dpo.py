@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from hermes3.config import ConfigError
 from hermes3.masking import IGNORE_INDEX
+from hermes3.paths import resolve, resolve_if_local, runs
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = "COMPLETE"
 
 
@@ -70,17 +70,19 @@ class DPOConfig:
     bf16: str = field(default="auto", metadata={"help": "auto | true | false"})
     seed: int = field(default=0, metadata={"help": "adapter init, pair order, NEFTune noise"})
     logging_steps: int = field(default=1, metadata={"help": "log every N steps"})
+    eval_steps: int = field(default=0, metadata={
+        "help": "score the held-out pairs every N steps into heldout.csv (Fig. 5 on held-out pairs; 0: start and end only)"})
     wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline"})
 
     def output(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else ROOT / "runs" / "dpo" / self.name
+        return resolve(self.output_dir) if self.output_dir else runs("dpo", self.name)
 
 
 # ------------------------------------------------------------------------------- data
 
 
 def load_pairs(data: str | Path) -> list[dict]:
-    p = Path(data) if Path(data).is_absolute() else ROOT / data
+    p = resolve(data)
     f = p / "preferences.jsonl" if p.is_dir() else p
     if not f.exists():
         raise ConfigError(f"{f} not found: point data at a `hermes3 data build` folder or a preference JSONL")
@@ -246,7 +248,7 @@ def prepare(cfg: DPOConfig):
     from hermes3.chat import ConversationError
 
     cuda = torch.cuda.is_available()
-    path = cfg.model if Path(cfg.model).is_absolute() or not (ROOT / cfg.model).exists() else str(ROOT / cfg.model)
+    path = resolve_if_local(cfg.model)
     from hermes3.modeling import check_model_folder
 
     check_model_folder(path)
@@ -275,20 +277,23 @@ def prepare(cfg: DPOConfig):
 
 
 @torch.no_grad()
-def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16) -> dict:
-    """Held-out reward metrics (no noise, no dropout)."""
+def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16, per_pair: bool = False) -> dict:
+    """Held-out reward metrics (no noise, no dropout); ``per_pair`` adds ``margins``, each
+    pair's reward margin in order (for an interval on the accuracy)."""
     was = model.training
     model.eval()
     agg: dict[str, float] = {}
-    n = 0
+    n, margins = 0, []
     for k in range(0, len(pairs), batch_pairs):
         chunk = pairs[k:k + batch_pairs]
-        loss, m = dpo_step_loss(model, collate_packed(chunk), beta)
+        loss, m, pol, ref = dpo_step_loss(model, collate_packed(chunk), beta, return_logps=True)
+        margins += (beta * ((pol[0::2] - ref[0::2]) - (pol[1::2] - ref[1::2]))).tolist()
         for key, v in {**m, "loss": loss.item()}.items():
             agg[key] = agg.get(key, 0.0) + v * len(chunk)
         n += len(chunk)
     model.train(was)
-    return {k: v / n for k, v in agg.items()}
+    out = {k: v / n for k, v in agg.items()}
+    return {**out, "margins": margins} if per_pair else out
 
 
 def train(cfg: DPOConfig) -> Path:
@@ -314,6 +319,10 @@ def train(cfg: DPOConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed)
     run = _wandb(cfg)
     before = evaluate_pairs(model, held, cfg.beta) if held else {}
+    held_csv = out / "heldout.csv"
+    held_csv.unlink(missing_ok=True)
+    if held and cfg.eval_steps:
+        _append_csv(held_csv, {"step": 0, **before})
     rng = random.Random(cfg.seed)
     order: list[int] = []
     csv_path = out / "metrics.csv"
@@ -331,16 +340,19 @@ def train(cfg: DPOConfig) -> Path:
             loss, m = dpo_step_loss(model, batch, cfg.beta, cfg.neftune_alpha, gen)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
+        applied_lr = sched.get_last_lr()[0]  # the LR of this step (read before the scheduler moves on)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        if held and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total):
+            _append_csv(held_csv, {"step": step, **evaluate_pairs(model, held, cfg.beta)})
         if step % cfg.logging_steps == 0 or step == 1:
             row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
-                   "learning_rate": sched.get_last_lr()[0], "grad_norm": grad_norm, **m}
+                   "learning_rate": applied_lr, "grad_norm": grad_norm, **m}
             _append_csv(csv_path, row)
             if run is not None:
                 run.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=step)
-    after = evaluate_pairs(model, held, cfg.beta) if held else {}
+    after = evaluate_pairs(model, held, cfg.beta, per_pair=True) if held else {}
     (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
                                                   "train_pairs": len(train_pairs), "dropped": dropped}, indent=2))
     model.save_pretrained(out / "adapter")
@@ -375,7 +387,7 @@ def merge(adapter_dir: str | Path, base: str | Path, out_dir: str | Path, tokeni
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = str(ROOT / base) if not Path(base).is_absolute() and (ROOT / base).exists() else str(base)
+    base = resolve_if_local(str(base))
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter_dir))
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir)

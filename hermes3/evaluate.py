@@ -39,9 +39,9 @@ from pathlib import Path
 
 from hermes3.chat import render
 from hermes3.loaders import read_records
+from hermes3.paths import REPO, runs
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ROOT / "data" / "sources"
+SOURCES = REPO / "data" / "sources"
 
 GPT4ALL = ("arc_challenge", "arc_easy", "boolq", "hellaswag", "openbookqa", "piqa", "winogrande")
 # Table 5 rows that lm-eval covers, with the report's shot counts (MT-Bench is separate).
@@ -191,7 +191,7 @@ def offline_nltk() -> None:
         return
     except LookupError:
         pass
-    folder = ROOT / "runs" / "nltk_data"
+    folder = runs("nltk_data")
     eng = folder / "tokenizers" / "punkt_tab" / "english"
     eng.mkdir(parents=True, exist_ok=True)
     for f in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
@@ -331,6 +331,20 @@ def tidy(raw: dict):
     return pd.DataFrame(rows, columns=["task", "metric", "value", "stderr", "n", "primary"])
 
 
+def tool_call_items(data_dir: str | Path, limit: int | None = None) -> list[int]:
+    """Doc ids (positions) of the ``hermes_tool_use`` items that are checked as tool calls: the
+    right function names and arguments, parsed by ``hermes3.parsing`` from the generation.
+    ``limit``: the same item limit the evaluation used."""
+    items = read_records(Path(data_dir) / "eval" / "tool_use.jsonl")[:limit]
+    return [i for i, it in enumerate(items) if it["check"]["kind"] == "tool_calls"]
+
+
+def tool_call_accuracy(result: EvalResult, ids: list[int]) -> float:
+    """Exact-match rate of ``result`` on the tool-call items ``ids`` of ``hermes_tool_use``."""
+    hit = {s["doc_id"]: float(s["acc"]) for s in result.samples["hermes_tool_use"]}
+    return sum(hit[i] for i in ids) / len(ids) if ids else float("nan")
+
+
 def group_means(table) -> list[dict]:
     out = []
     prim = table[table.primary]
@@ -398,7 +412,7 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("HERMES3_EVAL_CACHE", ROOT / "runs" / "eval" / "cache"))
+    return Path(os.environ.get("HERMES3_EVAL_CACHE") or runs("eval", "cache"))
 
 
 MODEL_FILES = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",

@@ -52,6 +52,20 @@ REAL_SETS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
 }
 
 
+def packing_tokenizer(llama3: bool = True):
+    """``(tokenizer, name)``: the Llama 3 tokenizer (the report's) when its ``tokenizer.model`` is
+    found and ``llama3``, else a byte-level BPE trained on the embedded glaive tool calls."""
+    from hermes3.chat import render
+    from hermes3.tokenizer import build_tokenizer, load_tokenizer
+
+    path = _find("tokenizer_llama3/tokenizer.model")
+    if llama3 and path is not None:
+        return load_tokenizer(path), "Llama 3"
+    glaive = load_conversations(_find("toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json"))[0]
+    size = 4096 if llama3 else 2048
+    return build_tokenizer([render(c["messages"], c["tools"]) for c in glaive], vocab_size=size), f"BPE-{size} (trained on glaive)"
+
+
 def real_lengths(tokenizer, names: list[str] | None = None, limit: int | None = None) -> tuple[dict, dict]:
     """Token lengths of the rendered conversations of each real set.
 

@@ -25,8 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes3.config import to_dict
+from hermes3.paths import REPO, runs
 
-ROOT = Path(__file__).resolve().parent.parent
 # Settings that do not change what a stage builds.
 NOT_KEYS = {"resume", "wandb_mode", "logging_steps", "out_dir", "output_dir"}
 
@@ -113,7 +113,7 @@ def dpo(cfg) -> Path:
     return train(cfg)
 
 
-def notebooks(names: list[str] | None = None, folder: Path = ROOT / "notebooks") -> list[Path]:
+def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks") -> list[Path]:
     nbs = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if names:
         nbs = [p for p in nbs if p.stem in names or p.name in names or p.name[:2] in names]
@@ -121,25 +121,47 @@ def notebooks(names: list[str] | None = None, folder: Path = ROOT / "notebooks")
 
 
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None,
-                  folder: Path = ROOT / "notebooks") -> list[tuple[str, float]]:
-    """Execute the notebooks in order with papermill at ``scale``, each in a fresh kernel,
-    writing the executed copy in place (or to ``out_dir``); returns ``[(name, seconds)]``.
-    Raises ``StageError`` (one line) at the first notebook that fails."""
+                  folder: Path = REPO / "notebooks") -> list[tuple[str, float]]:
+    """Execute the notebooks in order with papermill at ``scale``, each in a fresh kernel;
+    returns ``[(name, seconds)]``. Raises ``StageError`` (one line) at the first that fails.
+
+    Only the demo scale writes the committed copies (``notebooks/`` and ``figures/``); any other
+    scale writes its executed notebooks to ``<runs>/<scale>/notebooks`` (or ``out_dir``) and
+    their figures to ``figures/`` inside it,
+    so a smoke run never touches a tracked file.
+    """
+    import os
+
     import papermill as pm
 
+    if out_dir is None and scale != "demo":
+        out_dir = runs(scale, "notebooks")
+    env = {"HERMES3_BATCH": "1"}  # quiet kernels: no progress bars in saved notebooks (hermes3.notebook)
+    if out_dir is not None and "HERMES3_FIGURES" not in os.environ:
+        env["HERMES3_FIGURES"] = str(Path(out_dir) / "figures")
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # papermill kernels inherit our environment
     done = []
-    total = notebooks(names, folder)
-    for k, nb in enumerate(total, 1):
-        t0 = time.time()
-        dest = (out_dir or nb.parent) / nb.name
-        print(f"[hermes3] ({k}/{len(total)}) {nb.stem} at scale={scale} ...", file=sys.stderr, flush=True)
-        try:
-            pm.execute_notebook(str(nb), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
-                                kernel_name="python3", progress_bar=False)
-        except pm.PapermillExecutionError as e:
-            last = (e.evalue or "").strip().splitlines()
-            raise StageError(f"stage {nb.stem} failed: {e.ename}: {last[-1] if last else ''} "
-                             f"(traceback in {dest}; re-run to resume: finished stages are reused)") from None
-        done.append((nb.stem, time.time() - t0))
-        print(f"[hermes3] ({k}/{len(total)}) {nb.stem} done in {done[-1][1]:.0f}s", file=sys.stderr, flush=True)
+    try:
+        total = notebooks(names, folder)
+        for k, nb in enumerate(total, 1):
+            t0 = time.time()
+            dest = Path(out_dir or nb.parent) / nb.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            print(f"[hermes3] ({k}/{len(total)}) {nb.stem} at scale={scale} ...", file=sys.stderr, flush=True)
+            try:
+                pm.execute_notebook(str(nb), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
+                                    kernel_name="python3", progress_bar=False)
+            except pm.PapermillExecutionError as e:
+                last = (e.evalue or "").strip().splitlines()
+                raise StageError(f"stage {nb.stem} failed: {e.ename}: {last[-1] if last else ''} "
+                                 f"(traceback in {dest}; re-run to resume: finished stages are reused)") from None
+            done.append((nb.stem, time.time() - t0))
+            print(f"[hermes3] ({k}/{len(total)}) {nb.stem} done in {done[-1][1]:.0f}s", file=sys.stderr, flush=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return done

@@ -117,3 +117,41 @@ def min_nodes(model_config: dict, cluster: ClusterConfig, max_nodes: int = 64, *
         if plan(model_config, replace(cluster, nodes=n), **kw).fits:
             return n
     return None
+
+
+def table3(config_files: dict[str, str]):
+    """Table 3 side by side: for each size, the report's row next to what ``hermes3 plan``
+    computes from our recipe (``{"8B": "configs/sft/llama3.1-8b.yaml", ...}``). A DataFrame with
+    one row per quantity and the columns ``<size> report`` / ``<size> ours``."""
+    import pandas as pd
+
+    from hermes3.config import load_config
+    from hermes3.paths import resolve
+    from hermes3.report import report_table
+    from hermes3.sft import SFTConfig
+
+    rep = report_table(3).set_index("row")
+    out = {}
+    for size, f in config_files.items():
+        cfg = load_config(SFTConfig, resolve(f))
+        kw = dict(seq_len=cfg.max_length, rows_per_device=cfg.rows_per_device, grad_accum=cfg.grad_accum,
+                  activation_checkpointing=cfg.gradient_checkpointing)
+        p = plan(cfg.model_config, cfg.cluster, **kw)
+        batch = cfg.rows_per_device * cfg.grad_accum * p.gpus
+        ours = {"nodes": cfg.cluster.nodes, "GPUs": p.gpus, "Batch size": batch, "Learning rate": cfg.lr,
+                "epochs": cfg.epochs, "tokens per step": p.tokens_per_step, "steps per epoch": p.steps_per_epoch,
+                "memory per GPU (GB)": round(p.memory["total"], 1), "CPU offload": cfg.cluster.cpu_offload,
+                "fits": p.fits, "minimum nodes": min_nodes(cfg.model_config, cfg.cluster, **kw)}
+        report = {k: rep.loc[k, size] for k in rep.index}
+        out[f"{size} report"] = {k: _fmt(report.get(k, "")) for k in [*ours, *report]}
+        out[f"{size} ours"] = {k: _fmt(ours.get(k, "")) for k in [*ours, *report]}
+    return pd.DataFrame(out)
+
+
+def _fmt(v) -> str:
+    """Table cells as text: integers without a decimal point, learning rates as 7e-06."""
+    if isinstance(v, bool) or v == "":
+        return str(v)
+    if isinstance(v, (int, float)):
+        return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
+    return str(v)

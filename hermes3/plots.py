@@ -141,48 +141,65 @@ def plot_scores(wide, title: str, path=None):
     return _save(fig, path)
 
 
-def plot_lr_search(scores, tasks: list[str], best: float, path=None, report_note: str = ""):
+def plot_lr_search(scores, tasks: list[str], best: float, path=None, report_note: str = "", ylabel: str = "accuracy"):
     """Fig. 2 layout: one panel per task (x = learning rate, y = score), the selected LR
-    as a red vertical line."""
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.3 * len(tasks), 3), squeeze=False)
+    as a red vertical line. Columns ``<task>_lo`` / ``<task>_hi`` in ``scores`` are drawn as
+    95% intervals; ``report_note`` (the report's selection) is labelled "report"."""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.1), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        ax.plot(scores["lr"], scores[task], marker="o", color="#4C72B0")
-        ax.axvline(best, color="red", lw=1)
+        y = scores[task]
+        if f"{task}_lo" in scores:
+            err = np.vstack([y - scores[f"{task}_lo"], scores[f"{task}_hi"] - y])
+            ax.errorbar(scores["lr"], y, yerr=err, marker="o", color="#4C72B0", capsize=3, label="ours (95% CI)")
+        else:
+            ax.plot(scores["lr"], y, marker="o", color="#4C72B0", label="ours")
+        ax.axvline(best, color="red", lw=1, label=f"selected {best:g}")
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(list(scores["lr"]), [f"{x:g}" for x in scores["lr"]], fontsize=7)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("learning rate")
-    axes[0][0].set_ylabel("accuracy")
-    fig.suptitle("LR sweep (ours)" + (f" - {report_note}" if report_note else ""), fontsize=9)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("LR sweep (ours)" + (f"; report: {report_note}" if report_note else ""), fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_loss_curves(curves: dict, path=None):
-    """Fig. 4 layout: training loss vs step, one line per model size."""
+def plot_loss_curves(curves: dict, path=None, smooth: int = 20):
+    """Fig. 4 layout: training loss vs step, one line per model size (a ``smooth``-step rolling
+    mean over the raw per-step loss, drawn faintly). ``curves``: label -> metrics frame, or
+    label -> ``{"metrics": frame, "heldout_loss": float}`` (the held-out loss goes in the legend)."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, df in curves.items():
-        ax.plot(df["step"], df["loss"].rolling(5, min_periods=1).mean(), label=name)
+    for k, (name, c) in enumerate(curves.items()):
+        df = c["metrics"] if isinstance(c, dict) else c
+        color = f"C{k}"
+        ax.plot(df["step"], df["loss"], color=color, alpha=0.2, lw=0.8)
+        label = name + (f" (held-out loss {c['heldout_loss']:.3f})" if isinstance(c, dict) and "heldout_loss" in c else "")
+        ax.plot(df["step"], df["loss"].rolling(smooth, min_periods=1).mean(), color=color, label=label)
     ax.set_xlabel("Training Step")
     ax.set_ylabel("Loss")
-    ax.set_title("SFT training loss (ours; 5-step rolling mean)")
-    ax.legend()
+    ax.set_title(f"SFT training loss (ours; {smooth}-step rolling mean); report Fig. 4: larger models lower", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_reward_margins(metrics, path=None):
-    """Fig. 5 layout: reward margin vs step, with chosen and rejected rewards beside it."""
+def plot_reward_margins(metrics, path=None, heldout=None):
+    """Fig. 5 layout: reward margin vs step (training pairs, 5-step rolling mean, and the
+    held-out pairs of ``heldout`` when given), with chosen and rejected rewards beside it."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
     smooth = lambda s: s.rolling(5, min_periods=1).mean()  # noqa: E731
-    a.plot(metrics["step"], smooth(metrics["rewards/margins"]), color="#4C72B0")
-    a.set_title("reward margin (chosen - rejected), ours")
+    a.plot(metrics["step"], smooth(metrics["rewards/margins"]), color="#4C72B0", label="training pairs")
+    if heldout is not None and len(heldout):
+        a.plot(heldout["step"], heldout["rewards/margins"], color="#C44E52", marker="o", ms=3, label="held-out pairs")
+    a.set_title("reward margin (chosen - rejected), ours; report Fig. 5: rises to ~4 at 8B", fontsize=9)
     a.set_xlabel("Training Step")
+    a.legend(fontsize=8)
     b.plot(metrics["step"], smooth(metrics["rewards/chosen"]), label="chosen")
     b.plot(metrics["step"], smooth(metrics["rewards/rejected"]), label="rejected")
     b.plot(metrics["step"], smooth(metrics["rewards/accuracies"]), label="accuracy", ls="--")
-    b.set_title("rewards (5-step rolling mean)")
+    b.set_title("rewards (training pairs, 5-step rolling mean)", fontsize=9)
     b.set_xlabel("Training Step")
     b.legend(fontsize=8)
     fig.tight_layout()

@@ -22,7 +22,7 @@ REPORT_DIR = ROOT / "data" / "report"
 
 
 def report_table(n: int):
-    """Report Table ``n`` (2, 4 or 5) as a DataFrame."""
+    """Report Table ``n`` (2, 3, 4 or 5) as a DataFrame."""
     import pandas as pd
 
     path = REPORT_DIR / f"table{n}.csv"

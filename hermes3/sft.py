@@ -38,9 +38,9 @@ import torch.nn.functional as F
 
 from hermes3.config import ConfigError
 from hermes3.masking import IGNORE_INDEX
+from hermes3.paths import resolve, resolve_if_local, runs
 from hermes3.plan import ClusterConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = "COMPLETE"
 
 
@@ -83,7 +83,7 @@ class SFTConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
 
     def output(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else ROOT / "runs" / "sft" / self.name
+        return resolve(self.output_dir) if self.output_dir else runs("sft", self.name)
 
 
 def check_config(cfg: SFTConfig) -> None:
@@ -113,11 +113,11 @@ def resolve_model(cfg: SFTConfig) -> str:
         from hermes3.base_model import BaseConfig, pretrain
 
         return str(pretrain(BaseConfig(size=cfg.model, data=cfg.data)))
-    return cfg.model
+    return resolve_if_local(cfg.model)
 
 
 def load_conversations_for(cfg: SFTConfig) -> list[dict]:
-    data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
+    data = resolve(cfg.data)
     if (data / "sft.jsonl").exists():
         from hermes3.data.build import load_sft
 
@@ -127,7 +127,7 @@ def load_conversations_for(cfg: SFTConfig) -> list[dict]:
     if is_local_path(cfg.data) and not data.exists():  # else a Hub dataset id
         raise ConfigError(f"data {cfg.data} does not exist: point data at a `hermes3 data build` folder, a "
                           "conversations file (JSON/JSONL) or a Hub dataset id")
-    convs, report = load_conversations(cfg.data, on_error="skip")
+    convs, report = load_conversations(str(data) if data.exists() else cfg.data, on_error="skip")
     print(f"[hermes3 sft] {cfg.data}: {report}")
     return convs
 
@@ -322,7 +322,7 @@ def train(cfg: SFTConfig) -> Path:
         os.environ.setdefault("WANDB_MODE", wandb_mode)
         os.environ.setdefault("WANDB_PROJECT", "hermes3")
         os.environ.setdefault("WANDB_RUN_GROUP", "sft")
-        os.environ.setdefault("WANDB_DIR", str(ROOT / "runs" / "wandb"))
+        os.environ.setdefault("WANDB_DIR", str(runs("wandb")))
         Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
     if cfg.fsdp and not cuda:
         print("[hermes3 sft] fsdp is set, but transformers/accelerate apply FSDP on GPUs only: this CPU run "
@@ -340,7 +340,7 @@ def train(cfg: SFTConfig) -> Path:
         dataloader_num_workers=0, use_cpu=not cuda,
         ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         average_tokens_across_devices=True, fsdp=cfg.fsdp or "", fsdp_config=cfg.fsdp_config or None,
-        disable_tqdm=False)
+        disable_tqdm=os.environ.get("TQDM_DISABLE") == "1")  # batch notebooks: no progress tables
     trainer_ref: dict = {}
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PaddingFreeCollator(),
                                processing_class=tok, callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref)])

@@ -3,7 +3,7 @@
 Every stage logs into project ``hermes3`` with ``group`` = the report item it reproduces
 (``data``, ``packing``, ``lr-search``, ``sft``, ``dpo``, ``fp8``, ``eval``), so a W&B report
 can be built per table or figure. ``WANDB_MODE`` defaults to ``offline``: runs are written
-under ``runs/wandb`` and uploaded later with ``wandb sync runs/wandb/wandb/offline-run-*``.
+under ``runs/wandb`` (of ``hermes3.paths.runs_root()``) and uploaded later with ``wandb sync runs/wandb/wandb/offline-run-*``.
 Set ``WANDB_MODE=online`` (and log in) to stream instead, or ``disabled`` to skip.
 
 >>> run = start("data", "doctest", mode="disabled")
@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from hermes3.paths import runs
+
 PROJECT = "hermes3"
 
 
@@ -24,7 +25,7 @@ def start(group: str, name: str, config: dict | None = None, mode: str | None = 
     import wandb
 
     mode = mode or os.environ.get("WANDB_MODE", "offline")
-    folder = Path(os.environ.get("WANDB_DIR", ROOT / "runs" / "wandb"))
+    folder = Path(os.environ.get("WANDB_DIR") or runs("wandb"))
     folder.mkdir(parents=True, exist_ok=True)
     return wandb.init(project=PROJECT, group=group, name=name, job_type=group, config=config or {}, mode=mode,
                       dir=str(folder), reinit="finish_previous")

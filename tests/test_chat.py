@@ -6,9 +6,9 @@ import copy
 import sys
 
 import pytest
-from conftest import DATA, OFFICIAL_TEMPLATE, hf_jinja_env, need
 from corpus import CLOCK, TOOLS, WEATHER, corpus
 
+from conftest import DATA, OFFICIAL_TEMPLATE, hf_jinja_env, need
 from hermes3.chat import HERMES_CHAT_TEMPLATE, ConversationError, render, render_pieces, validate
 from hermes3.loaders import load_conversations
 

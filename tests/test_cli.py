@@ -3,7 +3,6 @@
 import json
 
 from conftest import DATA
-
 from hermes3.cli import main
 
 

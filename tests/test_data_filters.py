@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import SHARED, need
 
+from conftest import SHARED, need
 from hermes3.data.filters import FilterConfig, apply_filters, is_refusal
 
 

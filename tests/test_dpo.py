@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
-from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from conftest import make_tiny_model
 from hermes3.dpo import (
     DPOConfig,
     collate_packed,

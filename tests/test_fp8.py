@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import torch
-from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM
 
+from conftest import make_tiny_model
 from hermes3.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, quantize_weight
 from hermes3.modeling import tiny_llama
 

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import DATA
 
+from conftest import DATA
 from hermes3.chat import ConversationError
 from hermes3.loaders import from_openai, from_sharegpt, load_conversations
 

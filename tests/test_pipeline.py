@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import nbformat
 import pytest
-from conftest import ROOT, make_tiny_model
 
+from conftest import ROOT, make_tiny_model
 from hermes3 import pipeline
 from hermes3.config import load_config
 from hermes3.data.build import DataConfig

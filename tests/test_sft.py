@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 import torch
-from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from conftest import make_tiny_model
 from hermes3.config import ConfigError
 from hermes3.sft import SFTConfig, check_config, last_complete_checkpoint, read_metrics, sample_weights, train
 

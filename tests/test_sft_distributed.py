@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
-from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM
 
+from conftest import make_tiny_model
 from hermes3.sft import SFTConfig, read_metrics, train
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")

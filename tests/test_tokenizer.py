@@ -1,9 +1,9 @@
 """hermes3.tokenizer: Hermes tokens are single tokens; the Llama 3 tiktoken file loads exactly."""
 
 import pytest
-from conftest import LLAMA3_TIKTOKEN, need
 from corpus import corpus
 
+from conftest import LLAMA3_TIKTOKEN, need
 from hermes3.chat import render
 from hermes3.tokenizer import HERMES_TOKENS, TAG_TOKENS, build_tokenizer, load_tokenizer
 

@@ -40,9 +40,9 @@ from hermes3.data.mixture import sample_by_tokens, table1, targets_from_shares
 from hermes3.data.synthetic import CATEGORIES, Task, generate
 from hermes3.loaders import convert_each, from_hh_rlhf, from_prompt_response, load_conversations, read_records
 from hermes3.masking import tokenize_and_mask
+from hermes3.paths import REPO, resolve, runs
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-SOURCES = ROOT / "data" / "sources"
+SOURCES = REPO / "data" / "sources"
 
 
 @dataclass
@@ -56,7 +56,7 @@ class DataConfig:
     real_fraction: dict = field(default_factory=lambda: {"general": 0.3, "math": 0.2, "tool_use": 0.1}, metadata={
         "help": "category -> fraction of its stream drawn from real sources while they last"})
     real_sources: dict = field(default_factory=lambda: {
-        "general": ["hh_rlhf", "sharegpt"], "math": ["gsm8k"], "tool_use": ["glaive", "hermes_fc"]},
+        "general": ["sharegpt"], "math": ["gsm8k"], "tool_use": ["glaive", "hermes_fc"]},
         metadata={"help": "category -> real sources mixed into it (see REAL_LOADERS)"})
     evol_fraction: float = field(default=0.3, metadata={"help": "share of synthetic tasks deepened by evolve()"})
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the trained tokenizer"})
@@ -71,7 +71,7 @@ class DataConfig:
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/data/<name>"})
 
     def output(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else ROOT / "runs" / "data" / self.name
+        return resolve(self.out_dir) if self.out_dir else runs("data", self.name)
 
 
 REAL_LOADERS = {

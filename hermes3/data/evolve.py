@@ -36,8 +36,11 @@ def _evolve_math(t: Task, rng) -> Task:
     q = t.messages[-2]["content"]
     k = q.rindex(" How many ")
     t.messages[-2]["content"] = q[:k] + f" Then {b} more arrive." + q[k:]
-    t.messages[-1]["content"] = t.reference.replace("\n</SCRATCHPAD>", f"\n{x} + {b} = {x + b}\n</SCRATCHPAD>").replace(
-        f"<SOLUTION>{x}</SOLUTION>", f"<SOLUTION>{x + b}</SOLUTION>")
+    # The worked steps end with "So <name> has <x> <item> now."; the new step goes before it.
+    lines = t.reference.split("\n")
+    k = lines.index("</SCRATCHPAD>")
+    lines[k - 1:k] = [f"{b} more arrive: {x} + {b} = {x + b}", lines[k - 1].replace(f" {x} ", f" {x + b} ")]
+    t.messages[-1]["content"] = "\n".join(lines).replace(f"<SOLUTION>{x}</SOLUTION>", f"<SOLUTION>{x + b}</SOLUTION>")
     t.check = {"kind": "number", "answer": x + b}
     t.meta["steps"] = t.meta.get("steps", 2) + 1
     return t

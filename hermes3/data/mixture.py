@@ -38,9 +38,11 @@ def sample_by_tokens(streams: dict[str, Iterator[dict]], targets: dict[str, int]
     """Take records from each category's stream until its token target is met.
 
     ``count(record) -> (tokens, output_tokens)``; both are stored on the record as
-    ``tokens`` / ``output_tokens``. A category ends between its target and ``slack``
-    tokens above it (default 0.4% of the whole budget, so shares land within half a
-    point): a record that would overshoot by more is skipped and a smaller one looked for.
+    ``tokens`` / ``output_tokens``. A category ends within ``slack / 2`` tokens of its target
+    (default slack 0.4% of the whole budget, so shares land within half a point): a record
+    that would overshoot by more is skipped and a smaller one looked for. Ending on either
+    side of the target keeps the total on budget, so the largest category's share does not
+    shrink under the small ones' overshoot.
     Raises if a stream runs dry first.
     """
     slack = 0.004 * sum(targets.values()) if slack is None else slack
@@ -48,10 +50,10 @@ def sample_by_tokens(streams: dict[str, Iterator[dict]], targets: dict[str, int]
     for cat, target in targets.items():
         got, misses = 0, 0
         for rec in streams[cat]:
-            if got >= target:
+            if got >= target - slack / 2:
                 break
             n, n_out = count(rec)
-            if got + n > target + slack:
+            if got + n > target + slack / 2:
                 misses += 1
                 if misses > 200:  # nothing small enough is coming: stop here
                     break

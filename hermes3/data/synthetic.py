@@ -53,6 +53,9 @@ PERSONAS = [("Captain Mora", "a cheerful pirate captain", "Arr, fair winds!"),
             ("Professor Quill", "a precise old librarian", "Knowledge is a lantern."),
             ("Nova", "a friendly starship computer", "End of transmission."),
             ("Sir Bramble", "a polite knight", "For honour!")]
+# An in-character first sentence per persona: a roleplay answer speaks as the persona throughout.
+OPENERS = {"Captain Mora": "Arr, a fine question for a sailor, matey!", "Professor Quill": "Ah, let us consult the shelves.",
+           "Nova": "Query received and processed.", "Sir Bramble": "Well met, good traveller, and gladly answered!"}
 CITIES = ["Paris", "Tokyo", "Oslo", "Lima", "Cairo", "Dublin", "Hanoi", "Accra"]
 STOCKS = ["ACME", "GLOBX", "INITEC", "UMBRA", "VANDL"]
 
@@ -89,24 +92,53 @@ def _task(category, user, answer, check, system=None, **meta):
 # ----------------------------------------------------------------------------- categories
 
 
+def _letters(w: str) -> str:
+    return ", ".join(w)
+
+
 def _fact(rng):
-    """A simple question with a checkable answer (shared by several categories)."""
-    kind = rng.choice(["capital", "reverse", "sort", "count"])
+    """A simple question with a checkable answer (shared by several categories). Answers work
+    the question out step by step before stating the result, as Hermes 3's answers do: the
+    worked steps are what a small model can imitate (spelling a word out makes reversing and
+    counting letters a copying task), and they make outputs longer than inputs, as in the
+    report's mixture (69% output tokens, Table 1)."""
+    # Long-answer kinds weigh more: they carry the output-token share of the report's mixture.
+    kind = rng.choice(["capital", "reverse", "sort", "count"] + ["count_up", "times_table"] * 4)
+    if kind == "count_up":
+        step = rng.choice([1, 2, 3, 5])
+        a = rng.randint(1, 40)
+        b = a + step * rng.randint(8, 16)
+        seq = ", ".join(map(str, range(a, b + 1, step)))
+        by = "" if step == 1 else f" in steps of {step}"
+        return (f"Count from {a} to {b}{by}.", f"Counting from {a} to {b}{by}: {seq}.", seq)
+    if kind == "times_table":
+        k, upto = rng.randint(2, 12), rng.choice([8, 10, 12])
+        rows = "\n".join(f"{k} x {i} = {k * i}" for i in range(1, upto + 1))
+        return (f"Write the multiplication table of {k} up to {k} x {upto}.",
+                f"Here is the multiplication table of {k}:\n{rows}", f"{k} x {upto} = {k * upto}")
     if kind == "capital":
         c = rng.choice(sorted(CAPITALS))
-        return f"What is the capital of {c}?", f"The capital of {c} is {CAPITALS[c]}.", CAPITALS[c]
+        q = rng.choice(["What is the capital of {c}?", "Which city is the capital of {c}?",
+                        "Name the capital city of {c}.", "Tell me the capital of {c}."]).format(c=c)
+        return (q, f"{c} is a country, and its government sits in its capital city. "
+                   f"The capital of {c} is {CAPITALS[c]}.", CAPITALS[c])
     if kind == "reverse":
         w = rng.choice(WORDS)
-        return f"Spell the word '{w}' backwards.", f"'{w}' backwards is '{w[::-1]}'.", w[::-1]
+        return (f"Spell the word '{w}' backwards.", f"The letters of '{w}' are {_letters(w)}. Read from the last "
+                f"letter to the first they are {_letters(w[::-1])}. So '{w}' backwards is '{w[::-1]}'.", w[::-1])
     if kind == "sort":
         nums = rng.sample(range(1, 60), rng.randint(3, 5))
         s = ", ".join(map(str, sorted(nums)))
-        return f"Sort these numbers in ascending order: {', '.join(map(str, nums))}.", f"In ascending order: {s}.", s
+        steps = " ".join(f"The {'smallest' if i == 0 else 'next'} is {n}." for i, n in enumerate(sorted(nums)))
+        return (f"Sort these numbers in ascending order: {', '.join(map(str, nums))}.",
+                f"I take the smallest number left each time. {steps} In ascending order: {s}.", s)
     w = rng.choice(WORDS)
     ch = rng.choice(sorted(set(w)))
     n = w.count(ch)
+    at = [str(i + 1) for i, x in enumerate(w) if x == ch]
     return (f"How many times does the letter '{ch}' appear in '{w}'?",
-            f"The letter '{ch}' appears {n} time{'s' if n != 1 else ''} in '{w}'.", f"appears {n} time")
+            f"The letters of '{w}' are {_letters(w)}. The letter '{ch}' is at position{'s' if n != 1 else ''} "
+            f"{', '.join(at)}. The letter '{ch}' appears {n} time{'s' if n != 1 else ''} in '{w}'.", f"appears {n} time")
 
 
 def gen_general(rng):
@@ -118,14 +150,18 @@ def gen_domain_expert(rng):
     if rng.random() < 0.25:
         el = rng.choice(sorted(ELEMENTS))
         return _task("domain_expert", f"What is the chemical symbol for {el}?",
-                     f"The chemical symbol for {el} is {ELEMENTS[el]}.", {"kind": "contains", "all": [f"is {ELEMENTS[el]}."]})
+                     f"{el} is a chemical element. Every element has a symbol of one or two letters, the first "
+                     f"one a capital. The chemical symbol for {el} is {ELEMENTS[el]}.",
+                     {"kind": "contains", "all": [f"is {ELEMENTS[el]}."]})
     if rng.random() < 0.2:
         el = rng.choice(sorted(ELEMENTS))
         return _task("domain_expert", f"Which element has the chemical symbol {ELEMENTS[el]}?",
+                     f"A chemical symbol names one element. The symbol {ELEMENTS[el]} stands for {el}. "
                      f"The element with the symbol {ELEMENTS[el]} is {el}.", {"kind": "contains", "all": [f"is {el}."]})
     big, small, f = rng.choice(UNITS)
     x = rng.randint(2, 99)
     return _task("domain_expert", f"Convert {x} {big} to {small}.",
+                 f"To convert {big} to {small}, multiply by the number of {small} in one {big[:-1]}. "
                  f"1 {big[:-1]} is {f} {small}, so {x} {big} is {x} * {f} = {x * f} {small}.",
                  {"kind": "number", "answer": x * f})
 
@@ -134,24 +170,25 @@ def gen_math(rng, steps: int | None = None):
     steps = steps or rng.randint(2, 3)
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     x = rng.randint(3, 20)
-    text, work = [f"{name} has {x} {item}."], []
+    text, work = [f"{name} has {x} {item}."], [f"{name} starts with {x} {item}."]
     for _ in range(steps):
         op = rng.choice(["buy", "give", "double"] if x < 60 else ["give"])
         if op == "buy":
             b = rng.randint(2, 15)
             text.append(f"Then {name} buys {b} more.")
-            work.append(f"{x} + {b} = {x + b}")
+            work.append(f"{name} buys {b} more: {x} + {b} = {x + b}")
             x += b
         elif op == "give" and x > 2:
             c = rng.randint(1, x - 1)
             text.append(f"Then {name} gives away {c}.")
-            work.append(f"{x} - {c} = {x - c}")
+            work.append(f"{name} gives away {c}: {x} - {c} = {x - c}")
             x -= c
         else:
             text.append(f"Then the number of {item} doubles.")
-            work.append(f"{x} * 2 = {x * 2}")
+            work.append(f"The {item} double: {x} * 2 = {x * 2}")
             x *= 2
     q = " ".join(text) + f" How many {item} does {name} have now?"
+    work.append(f"So {name} has {x} {item} now.")
     a = "<SCRATCHPAD>\n" + "\n".join(work) + "\n</SCRATCHPAD>\n<SOLUTION>" + str(x) + "</SOLUTION>"
     return _task("math", q, a, {"kind": "number", "answer": x}, steps=steps)
 
@@ -161,7 +198,7 @@ def gen_roleplay(rng):
     q, a, key = _fact(rng)
     system = (f"You are {name}, {persona}. Stay in character: begin every reply with '{name}:' "
               f"and end it with '{catch}'")
-    return _task("roleplay", q, f"{name}: {a} {catch}", {"kind": "all", "checks": [
+    return _task("roleplay", q, f"{name}: {OPENERS[name]} {a} {catch}", {"kind": "all", "checks": [
         {"kind": "constraints", "constraints": [{"type": "starts_with", "text": f"{name}:"},
                                                 {"type": "ends_with", "text": catch}]},
         {"kind": "contains", "all": [key]}]}, system=system, plain=a)
@@ -202,7 +239,8 @@ def gen_coding(rng, docstring: bool = False):
     ask = f"Write a Python function `{name}({arg})` that {desc}. Put the code in <SOLUTION> tags and tests in <UNIT_TEST> tags."
     doc = f'    """{desc[0].upper() + desc[1:]}."""\n' if docstring else ""
     code = f"def {name}({arg}):\n{doc}{body}"
-    answer = f"<SOLUTION>\n{code}\n</SOLUTION>\n<UNIT_TEST>\n" + "\n".join(f"assert {t}" for t in shown) + "\n</UNIT_TEST>"
+    plan = f"<SCRATCHPAD>\nThe function `{name}` takes `{arg}` and {desc}.\n</SCRATCHPAD>\n"
+    answer = plan + f"<SOLUTION>\n{code}\n</SOLUTION>\n<UNIT_TEST>\n" + "\n".join(f"assert {t}" for t in shown) + "\n</UNIT_TEST>"
     check = {"kind": "python", "tests": "\n".join(f"assert {t}" for t in tests)}
     if docstring:
         ask += " Give the function a docstring."
@@ -229,23 +267,34 @@ TOOLS = {
 CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF"]
 
 
+WEATHER_CITIES = sorted(set(CITIES) | set(CAPITALS.values()))
+
+
 def _tool_request(rng):
+    """A request that one tool call answers: (question, tool, arguments, tool result, final
+    answer, key of the answer). Several phrasings and ~25 cities keep held-out requests
+    unseen in training while the skill (pick the tool, copy the arguments) stays the same."""
     name = rng.choice(sorted(TOOLS))
     if name == "get_weather":
-        city = rng.choice(CITIES)
+        city = rng.choice(WEATHER_CITIES)
         temp = rng.randint(-5, 35)
-        return (f"What is the weather in {city} right now?", name, {"city": city},
-                {"city": city, "temperature_c": temp}, f"It is {temp} degrees Celsius in {city}.", str(temp))
+        q = rng.choice(["What is the weather in {c} right now?", "How warm is it in {c} today?",
+                        "Check the current weather in {c} for me.", "Is it cold in {c} at the moment?"]).format(c=city)
+        return (q, name, {"city": city}, {"city": city, "temperature_c": temp},
+                f"It is {temp} degrees Celsius in {city}.", str(temp))
     if name == "get_stock_price":
         sym = rng.choice(STOCKS)
         price = rng.randint(10, 500)
-        return (f"What is the current price of {sym} stock?", name, {"symbol": sym}, {"symbol": sym, "price": price},
-                f"{sym} is trading at {price} dollars.", str(price))
+        q = rng.choice(["What is the current price of {s} stock?", "How much does one share of {s} cost now?",
+                        "Look up the latest {s} share price."]).format(s=sym)
+        return (q, name, {"symbol": sym}, {"symbol": sym, "price": price}, f"{sym} is trading at {price} dollars.",
+                str(price))
     a, b = rng.sample(CURRENCIES, 2)
     amount = rng.randint(5, 500)
     out = round(amount * rng.uniform(0.5, 1.5), 2)
-    return (f"Convert {amount} {a} to {b}.", name, {"amount": amount, "from_currency": a, "to_currency": b},
-            {"amount": out, "currency": b}, f"{amount} {a} is {out} {b}.", str(out))
+    q = rng.choice(["Convert {n} {a} to {b}.", "How much is {n} {a} in {b}?"]).format(n=amount, a=a, b=b)
+    return (q, name, {"amount": amount, "from_currency": a, "to_currency": b}, {"amount": out, "currency": b},
+            f"{amount} {a} is {out} {b}.", str(out))
 
 
 def _call(name, args):
@@ -307,7 +356,7 @@ def gen_content_generation(rng):
         return _task("content_generation", f"Write a haiku about {t}.", "\n".join(lines),
                      {"kind": "constraints", "constraints": [{"type": "lines", "n": 3}]})
     if kind == "list":
-        thing, n = rng.choice(THINGS), rng.randint(2, 5)
+        thing, n = rng.choice(THINGS), rng.randint(3, 6)
         items = rng.sample(THING_BANK[thing], n)
         return _task("content_generation", f"List {n} {thing}, one per line as bullets.",
                      "\n".join(f"- {x}" for x in items), {"kind": "constraints", "constraints": [{"type": "bullets", "n": n}]})

@@ -1,0 +1,68 @@
+"""What every notebook does first: pick the scale's recipe and keep library chatter out of cells.
+
+``setup(scale)`` returns the ``Recipe`` of that scale and the figures folder. It sets the
+loggers of transformers, datasets, lm-eval, wandb and peft to warnings only and silences
+wandb's banners, so a cell shows results, not logs. Progress bars render as Jupyter widgets
+when you run a notebook yourself (``ipywidgets`` is installed with the ``notebooks`` extra);
+under ``hermes3 reproduce`` (which sets ``HERMES3_BATCH=1`` for its kernels) they are off, so
+the executed notebooks stay readable.
+
+>>> import os
+>>> os.environ["HERMES3_RUNS"] = "/tmp/h3-doctest-runs"
+>>> recipe, figures = setup("smoke")
+>>> recipe.root.name, recipe.scale
+('smoke', 'smoke')
+>>> del os.environ["HERMES3_RUNS"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from pathlib import Path
+
+QUIET = ("transformers", "datasets", "lm-eval", "lm_eval", "peft", "accelerate", "wandb", "urllib3", "filelock",
+         "httpx", "huggingface_hub", "torch.distributed")
+
+
+def quiet() -> None:
+    """Warnings and errors only, from every library the stages use."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_CONSOLE", "off")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
+    os.environ.setdefault("DATASETS_VERBOSITY", "warning")
+    if os.environ.get("HERMES3_BATCH") == "1":
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it at each bar: no text bars in saved notebooks
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Deprecation notices from library internals are not for notebook readers (pytest still shows them).
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        import transformers
+
+        # transformers prints "[INFO] Running in WANDB offline mode" when this module is first
+        # imported with WANDB_MODE=offline: import it here, quietly, once.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import transformers.integrations.integration_utils  # noqa: F401
+        transformers.logging.set_verbosity_warning()
+        if os.environ.get("HERMES3_BATCH") == "1":
+            transformers.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def setup(scale: str = "demo"):
+    """``(Recipe(scale), figures folder)`` with quiet logging; the figures folder exists."""
+    from hermes3.paths import figures_dir
+    from hermes3.recipe import Recipe
+
+    quiet()
+    figures = figures_dir()
+    figures.mkdir(parents=True, exist_ok=True)
+    return Recipe(scale), Path(figures)

@@ -1,0 +1,65 @@
+"""Where things live: one rule for every relative path in configs, notebooks and commands.
+
+* **Shipped files** (``configs/``, ``data/``, ``notebooks/``) sit in the checkout, ``REPO``.
+* **Outputs** go under the runs root, ``$HERMES3_RUNS`` or ``<checkout>/runs``: data builds,
+  base models, SFT/DPO runs, FP8 folders, evaluations and their cache, W&B offline runs.
+  Figures go to ``$HERMES3_FIGURES`` or ``<checkout>/figures``. The test suite points both
+  at a temporary folder, so tests never touch what is committed.
+
+A relative path in a config is resolved by ``resolve``: ``runs/...`` under the runs root,
+anything else against the working directory when it exists there, else against the
+checkout (so ``configs/sft/tiny.yaml`` and ``data: runs/data/demo`` work from any folder,
+and a file you name next to you wins over a shipped one of the same name).
+
+>>> import os
+>>> os.environ["HERMES3_RUNS"] = "/tmp/h3-runs"
+>>> str(resolve("runs/data/demo"))
+'/tmp/h3-runs/data/demo'
+>>> str(resolve("/abs/model"))
+'/abs/model'
+>>> resolve("configs/sft/tiny.yaml") == REPO / "configs/sft/tiny.yaml"
+True
+>>> del os.environ["HERMES3_RUNS"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def runs_root() -> Path:
+    """The folder every stage writes under (``$HERMES3_RUNS``, default ``<checkout>/runs``)."""
+    return Path(os.environ.get("HERMES3_RUNS") or REPO / "runs").resolve()
+
+
+def figures_dir() -> Path:
+    """Where notebooks write their PNGs (``$HERMES3_FIGURES``, default ``<checkout>/figures``)."""
+    return Path(os.environ.get("HERMES3_FIGURES") or REPO / "figures").resolve()
+
+
+def runs(*parts: str) -> Path:
+    """A path under the runs root: ``runs("sft", "tiny")``."""
+    return runs_root().joinpath(*parts)
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """The one rule for a relative path (see the module docstring)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    if p.parts and p.parts[0] == "runs":
+        return runs_root().joinpath(*p.parts[1:])
+    here = Path.cwd() / p
+    return here if here.exists() else REPO / p
+
+
+def resolve_if_local(path: str) -> str:
+    """``resolve`` for a string that may also be a Hugging Face Hub id (``meta-llama/Llama-3.1-8B``):
+    kept as given unless it resolves to something on disk or names a ``runs/`` output."""
+    p = resolve(path)
+    if p.exists() or Path(path).is_absolute() or Path(path).parts[:1] == ("runs",):
+        return str(p)
+    return path

@@ -1,0 +1,333 @@
+"""The recipe as stages that hand their selections on, with a manifest of every hand-off.
+
+    data -> base models -> LR search (Fig. 2) -> SFT at the selected LR -> per-epoch evaluation
+    -> the checkpoint chosen by Table 2's rule -> DPO from that checkpoint (Fig. 5, Table 4)
+    -> FP8 of the merged model -> benchmarks of every stage (Table 5)
+
+Each stage is a method of ``Recipe`` that returns its output and takes what it needs from the
+stage before it: ``sft()`` trains at the LR that ``lr_search()`` selected, ``dpo()`` starts
+from the checkpoint that ``epoch_selection()`` chose, and so on. A stage asks for its
+inputs by calling the earlier stage, which is cheap when that stage is done (outputs are
+reused when built from the same config, evaluations are cached by model bytes), so a
+notebook can run on its own in a fresh kernel.
+
+Every stage records in ``<runs>/<scale>/manifest.json``: its inputs, outputs, config, the
+selection it made and why, and the code version. Neither open-instruct nor
+alignment-handbook passes the chosen checkpoint on; here the next stage reads it from there.
+
+>>> r = Recipe("smoke", root="/tmp/h3-doctest-recipe")
+>>> r.preset.lrs
+(0.0003, 0.003)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from hermes3 import pipeline
+from hermes3.config import load_config, to_dict
+from hermes3.paths import REPO, resolve, runs
+from hermes3.presets import preset
+
+GROUPS = ("gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin")
+
+
+def code_version() -> dict:
+    """The git commit (and whether the tree had changes) plus a digest of the package sources."""
+    h = hashlib.sha256()
+    for f in sorted((REPO / "hermes3").rglob("*.py")):
+        h.update(f.relative_to(REPO).as_posix().encode() + f.read_bytes())
+    out = {"hermes3_sources": h.hexdigest()[:16]}
+    try:
+        out["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                       check=True).stdout.strip()
+        out["dirty"] = bool(subprocess.run(["git", "status", "--porcelain", "--", "hermes3", "configs"], cwd=REPO,
+                                           capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass  # not a git checkout: the source digest still identifies the code
+    return out
+
+
+def _slug(label: str) -> str:
+    return label.split(" ")[0].replace("/", "_")
+
+
+class Recipe:
+    """The stages of one scale (``smoke`` | ``demo`` | ``full``), writing under ``root``
+    (default ``<runs>/<scale>``)."""
+
+    def __init__(self, scale: str = "demo", root: str | Path | None = None):
+        self.scale = scale
+        self.preset = preset(scale)
+        self.root = Path(root) if root else runs(scale)
+        self.manifest_path = self.root / "manifest.json"
+
+    # ------------------------------------------------------------------ manifest
+
+    def manifest(self) -> dict:
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError):
+            return {"scale": self.scale, "stages": {}}
+
+    def record(self, stage: str, *, inputs: dict, outputs: dict, config=None, selection=None, why: str = "",
+               results: dict | None = None) -> None:
+        """Write one stage's hand-off into the manifest (atomically: a reader never sees half)."""
+        m = self.manifest()
+        m["scale"] = self.scale
+        m["stages"][stage] = {"inputs": inputs, "outputs": outputs, "config": config, "selection": selection,
+                              "why": why, "results": results or {}, "code": code_version(),
+                              "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(m, indent=2, default=str) + "\n")
+        os.replace(tmp, self.manifest_path)
+
+    def selection(self, stage: str):
+        return self.manifest()["stages"].get(stage, {}).get("selection")
+
+    # ------------------------------------------------------------------ data and bases
+
+    def data(self) -> Path:
+        """The training mixture (a `hermes3 data build` folder)."""
+        from hermes3.data.build import DataConfig
+
+        cfg = load_config(DataConfig, resolve(self.preset.data), [f"out_dir={self.root / 'data'}"])
+        out = pipeline.data(cfg)
+        self.record("data", inputs={"config_file": self.preset.data}, outputs={"dir": str(out)}, config=to_dict(cfg))
+        return out
+
+    def table1_data(self) -> Path:
+        """The mixture at the report's Table 1 shares (notebook 01)."""
+        from hermes3.data.build import DataConfig
+
+        cfg = load_config(DataConfig, resolve(self.preset.table1_data), [f"out_dir={self.root / 'table1'}"])
+        out = pipeline.data(cfg)
+        self.record("table1", inputs={"config_file": self.preset.table1_data}, outputs={"dir": str(out)},
+                    config=to_dict(cfg))
+        return out
+
+    def base(self, label: str | None = None) -> str:
+        """A base model of ``label`` (default the main line's): tiny sizes are pre-trained here
+        on the plain text of the training mixture, all with the same token budget."""
+        from hermes3.base_model import SIZES, BaseConfig, pretrain
+
+        label = label or self.preset.main
+        model = self.preset.bases[label]
+        if model not in SIZES:
+            return model  # a folder or Hub id
+        data = self.data()
+        cfg = load_config(BaseConfig, None, [f"size={model}", f"data={data}", *self.preset.base_overrides,
+                                             f"out_dir={self.root / 'base' / model}"])
+        folder = _pretrain_keyed(cfg, pretrain)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        self.record(f"base/{model}", inputs={"data": str(data)}, outputs={"dir": str(folder)},
+                    config=metrics["config"], results={k: metrics[k] for k in (
+                        "parameters", "train_tokens", "heldout_loss_trained", "seconds")})
+        return str(folder)
+
+    # ------------------------------------------------------------------ SFT configs
+
+    def _sft_config(self, yaml: str, overrides, **kw):
+        from hermes3.sft import SFTConfig
+
+        cfg = load_config(SFTConfig, resolve(yaml), list(overrides))
+        return replace(cfg, **kw)
+
+    def _lr_run(self, lr: float, label: str | None = None):
+        """The one-epoch SFT run of the LR search (and of Fig. 4 for other sizes)."""
+        label = label or self.preset.main
+        slug = _slug(label)
+        main = label == self.preset.main
+        folder = self.root / ("lr_search" if main else "loss_curves") / (f"lr-{lr:g}" if main else slug)
+        return self._sft_config(self.preset.sft, [*self.preset.sft_overrides, *self.preset.lr_overrides],
+                                lr=lr, data=str(self.data()), model=self.base(label), output_dir=str(folder),
+                                name=f"{self.scale}-{slug}-lr{lr:g}", save_each_epoch=False, wandb_mode="disabled")
+
+    # ------------------------------------------------------------------ Fig. 2
+
+    def lr_search(self):
+        """Fig. 2: one SFT run per LR, scored by the GPT4All stand-in (mean held-out log-probability
+        per reference token of the ``lr_categories`` items). Returns ``(scores, per_item, selected_lr)``."""
+        import pandas as pd
+
+        from hermes3.compare import bootstrap_diff, bootstrap_mean
+        from hermes3.heldout import heldout_scores
+        from hermes3.sft import read_metrics
+
+        p = self.preset
+        rows, items = [], {}
+        for lr in p.lrs:
+            cfg = self._lr_run(lr)
+            out = pipeline.sft(cfg)
+            s = heldout_scores(out / "final", self.data(), list(p.lr_categories), limit=p.heldout_limit)
+            items[lr] = s.mean_logprob.to_numpy()
+            row = {"lr": lr}
+            for col, x in [*((c, s[s.category == c].mean_logprob) for c in p.lr_categories),
+                           ("gpt4all_standin", s.mean_logprob)]:
+                row[col], row[f"{col}_lo"], row[f"{col}_hi"] = bootstrap_mean(x.to_numpy())
+            rows.append({**row, "items": len(s), "train_loss": float(read_metrics(out).loss.tail(5).mean())})
+        scores = pd.DataFrame(rows)
+        best = float(scores.loc[scores.gpt4all_standin.idxmax(), "lr"])
+        leads = {}
+        for end in (min(p.lrs), max(p.lrs)):
+            if end != best:
+                d, lo, hi = bootstrap_diff(items[end], items[best])
+                leads[f"{end:g}"] = {"lead": d, "ci95": [lo, hi]}
+        interior = best not in (min(p.lrs), max(p.lrs))
+        why = (f"highest GPT4All stand-in score ({scores.gpt4all_standin.max():.4f} mean log-prob per token over "
+               f"{len(items[best])} held-out items); " + "; ".join(
+                   f"lead over lr {k}: {v['lead']:+.4f} (95% paired bootstrap CI {v['ci95'][0]:+.4f}..{v['ci95'][1]:+.4f})"
+                   for k, v in leads.items()) + ("" if interior else "; the best LR is at the edge of the grid"))
+        self.record("lr_search", inputs={"lrs": list(p.lrs), "base": self.base(), "data": str(self.data())},
+                    outputs={"runs": str(self.root / "lr_search")}, config=to_dict(self._lr_run(best)),
+                    selection={"lr": best, "interior": interior, "leads": leads}, why=why,
+                    results={"scores": scores.to_dict("records")})
+        per_item = pd.DataFrame({f"{lr:g}": v for lr, v in items.items()})
+        return scores, per_item, best
+
+    def selected_lr(self) -> float:
+        sel = self.selection("lr_search")
+        if sel is None or sel.get("lr") not in self.preset.lrs:
+            self.lr_search()
+            sel = self.selection("lr_search")
+        return float(sel["lr"])
+
+    # ------------------------------------------------------------------ SFT, Fig. 4, Table 2
+
+    def sft(self) -> Path:
+        """The main SFT run (every epoch checkpointed) at the LR search's selected LR."""
+        lr = self.selected_lr()
+        cfg = self._sft_config(self.preset.sft, self.preset.sft_overrides, lr=lr, data=str(self.data()),
+                               model=self.base(), output_dir=str(self.root / "sft"), name=f"{self.scale}-sft",
+                               save_each_epoch=True)
+        out = pipeline.sft(cfg)
+        self.record("sft", inputs={"lr": lr, "lr_from": "lr_search", "base": cfg.model, "data": cfg.data},
+                    outputs={"dir": str(out), "final": str(out / "final")}, config=to_dict(cfg))
+        return out
+
+    def loss_curves(self) -> dict:
+        """Fig. 4: each size fine-tuned one epoch at the selected LR from bases with the same
+        pre-training budget. ``{label: {"metrics": DataFrame, "heldout_loss": float, ...}}``."""
+        from hermes3.data.synthetic import CATEGORIES
+        from hermes3.heldout import heldout_loss, heldout_scores
+        from hermes3.sft import read_metrics
+
+        lr, out = self.selected_lr(), {}
+        for label in self.preset.bases:
+            run = pipeline.sft(self._lr_run(lr, label))
+            held = heldout_scores(run / "final", self.data(), list(CATEGORIES), limit=self.preset.heldout_limit)
+            base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
+            out[label] = {"metrics": read_metrics(run), "heldout_loss": heldout_loss(held), "items": len(held),
+                          "parameters": base_metrics["parameters"], "run": str(run)}
+        self.record("loss_curves", inputs={"lr": lr, "lr_from": "lr_search"},
+                    outputs={k: v["run"] for k, v in out.items()},
+                    results={k: {"final_train_loss": float(v["metrics"].loss.tail(10).mean()),
+                                 "heldout_loss": v["heldout_loss"], "parameters": v["parameters"]}
+                             for k, v in out.items()})
+        return out
+
+    def epoch_selection(self):
+        """Table 2: score every epoch checkpoint on the four groups, pick by the min-max rule.
+        Returns ``(table, selected checkpoint)``."""
+        from hermes3.selection import epoch_table
+        from hermes3.sft import epoch_checkpoints
+
+        run = self.sft()
+        table, sel = epoch_table(run, self.data(), limit=self.preset.eval_limit)
+        ckpts = {f"epoch_{round(e)}": p for e, p in epoch_checkpoints(run)}
+        chosen = ckpts[sel.best]
+        self.record("epoch_selection", inputs={"sft_run": str(run)}, outputs={"checkpoints": {k: str(v) for k, v in ckpts.items()}},
+                    selection={"epoch": sel.best, "checkpoint": str(chosen)},
+                    why=(f"Table 2 rule: each group min-max normalised across epochs, the four averaged; {sel.best} "
+                         f"has the highest total ({float(sel.total.max()):.2f})"),
+                    results={"total": {k: float(v) for k, v in sel.total.items()}})
+        return table, chosen
+
+    def selected_checkpoint(self) -> Path:
+        sel = self.selection("epoch_selection")
+        if sel is None or not Path(sel["checkpoint"]).exists():
+            return self.epoch_selection()[1]
+        return Path(sel["checkpoint"])
+
+    # ------------------------------------------------------------------ DPO, FP8, benchmarks
+
+    def dpo(self) -> Path:
+        """Fig. 5 / Table 4: LoRA DPO from the checkpoint Table 2 selected."""
+        from hermes3.dpo import DPOConfig
+
+        ckpt = self.selected_checkpoint()
+        cfg = load_config(DPOConfig, resolve(self.preset.dpo), [*self.preset.dpo_overrides])
+        cfg = replace(cfg, model=str(ckpt), data=str(self.data()), output_dir=str(self.root / "dpo"),
+                      name=f"{self.scale}-dpo")
+        out = pipeline.dpo(cfg)
+        held = json.loads((out / "heldout.json").read_text())
+        self.record("dpo", inputs={"model": str(ckpt), "model_from": "epoch_selection", "data": cfg.data},
+                    outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg),
+                    results={"heldout_after": held.get("after", {})})
+        return out
+
+    def fp8(self) -> Path:
+        """FP8_DYNAMIC of the merged DPO model."""
+        from hermes3.fp8 import convert
+
+        src = self.dpo() / "merged"
+        out = self.root / "fp8"
+        done = self.manifest()["stages"].get("fp8", {})
+        if not ((out / "config.json").exists() and done.get("inputs", {}).get("model_digest") == _digest(src)):
+            convert(src, out, overwrite=True)
+        self.record("fp8", inputs={"model": str(src), "model_from": "dpo", "model_digest": _digest(src)},
+                    outputs={"dir": str(out)})
+        return out
+
+    def stage_models(self) -> dict[str, Path]:
+        """Every stage's model, in order: base, SFT (selected checkpoint), SFT+DPO, its FP8."""
+        return {"base": Path(self.base()), "SFT": self.selected_checkpoint(), "SFT+DPO": self.dpo() / "merged",
+                "SFT+DPO FP8": self.fp8()}
+
+    def benchmarks(self, models: dict | None = None) -> dict:
+        """Table 5 at this scale: ``{name: EvalResult}`` on the preset's suite, same items for all."""
+        from hermes3.evaluate import evaluate
+
+        models = models or self.stage_models()
+        data = self.data()
+        res = {k: evaluate(v, self.preset.eval_suite, data_dir=data, limit=self.preset.eval_limit)
+               for k, v in models.items()}
+        self.record("benchmarks", inputs={k: str(v) for k, v in models.items()}, outputs={},
+                    results={k: {r.task: r.value for r in v.table[v.table.primary].itertuples()} for k, v in res.items()})
+        return res
+
+
+def _digest(folder: Path) -> str:
+    """Digest of a model folder's weights and config (what a derived output depends on)."""
+    h = hashlib.blake2b(digest_size=12)
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and (f.suffix == ".safetensors" or f.name == "config.json"):
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def _pretrain_keyed(cfg, pretrain) -> Path:
+    """``pretrain`` into ``cfg.out_dir``, rebuilt when the folder holds another config's model."""
+    out = Path(cfg.out_dir)
+    saved = out / "metrics.json"
+    if saved.exists():
+        want = {k: v for k, v in to_dict(cfg).items() if k != "out_dir"}
+        have = json.loads(saved.read_text()).get("config", {})
+        if pipeline.same_config(have, want) and _same_data(out, cfg.data):
+            return out
+        pipeline._set_aside(out, "was pre-trained with another config or data")
+    folder = pretrain(cfg, progress=False)
+    (folder / "data_manifest.json").write_text((Path(cfg.data) / "manifest.json").read_text())
+    return folder
+
+
+def _same_data(out: Path, data: str) -> bool:
+    mine = out / "data_manifest.json"
+    return mine.exists() and mine.read_text() == (Path(data) / "manifest.json").read_text()

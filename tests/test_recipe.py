@@ -1,0 +1,104 @@
+"""hermes3.recipe: each stage hands its selection to the next, and the manifest records it.
+
+Training and scoring are replaced by fakes here (fast, and the score tables are ours to set):
+a different score table must change which LR the SFT run uses and which checkpoint DPO starts
+from. The smoke notebooks (tests/test_notebooks.py) run the real stages end to end.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import hermes3.heldout
+import hermes3.selection
+import hermes3.sft
+from hermes3 import pipeline
+from hermes3.recipe import Recipe
+from hermes3.report import minmax_select
+
+
+@pytest.fixture
+def recipe(tmp_path, smoke_data, monkeypatch):
+    r = Recipe("smoke", root=tmp_path / "smoke")
+    monkeypatch.setattr(Recipe, "data", lambda self: smoke_data)
+    monkeypatch.setattr(Recipe, "base", lambda self, label=None: str(tmp_path / f"base-{label or self.preset.main}"))
+    trained = []
+
+    def fake_sft(cfg):
+        out = Path(cfg.output_dir)
+        (out / "final").mkdir(parents=True, exist_ok=True)
+        for e in (1, 2):  # two epoch checkpoints, as a 2-epoch run leaves
+            (out / f"checkpoint-{e}").mkdir(exist_ok=True)
+            (out / f"checkpoint-{e}" / "COMPLETE").write_text(json.dumps({"step": e, "epoch": float(e)}))
+        trained.append(cfg)
+        return out
+
+    monkeypatch.setattr(pipeline, "sft", fake_sft)
+    monkeypatch.setattr(hermes3.sft, "read_metrics", lambda out: pd.DataFrame({"loss": [1.0] * 5}))
+    r.trained = trained
+    return r
+
+
+def _scores_favouring(lr_best: float):
+    """A fake `heldout_scores`: items score 0 except under the run of ``lr_best``."""
+    def scores(model_dir, data_dir, categories, limit=None):
+        lr = float(Path(model_dir).parent.name.removeprefix("lr-"))
+        ids = [f"{c}-{i}" for c in categories for i in range(10)]
+        value = -1.0 if lr == lr_best else -2.0
+        return pd.DataFrame({"id": ids, "category": [i.rsplit("-", 1)[0] for i in ids], "logprob": value * 5,
+                             "tokens": 5, "mean_logprob": value})
+    return scores
+
+
+def _epochs_favouring(best: str):
+    def table(run_dir, data_dir, limit=None):
+        rows = {"epoch_1": [1.0, 1.0, 1.0, 1.0], "epoch_2": [0.0, 0.0, 0.0, 0.0]}
+        if best == "epoch_2":
+            rows = {"epoch_1": [0.0] * 4, "epoch_2": [1.0] * 4}
+        scores = pd.DataFrame(rows, index=["GPT4All", "AGIEval", "IFEval", "MT-Bench"]).T
+        return scores.T, minmax_select(scores)
+    return table
+
+
+def test_selected_lr_flows_into_sft_and_manifest(recipe, monkeypatch):
+    lo, hi = recipe.preset.lrs
+    monkeypatch.setattr(hermes3.heldout, "heldout_scores", _scores_favouring(hi))
+    scores, _, best = recipe.lr_search()
+    assert best == hi and list(scores.lr) == [lo, hi]
+    sel = recipe.manifest()["stages"]["lr_search"]
+    assert sel["selection"]["lr"] == hi and sel["selection"]["leads"][f"{lo:g}"]["lead"] == pytest.approx(1.0)
+    assert sel["selection"]["leads"][f"{lo:g}"]["ci95"] == pytest.approx([1.0, 1.0])
+    recipe.sft()
+    assert recipe.trained[-1].lr == hi and recipe.trained[-1].save_each_epoch
+    assert recipe.manifest()["stages"]["sft"]["inputs"]["lr"] == hi
+    # another score table: another LR reaches SFT
+    monkeypatch.setattr(hermes3.heldout, "heldout_scores", _scores_favouring(lo))
+    recipe.lr_search()
+    recipe.sft()
+    assert recipe.trained[-1].lr == lo
+    assert "code" in sel and "hermes3_sources" in sel["code"]
+
+
+def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
+    monkeypatch.setattr(hermes3.heldout, "heldout_scores", _scores_favouring(recipe.preset.lrs[0]))
+    started = []
+
+    def fake_dpo(cfg):
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "heldout.json").write_text(json.dumps({"after": {}}))
+        started.append(cfg.model)
+        return out
+
+    monkeypatch.setattr(pipeline, "dpo", fake_dpo)
+    for best in ("epoch_1", "epoch_2"):
+        monkeypatch.setattr(hermes3.selection, "epoch_table", _epochs_favouring(best))
+        _, ckpt = recipe.epoch_selection()
+        assert ckpt.name == f"checkpoint-{best[-1]}"
+        recipe.dpo()
+        assert started[-1] == str(ckpt)
+        stage = recipe.manifest()["stages"]["dpo"]
+        assert stage["inputs"] == {"model": str(ckpt), "model_from": "epoch_selection", "data": stage["inputs"]["data"]}
+        assert recipe.manifest()["stages"]["epoch_selection"]["selection"]["epoch"] == best
