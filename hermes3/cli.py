@@ -187,6 +187,16 @@ def cmd_reproduce(args) -> int:
         return 2
     for name, sec in times:
         print(f"{name:28s} {sec:7.0f} s")
+    if args.scale == "demo":
+        from hermes3 import gallery
+        from hermes3.paths import figures_dir
+        from hermes3.recipe import Recipe
+
+        try:
+            gallery.write(Recipe("demo").manifest(), figures_dir(), REPO / "README.md")
+            print("README gallery and figures/gallery.md written from the manifest")
+        except KeyError as e:
+            print(f"README gallery not updated: the manifest has no stage {e} yet (run every notebook)")
     where = "notebooks/ and figures/" if args.scale == "demo" else f"{runs(args.scale, 'notebooks')}"
     print(f"{'total':28s} {time.time() - t0:7.0f} s; executed notebooks and figures in {where}")
     return 0

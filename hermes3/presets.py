@@ -50,12 +50,12 @@ PRESETS = {
         scale="smoke", data="configs/data/smoke.yaml", table1_data="configs/data/smoke.yaml", bases=_TINY,
         main="tiny-m (70B stand-in)", base_overrides=("steps=8", "seq_len=64", "batch_size=4", "warmup=2"),
         sft_overrides=("max_length=512", "epochs=2", "warmup_steps=2"), lrs=(3e-4, 3e-3),
-        lr_overrides=("max_steps=4", "epochs=1"), dpo_overrides=("max_steps=3", "pairs_per_step=4", "max_length=512"),
+        lr_overrides=("max_steps=4", "epochs=1"), dpo_overrides=("max_steps=3", "pairs_per_step=4", "max_length=512", "eval_steps=2"),
         eval_limit=2, heldout_limit=4),
     # make demo: ~25 minutes on 2 CPU cores.
     "demo": Preset(
         scale="demo", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml", bases=_TINY,
-        main="tiny-m (70B stand-in)", lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), dpo_overrides=("epochs=1", "max_steps=40")),
+        main="tiny-m (70B stand-in)", lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
     # Llama 3.1 on GPUs, the report's settings (Table 3). Point `data` at your mixture first.
     "full": Preset(
         scale="full", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml",

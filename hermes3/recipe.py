@@ -100,7 +100,13 @@ class Recipe:
 
         cfg = load_config(DataConfig, resolve(self.preset.data), [f"out_dir={self.root / 'data'}"])
         out = pipeline.data(cfg)
-        self.record("data", inputs={"config_file": self.preset.data}, outputs={"dir": str(out)}, config=to_dict(cfg))
+        if self.manifest()["stages"].get("data", {}).get("outputs", {}).get("manifest") != _digest_file(out / "manifest.json"):
+            from hermes3.data.build import load_eval, load_sft
+            from hermes3.data.decontam import contamination
+
+            self.record("data", inputs={"config_file": self.preset.data},
+                        outputs={"dir": str(out), "manifest": _digest_file(out / "manifest.json")}, config=to_dict(cfg),
+                        results={"decontamination": contamination(load_sft(out), load_eval(out))})
         return out
 
     def table1_data(self) -> Path:
@@ -109,8 +115,13 @@ class Recipe:
 
         cfg = load_config(DataConfig, resolve(self.preset.table1_data), [f"out_dir={self.root / 'table1'}"])
         out = pipeline.data(cfg)
+        import pandas as pd
+
+        t1 = pd.read_csv(out / "table1.csv")
+        rows = t1[t1.category != "Total"]
         self.record("table1", inputs={"config_file": self.preset.table1_data}, outputs={"dir": str(out)},
-                    config=to_dict(cfg))
+                    config=to_dict(cfg), results={"output_share": float(t1.iloc[-1]["ours_output_%"]) / 100,
+                                                  "max_share_gap_points": float((rows["ours_%"] - rows["report_%"]).abs().max())})
         return out
 
     def base(self, label: str | None = None) -> str:
@@ -266,11 +277,18 @@ class Recipe:
         cfg = load_config(DPOConfig, resolve(self.preset.dpo), [*self.preset.dpo_overrides])
         cfg = replace(cfg, model=str(ckpt), data=str(self.data()), output_dir=str(self.root / "dpo"),
                       name=f"{self.scale}-dpo")
+        from hermes3.compare import bootstrap_mean
+
         out = pipeline.dpo(cfg)
         held = json.loads((out / "heldout.json").read_text())
+        after = held.get("after", {})
+        results = {"heldout_before": held.get("before", {}),
+                   "heldout_after": {k: v for k, v in after.items() if k != "margins"}}
+        if after.get("margins"):
+            acc, lo, hi = bootstrap_mean([float(m > 0) for m in after["margins"]])
+            results["heldout_accuracy"] = {"value": acc, "ci95": [lo, hi], "pairs": len(after["margins"])}
         self.record("dpo", inputs={"model": str(ckpt), "model_from": "epoch_selection", "data": cfg.data},
-                    outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg),
-                    results={"heldout_after": held.get("after", {})})
+                    outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg), results=results)
         return out
 
     def fp8(self) -> Path:
@@ -286,22 +304,51 @@ class Recipe:
                     outputs={"dir": str(out)})
         return out
 
-    def stage_models(self) -> dict[str, Path]:
-        """Every stage's model, in order: base, SFT (selected checkpoint), SFT+DPO, its FP8."""
-        return {"base": Path(self.base()), "SFT": self.selected_checkpoint(), "SFT+DPO": self.dpo() / "merged",
-                "SFT+DPO FP8": self.fp8()}
+    STAGES = ("base", "SFT", "SFT+DPO", "SFT+DPO FP8")
 
-    def benchmarks(self, models: dict | None = None) -> dict:
-        """Table 5 at this scale: ``{name: EvalResult}`` on the preset's suite, same items for all."""
+    def stage_model(self, name: str) -> Path:
+        """The model of a stage: base, SFT (the checkpoint Table 2 selected), SFT+DPO, its FP8."""
+        get = {"base": lambda: Path(self.base()), "SFT": self.selected_checkpoint,
+               "SFT+DPO": lambda: self.dpo() / "merged", "SFT+DPO FP8": self.fp8}
+        if name not in get:
+            raise ValueError(f"unknown stage {name!r}; known: {', '.join(get)}")
+        return get[name]()
+
+    def evaluate(self, name: str):
+        """The preset's suite on a stage's model (cached by model bytes)."""
         from hermes3.evaluate import evaluate
 
-        models = models or self.stage_models()
-        data = self.data()
-        res = {k: evaluate(v, self.preset.eval_suite, data_dir=data, limit=self.preset.eval_limit)
-               for k, v in models.items()}
-        self.record("benchmarks", inputs={k: str(v) for k, v in models.items()}, outputs={},
-                    results={k: {r.task: r.value for r in v.table[v.table.primary].itertuples()} for k, v in res.items()})
+        return evaluate(self.stage_model(name), self.preset.eval_suite, data_dir=self.data(),
+                        limit=self.preset.eval_limit)
+
+    def compare(self, a: str, b: str):
+        """Stage ``b`` vs stage ``a`` on the same items: per stand-in group (items pooled), the
+        held-out tool calls and all items, with the exact McNemar test; recorded in the manifest."""
+        from hermes3.compare import paired
+        from hermes3.evaluate import STANDIN_GROUPS, tool_call_items
+
+        ra, rb = self.evaluate(a), self.evaluate(b)
+        calls = tool_call_items(self.data(), self.preset.eval_limit)
+        table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
+                       subsets={"tool calls": ("hermes_tool_use", calls)})
+        self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
+                    outputs={}, results=table.reset_index().to_dict("records"))
+        return table
+
+    def benchmarks(self) -> dict:
+        """Table 5 at this scale: ``{stage: EvalResult}`` on the preset's suite, same items for all."""
+        from hermes3.evaluate import tool_call_accuracy, tool_call_items
+
+        res = {k: self.evaluate(k) for k in self.STAGES}
+        calls = tool_call_items(self.data(), self.preset.eval_limit)
+        self.record("benchmarks", inputs={k: str(self.stage_model(k)) for k in self.STAGES}, outputs={},
+                    results={k: {**{r.task: r.value for r in v.table[v.table.primary].itertuples()},
+                                 "tool_calls": tool_call_accuracy(v, calls)} for k, v in res.items()})
         return res
+
+
+def _digest_file(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
 
 
 def _digest(folder: Path) -> str:

@@ -1,0 +1,61 @@
+"""hermes3.selection on fake score tables: the LR and the epoch the report's rules pick."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import hermes3.selection as selection
+import hermes3.sft
+from hermes3.evaluate import STANDIN_GROUPS
+from hermes3.sft import SFTConfig
+
+
+def _fake_scores(table: dict):
+    """`_group_scores` returning ``table[model folder name]`` for every task and group."""
+    def scores(model_dir, data_dir, groups, limit, out_dir=None):
+        v = table[Path(model_dir).name if Path(model_dir).name != "final" else Path(model_dir).parent.name]
+        return pd.Series({**{t: v for g in groups for t in STANDIN_GROUPS[g]}, **{g: v for g in groups}})
+    return scores
+
+
+def test_lr_search_picks_the_best_group_score_and_breaks_ties_by_loss(tmp_path, monkeypatch):
+    monkeypatch.setattr(selection.pipeline, "sft", lambda cfg: Path(cfg.output_dir))
+    losses = {"lr-0.0001": 2.0, "lr-0.001": 1.5, "lr-0.01": 1.0}
+    monkeypatch.setattr(hermes3.sft, "read_metrics", lambda run: pd.DataFrame({"loss": [losses[Path(run).name]] * 5}))
+    cfg = SFTConfig(name="t", output_dir=str(tmp_path / "x" / "run"))
+    monkeypatch.setattr(selection, "_group_scores", _fake_scores({"lr-0.0001": 0.2, "lr-0.001": 0.6, "lr-0.01": 0.4}))
+    scores, best = selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr")
+    assert best == 1e-3 and list(scores.gpt4all_standin) == [0.2, 0.6, 0.4]
+    assert list(scores.train_loss) == [2.0, 1.5, 1.0]
+    # a tie on the group goes to the lower final training loss
+    monkeypatch.setattr(selection, "_group_scores", _fake_scores({"lr-0.0001": 0.6, "lr-0.001": 0.6, "lr-0.01": 0.4}))
+    assert selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr")[1] == 1e-3
+
+
+def test_epoch_table_applies_the_min_max_rule(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    for step, epoch in ((10, 1.0), (20, 2.0), (30, 3.0)):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "COMPLETE").write_text(json.dumps({"step": step, "epoch": epoch}))
+    per_epoch = {"checkpoint-10": {"gpt4all_standin": 0.5, "agieval_standin": 0.1, "ifeval_standin": 0.2, "mtbench_standin": 0.0},
+                 "checkpoint-20": {"gpt4all_standin": 0.4, "agieval_standin": 0.3, "ifeval_standin": 0.3, "mtbench_standin": 0.5},
+                 "checkpoint-30": {"gpt4all_standin": 0.3, "agieval_standin": 0.2, "ifeval_standin": 0.4, "mtbench_standin": 0.4}}
+
+    def scores(model_dir, data_dir, groups, limit, out_dir=None):
+        v = per_epoch[Path(model_dir).name]
+        return pd.Series({**{t: v[g] for g in groups for t in STANDIN_GROUPS[g]}, **v})
+
+    monkeypatch.setattr(selection, "_group_scores", scores)
+    table, sel = selection.epoch_table(run, tmp_path)
+    # by hand: normalised (GPT4All, AGIEval, IFEval, MT-Bench) per epoch, x100, averaged
+    # epoch 1: (100, 0, 0, 0) -> 25; epoch 2: (50, 100, 50, 100) -> 75; epoch 3: (0, 50, 100, 80) -> 57.5
+    assert list(table.columns) == ["epoch_1", "epoch_2", "epoch_3"]
+    assert [round(x, 6) for x in table.loc["Total Score"]] == [25.0, 75.0, 57.5]
+    assert sel.best == "epoch_2"
+
+
+def test_epoch_table_without_checkpoints_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no complete epoch checkpoints"):
+        selection.epoch_table(tmp_path, tmp_path)
