@@ -3,7 +3,6 @@
 import re
 
 from conftest import ROOT
-
 from hermes3.gallery import END, START, replace_block
 
 
