@@ -5,11 +5,12 @@ RoPE, GQA) on the *plain text* of the demo corpora (message contents without any
 markup, documents separated by ``<|endoftext|>``), so the SFT stage teaches the Hermes
 format to a model that knows some language but not the format, as Hermes 3 did to Llama.
 
-Three sizes stand in for 8B / 70B / 405B where a notebook needs three:
+Three sizes stand in for 8B / 70B / 405B where a notebook needs three (Fig. 4 pre-trains all
+three with the same token budget, so size is the only difference):
 
     tiny-s   hidden 128, 2 layers   ~0.9M parameters (vocab 4k)
     tiny-m   hidden 256, 4 layers   ~5M
-    tiny-l   hidden 384, 6 layers   ~14M
+    tiny-l   hidden 320, 6 layers   ~10M
 
 Deterministic for a seed on one machine. The result is cached in ``runs/base/<size>-<key>``
 (key = hash of the config and the data manifest; ``hermes3.paths`` gives the runs root) and reused; nothing large is committed.
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from hermes3.paths import resolve, runs
 
 SIZES = {"tiny-s": dict(hidden_size=128, num_layers=2, num_heads=2), "tiny-m": dict(hidden_size=256, num_layers=4, num_heads=4),
-         "tiny-l": dict(hidden_size=384, num_layers=6, num_heads=6)}
+         "tiny-l": dict(hidden_size=320, num_layers=6, num_heads=5)}
 
 
 @dataclass

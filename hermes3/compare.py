@@ -102,5 +102,6 @@ def _pair(result_a, result_b, task: str) -> tuple[list[float], list[float]]:
 def _row(task: str, xs: list[float], ys: list[float]) -> dict:
     b_only = sum(1 for x, y in zip(xs, ys) if y > x)
     a_only = sum(1 for x, y in zip(xs, ys) if x > y)
-    return {"task": task, "items": len(xs), "A": sum(xs) / len(xs), "B": sum(ys) / len(ys), "B only": b_only,
+    mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731  (a subset may be empty at smoke scale)
+    return {"task": task, "items": len(xs), "A": mean(xs), "B": mean(ys), "B only": b_only,
             "A only": a_only, "p (McNemar)": mcnemar_p(b_only, a_only)}

@@ -4,8 +4,8 @@
 loggers of transformers, datasets, lm-eval, wandb and peft to warnings only and silences
 wandb's banners, so a cell shows results, not logs. Progress bars render as Jupyter widgets
 when you run a notebook yourself (``ipywidgets`` is installed with the ``notebooks`` extra);
-under ``hermes3 reproduce`` (which sets ``HERMES3_BATCH=1`` for its kernels) they are off, so
-the executed notebooks stay readable.
+under ``hermes3 reproduce`` (which sets ``HERMES3_BATCH=1`` and ``TQDM_DISABLE=1`` for its
+kernels) they are off, so the executed notebooks stay readable.
 
 >>> import os
 >>> os.environ["HERMES3_RUNS"] = "/tmp/h3-doctest-runs"
@@ -35,11 +35,15 @@ def quiet() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
     os.environ.setdefault("DATASETS_VERBOSITY", "warning")
+    os.environ.setdefault("LMEVAL_LOG_LEVEL", "ERROR")  # lm-eval re-reads it whenever it sets up logging
     if os.environ.get("HERMES3_BATCH") == "1":
         os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it at each bar: no text bars in saved notebooks
         os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # lm-eval logs its routine choices as warnings ("Overwriting default num_fewshot ..."): errors only.
+    for name in ("lm-eval", "lm_eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     # Deprecation notices from library internals are not for notebook readers (pytest still shows them).
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -136,7 +136,9 @@ def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | No
 
     if out_dir is None and scale != "demo":
         out_dir = runs(scale, "notebooks")
-    env = {"HERMES3_BATCH": "1"}  # quiet kernels: no progress bars in saved notebooks (hermes3.notebook)
+    # Quiet kernels (hermes3.notebook): no progress bars in saved notebooks. tqdm reads TQDM_DISABLE
+    # when it is imported, so it must be in the kernel's environment from the start.
+    env = {"HERMES3_BATCH": "1", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     if out_dir is not None and "HERMES3_FIGURES" not in os.environ:
         env["HERMES3_FIGURES"] = str(Path(out_dir) / "figures")
     saved = {k: os.environ.get(k) for k in env}
