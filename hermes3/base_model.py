@@ -49,6 +49,8 @@ class BaseConfig:
     warmup: int = field(default=20, metadata={"help": "linear warmup steps"})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
     heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report"})
+    copy_fraction: float = field(default=0.25, metadata={
+        "help": "share of extra pre-training documents that repeat a random word sequence (see copy_documents)"})
     seed: int = field(default=0, metadata={"help": "initialisation and data order"})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast (CPU and CUDA)"})
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/base/<size>-<key>"})
@@ -62,6 +64,28 @@ def plain_texts(data_dir: Path) -> list[str]:
         rec = json.loads(line)
         docs.append("\n\n".join(m["content"] for m in rec["messages"] if m.get("content")))
     return docs
+
+
+def copy_documents(docs: list[str], n: int, rng: random.Random, length: tuple[int, int] = (6, 24)) -> list[str]:
+    """``n`` documents that state a random run of words from ``docs`` and then repeat it.
+
+    Every real base model can copy from its context (a city from the question into the tool
+    call, a number into the answer): "induction heads" (Olsson et al., 2022, "In-context
+    learning and induction heads") form during pre-training on text that repeats itself. Our
+    1.6M-token stand-in pre-training is far too short for that to happen by chance (measured:
+    the SFT model then answers every weather request with the same city), so a share of its
+    documents is the classic repeated-sequence task, in the corpus' own words. Held-out loss is
+    measured on real documents only.
+
+    >>> copy_documents(["the cat sat on the mat"], 1, random.Random(0), length=(3, 3))
+    ['sat cat on\\n\\nsat cat on']
+    """
+    words = sorted({w for d in docs for w in d.split()})
+    out = []
+    for _ in range(n):
+        run = " ".join(rng.choice(words) for _ in range(rng.randint(*length)))
+        out.append(f"{run}\n\n{run}")
+    return out
 
 
 def _key(cfg: BaseConfig) -> str:
@@ -110,6 +134,7 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     docs = plain_texts(data)
     random.Random(cfg.seed).shuffle(docs)
     n_held = max(1, int(len(docs) * cfg.heldout))
+    docs += copy_documents(docs[n_held:], int(cfg.copy_fraction * len(docs)), random.Random(cfg.seed + 1))
     enc = lambda ds: [t for d in ds for t in tok(d, add_special_tokens=False)["input_ids"] + [eot]]  # noqa: E731
     train, held = _rows(enc(docs[n_held:]), cfg.seq_len), _rows(enc(docs[:n_held]), cfg.seq_len)
     model = tiny_llama(len(tok), seed=cfg.seed, **SIZES[cfg.size])
