@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,16 +37,18 @@ SIZES = {"tiny-s": dict(hidden_size=128, num_layers=2, num_heads=2), "tiny-m": d
 class BaseConfig:
     """Pre-training of the tiny base model."""
 
-    size: str = field(default="tiny-m", metadata={"help": "tiny-s | tiny-m | tiny-l (stand-ins for 8B / 70B / 405B)"})
+    size: str = field(default="tiny-m", metadata={"help": "tiny-s | tiny-m | tiny-l (stand-ins for 8B / 70B / 405B)",
+                                                  "choices": tuple(SIZES)})
     data: str = field(default="runs/data/demo", metadata={"help": "a `hermes3 data build` folder (texts + tokenizer)"})
-    seq_len: int = field(default=256, metadata={"help": "tokens per training row"})
-    batch_size: int = field(default=16, metadata={"help": "rows per step"})
-    steps: int = field(default=400, metadata={"help": "optimizer steps"})
-    lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW, warmup then cosine)"})
-    warmup: int = field(default=20, metadata={"help": "linear warmup steps"})
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
-    heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report"})
-    seed: int = field(default=0, metadata={"help": "initialisation and data order"})
+    seq_len: int = field(default=256, metadata={"help": "tokens per training row", "ge": 2})
+    batch_size: int = field(default=16, metadata={"help": "rows per step", "ge": 1})
+    steps: int = field(default=400, metadata={"help": "optimizer steps", "ge": 1})
+    lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW, warmup then cosine)", "gt": 0})
+    warmup: int = field(default=20, metadata={"help": "linear warmup steps (1: none)", "ge": 1})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay", "ge": 0})
+    heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report",
+                                                      "gt": 0, "lt": 1})
+    seed: int = field(default=0, metadata={"help": "initialisation and data order", "ge": 0})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast (CPU and CUDA)"})
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/base/<size>-<key>"})
 
@@ -93,16 +94,19 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     """Train (or reuse) the base model; returns its folder (HF format + metrics.json)."""
     from transformers import AutoTokenizer
 
+    from hermes3.config import ConfigError, check
     from hermes3.modeling import tiny_llama
+    from hermes3.outputs import check_writable
 
-    if cfg.size not in SIZES:
-        raise ValueError(f"size must be one of {sorted(SIZES)}, got {cfg.size!r}")
+    check(cfg)
     data = Path(cfg.data) if Path(cfg.data).is_absolute() else ROOT / cfg.data
-    if not (data / "sft.jsonl").exists():
-        raise FileNotFoundError(f"{data}: no data build here; run `hermes3 data build` first")
+    if not (data / "sft.jsonl").exists() or not (data / "manifest.json").exists():
+        raise ConfigError(f"data {data}: no data build here (sft.jsonl, manifest.json); run `hermes3 data build` first",
+                          "data")
     out = Path(cfg.out_dir) if cfg.out_dir else ROOT / "runs" / "base" / f"{cfg.size}-{_key(cfg)}"
     if (out / "metrics.json").exists():
         return out
+    check_writable(out, "base model folder")
     tok = AutoTokenizer.from_pretrained(data / "tokenizer")
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     docs = plain_texts(data)
@@ -139,12 +143,11 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
                "heldout_loss_untrained": before, "heldout_loss_trained": after, "train_loss_last": losses[-1],
                "train_tokens": cfg.steps * cfg.batch_size * cfg.seq_len, "seconds": time.perf_counter() - t0,
                "config": {k: v for k, v in asdict(cfg).items() if k != "out_dir"}}
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "train_loss.json").write_text(json.dumps(losses))
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # written last: marks a complete model
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    from hermes3.outputs import atomic_dir
+
+    with atomic_dir(out, "base model folder") as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "train_loss.json").write_text(json.dumps(losses))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # written last: marks a complete model
     return out

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hermes3.chat import render
+from hermes3.errors import Hermes3Error
 from hermes3.loaders import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ STANDIN_TASKS = tuple(t for t in OFFLINE_TASKS if any(t in g for g in STANDIN_GR
 PRIMARY_METRIC = {"ifeval_local": "prompt_level_strict_acc", "leaderboard_ifeval": "prompt_level_strict_acc"}
 
 
-class EvalError(ValueError):
+class EvalError(Hermes3Error):
     """A bad model path, task or suite, reported in one line."""
 
 

@@ -18,6 +18,6 @@ def test_validate_bad_file_is_one_line_error(tmp_path, capsys):
     f.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}) + "\n")
     assert main(["validate", str(f)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == ("hermes3 validate: record 0: message 1, field 'role': expected one of system, user, assistant, "
+    assert err == (f"hermes3 validate: {f}: record 0: message 1, field 'role': expected one of system, user, assistant, "
                    "tool, got 'bot'")
     assert main(["validate", str(f), "--on-error", "skip"]) == 0
