@@ -41,6 +41,17 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def positive_int(text: str) -> int:
+    """An argument that counts something (``--max-length``, ``--limit``): an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return n
+
+
 def learning_rates(text: str) -> list[float]:
     """``--lrs`` as a list of positive floats.
 
@@ -274,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("file", nargs="+")
     sp.add_argument("--tokenizer", default=None, help="tokenizer folder, Hub id or tiktoken file (default: the "
                     "demo data build's, runs/data/demo/tokenizer, offline; e.g. NousResearch/Hermes-3-Llama-3.1-8B)")
-    sp.add_argument("--max-length", type=int, default=8192)
+    sp.add_argument("--max-length", type=positive_int, default=8192)
     sp.add_argument("--overlong", default="drop", choices=["drop", "truncate", "split"])
     sp.set_defaults(fn=cmd_pack_stats)
     sp = sub.add_parser("data", help="data stage")
@@ -308,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--lrs", required=True, type=learning_rates, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")
     sp.add_argument("--group", default="gpt4all_standin")
     sp.add_argument("--data", default=None, help="data build with the held-out items (default: the config's data)")
-    sp.add_argument("--limit", type=int, default=None)
+    sp.add_argument("--limit", type=positive_int, default=None)
     sp.add_argument("overrides", nargs="*")
     sp.set_defaults(fn=cmd_lr_search)
     sp = sub.add_parser("plan", help="memory per GPU, tokens per step and steps per epoch of a recipe (meta device)")
@@ -319,9 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("model", help="model folder or Hugging Face id")
     sp.add_argument("--suite", default="offline", help="offline (12 tasks) | standins (the 11 of the four groups) | gpt4all | agieval | leaderboard | table5 | a stand-in group")
     sp.add_argument("--data", default=str(ROOT / "runs" / "data" / "demo"), help="data build with the held-out items")
-    sp.add_argument("--limit", type=int, default=None)
-    sp.add_argument("--batch-size", type=int, default=16)
-    sp.add_argument("--max-gen-toks", type=int, default=192)
+    sp.add_argument("--limit", type=positive_int, default=None)
+    sp.add_argument("--batch-size", type=positive_int, default=16)
+    sp.add_argument("--max-gen-toks", type=positive_int, default=192)
     sp.add_argument("--add-bos-token", action="store_true", help="Llama models: the report's lm-eval setting")
     sp.add_argument("--apply-chat-template", action="store_true", help="hub suites on chat models")
     sp.add_argument("--backend", default="hf", choices=["hf", "vllm"])

@@ -75,6 +75,8 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ConfigError(f"{key}: expected true/false, got {value!r}", key)
             return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool) and value not in (0, 1):  # 2 or 0.5 is a typo, not "true"
+            raise ConfigError(f"{key}: expected true/false, got {value!r}", key)
         return bool(value)
     if typ in (int, float, str):
         # YAML gives None, bools and containers as such: str() or int() of them would pass

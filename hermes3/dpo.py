@@ -93,9 +93,16 @@ def load_pairs(data: str | Path) -> list[dict]:
     f = p / "preferences.jsonl" if p.is_dir() else p
     if not f.exists():
         raise ConfigError(f"{f} not found: point data at a `hermes3 data build` folder or a preference JSONL")
+    from hermes3.errors import InputFileError
     from hermes3.loaders import read_records
 
-    return read_records(f)
+    pairs = read_records(f)
+    for i, r in enumerate(pairs):  # a conversations file given as pairs: one line, not a KeyError later
+        bad = next((k for k in ("prompt", "chosen", "rejected") if not isinstance(r.get(k), list)), None)
+        if bad:
+            raise InputFileError(f, f"record {i}: field '{bad}': expected a list of messages (a preference pair "
+                                    f"has prompt, chosen and rejected), got {str(r.get(bad))[:40]!r}")
+    return pairs
 
 
 def tokenize_pair(pair: dict, tokenizer) -> dict:
