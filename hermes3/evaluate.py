@@ -461,7 +461,8 @@ def _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, task_dir: Path, batc
         lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
     else:
         raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
-    tm = TaskManager(include_path=str(task_dir) if offline else None)
+    # lm-eval's own task index (thousands of YAML files, ~12 s on 2 cores) only when a Hub task needs it
+    tm = TaskManager(include_path=str(task_dir) if offline else None, include_defaults=len(offline) < len(tasks))
     raw = {}
     for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
         names = [t for t, s in tasks.items() if s == shots]
