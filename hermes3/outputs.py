@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,9 +53,12 @@ def check_writable(out: str | Path, what: str = "output folder") -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"{what} {out}: {parent} is not a folder")
-    # os.access says yes to root everywhere; a read-only mount is the case left to mkdir itself.
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {out}: {parent} is not writable")
+    # A real probe, not os.access: that says yes to root everywhere, even on /proc or a
+    # read-only mount. The probe folder is removed at once.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".hermes3-probe-", dir=parent))
+    except OSError as e:
+        raise OutputError(f"{what} {out}: cannot create folders in {parent} ({e.strerror})") from None
     return out
 
 

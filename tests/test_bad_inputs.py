@@ -309,6 +309,11 @@ def config_cases() -> list[Case]:
              ("eval_per_category=0", "eval_per_category must be >= 1"), ("foo=1", "unknown key 'foo' for DataConfig")]
     cases += [Case(f"build-{o}", f"{BUILD} {o}", c, "{d}/build_out") for o, c in build]
     cases += [Case("build-output-under-a-file", "data build out_dir={d}/afile/x total_tokens=10", "data build folder {d}/afile/x: {d}/afile is not a folder"),
+              Case("build-output-in-proc", "data build out_dir=/proc/hermes3-build", "data build folder /proc/hermes3-build: "
+                   "cannot create folders in /proc"),
+              Case("fp8-output-in-sys", "fp8 {d}/model /sys/hermes3-fp8", "FP8 output folder /sys/hermes3-fp8: cannot create folders in /sys"),
+              Case("sft-output-in-proc", f"{SFT} output_dir=/proc/hermes3-sft data={{d}}/good.jsonl model={{d}}/model",
+                   "SFT output folder /proc/hermes3-sft: cannot create folders in /proc"),
               Case("build-missing-config", "data build --config {d}/missing.yaml", "config file {d}/missing.yaml does not exist")]
     cases += [Case(f"lr-search-{o}", f"{LR} {o}", c, "{d}/lr_out") for o, c in
               [("scheduler=bogus", "scheduler must be one of"), ("warmup_steps=-5", "warmup_steps must be >= 0")]]
