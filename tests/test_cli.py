@@ -39,9 +39,11 @@ def tiny_model(smoke_data, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _hermetic(tmp_path, monkeypatch):
-    """No test here writes into the repository: W&B off, the eval cache in tmp_path."""
+    """No test here writes into the repository: W&B off, the eval cache in tmp_path, and no NLTK
+    stand-in under runs/ (only IFEval needs it; the GPT4All stand-ins run here do not)."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("HERMES3_EVAL_CACHE", str(tmp_path / "eval_cache"))
+    monkeypatch.setattr("hermes3.evaluate.offline_nltk", lambda: None)
 
 
 def _safetensors_header(path):
