@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,18 +39,18 @@ SIZES = {"tiny-s": dict(hidden_size=128, num_layers=2, num_heads=2), "tiny-m": d
 class BaseConfig:
     """Pre-training of the tiny base model."""
 
-    size: str = field(default="tiny-m", metadata={"help": "tiny-s | tiny-m | tiny-l (stand-ins for 8B / 70B / 405B)"})
+    size: str = field(default="tiny-m", metadata={"help": "tiny-s | tiny-m | tiny-l (stand-ins for 8B / 70B / 405B)",
+                                                  "choices": tuple(SIZES)})
     data: str = field(default="runs/data/demo", metadata={"help": "a `hermes3 data build` folder (texts + tokenizer)"})
-    seq_len: int = field(default=256, metadata={"help": "tokens per training row"})
-    batch_size: int = field(default=16, metadata={"help": "rows per step"})
-    steps: int = field(default=400, metadata={"help": "optimizer steps"})
-    lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW, warmup then cosine)"})
-    warmup: int = field(default=20, metadata={"help": "linear warmup steps"})
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
-    heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report"})
-    copy_fraction: float = field(default=0.25, metadata={
-        "help": "share of extra pre-training documents that repeat a random word sequence (see copy_documents)"})
-    seed: int = field(default=0, metadata={"help": "initialisation and data order"})
+    seq_len: int = field(default=256, metadata={"help": "tokens per training row", "ge": 2})
+    batch_size: int = field(default=16, metadata={"help": "rows per step", "ge": 1})
+    steps: int = field(default=400, metadata={"help": "optimizer steps", "ge": 1})
+    lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW, warmup then cosine)", "gt": 0})
+    warmup: int = field(default=20, metadata={"help": "linear warmup steps (1: none)", "ge": 1})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay", "ge": 0})
+    heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report",
+                                                      "gt": 0, "lt": 1})
+    seed: int = field(default=0, metadata={"help": "initialisation and data order", "ge": 0})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast (CPU and CUDA)"})
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/base/<size>-<key>"})
 
@@ -64,28 +63,6 @@ def plain_texts(data_dir: Path) -> list[str]:
         rec = json.loads(line)
         docs.append("\n\n".join(m["content"] for m in rec["messages"] if m.get("content")))
     return docs
-
-
-def copy_documents(docs: list[str], n: int, rng: random.Random, length: tuple[int, int] = (6, 24)) -> list[str]:
-    """``n`` documents that state a random run of words from ``docs`` and then repeat it.
-
-    Every real base model can copy from its context (a city from the question into the tool
-    call, a number into the answer): "induction heads" (Olsson et al., 2022, "In-context
-    learning and induction heads") form during pre-training on text that repeats itself. Our
-    1.6M-token stand-in pre-training is far too short for that to happen by chance (measured:
-    the SFT model then answers every weather request with the same city), so a share of its
-    documents is the classic repeated-sequence task, in the corpus' own words. Held-out loss is
-    measured on real documents only.
-
-    >>> copy_documents(["the cat sat on the mat"], 1, random.Random(0), length=(3, 3))
-    ['sat cat on\\n\\nsat cat on']
-    """
-    words = sorted({w for d in docs for w in d.split()})
-    out = []
-    for _ in range(n):
-        run = " ".join(rng.choice(words) for _ in range(rng.randint(*length)))
-        out.append(f"{run}\n\n{run}")
-    return out
 
 
 def _key(cfg: BaseConfig) -> str:
@@ -119,22 +96,24 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     """Train (or reuse) the base model; returns its folder (HF format + metrics.json)."""
     from transformers import AutoTokenizer
 
+    from hermes3.config import ConfigError, check
     from hermes3.modeling import tiny_llama
+    from hermes3.outputs import check_writable
 
-    if cfg.size not in SIZES:
-        raise ValueError(f"size must be one of {sorted(SIZES)}, got {cfg.size!r}")
+    check(cfg)
     data = resolve(cfg.data)
-    if not (data / "sft.jsonl").exists():
-        raise FileNotFoundError(f"{data}: no data build here; run `hermes3 data build` first")
+    if not (data / "sft.jsonl").exists() or not (data / "manifest.json").exists():
+        raise ConfigError(f"data {data}: no data build here (sft.jsonl, manifest.json); run `hermes3 data build` first",
+                          "data")
     out = Path(cfg.out_dir) if cfg.out_dir else runs("base", f"{cfg.size}-{_key(cfg)}")
     if (out / "metrics.json").exists():
         return out
+    check_writable(out, "base model folder")
     tok = AutoTokenizer.from_pretrained(data / "tokenizer")
     eot = tok.convert_tokens_to_ids("<|endoftext|>")
     docs = plain_texts(data)
     random.Random(cfg.seed).shuffle(docs)
     n_held = max(1, int(len(docs) * cfg.heldout))
-    docs += copy_documents(docs[n_held:], int(cfg.copy_fraction * len(docs)), random.Random(cfg.seed + 1))
     enc = lambda ds: [t for d in ds for t in tok(d, add_special_tokens=False)["input_ids"] + [eot]]  # noqa: E731
     train, held = _rows(enc(docs[n_held:]), cfg.seq_len), _rows(enc(docs[:n_held]), cfg.seq_len)
     model = tiny_llama(len(tok), seed=cfg.seed, **SIZES[cfg.size])
@@ -166,12 +145,11 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
                "heldout_loss_untrained": before, "heldout_loss_trained": after, "train_loss_last": losses[-1],
                "train_tokens": cfg.steps * cfg.batch_size * cfg.seq_len, "seconds": time.perf_counter() - t0,
                "config": {k: v for k, v in asdict(cfg).items() if k != "out_dir"}}
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "train_loss.json").write_text(json.dumps(losses))
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # written last: marks a complete model
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    from hermes3.outputs import atomic_dir
+
+    with atomic_dir(out, "base model folder") as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "train_loss.json").write_text(json.dumps(losses))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")  # written last: marks a complete model
     return out

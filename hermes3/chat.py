@@ -39,6 +39,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hermes3.errors import Hermes3Error
+
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_KEYS = {"role", "content", "tool_calls", "name", "tool_call_id"}
 
@@ -63,7 +65,7 @@ TOOL_SYSTEM_TAIL = (
 _BASIC_TYPES = {"string": "str", "number": "float", "integer": "int", "boolean": "bool"}
 
 
-class ConversationError(ValueError):
+class ConversationError(Hermes3Error):
     """A conversation that does not fit the Hermes format.
 
     ``index`` is the message index (``None`` for conversation-level problems such as a

@@ -2,7 +2,7 @@
 
     hermes3 validate FILE [--format auto|openai|sharegpt] [--on-error raise|skip]
     hermes3 render FILE [--index N] [--generation-prompt]
-    hermes3 pack-stats FILE... [--tokenizer PATH] [--max-length 8192]
+    hermes3 pack-stats FILE... [--tokenizer runs/data/demo/tokenizer] [--max-length 8192]
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
@@ -13,7 +13,10 @@
     hermes3 eval MODEL [--suite offline|standins|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 reproduce [--scale smoke|demo] [--only 05,06]   # the notebooks in order (alias: demo)
 
-Subcommands grow with the recipe (sft, dpo, fp8, eval come with their modules).
+Bad input (a file, record, config key, argument or model folder) is one line on stderr,
+``hermes3 <command>: <what and where>``, and exit code 2; ``--debug`` (anywhere on the
+command line) shows the traceback instead. Every such error derives from
+``hermes3.errors.Hermes3Error`` and is caught once, in ``main``.
 """
 
 from __future__ import annotations
@@ -22,16 +25,54 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
+from hermes3.errors import Hermes3Error
 from hermes3.paths import REPO, runs
 
 ROOT = REPO  # shipped configs
+DEFAULT_TOKENIZER = runs("data", "demo", "tokenizer")  # written by `hermes3 data build`
 
 
-def _load(args):
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors as one line, like every other hermes3 error (no usage dump)."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    """An argument that counts something (``--max-length``, ``--limit``): an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return n
+
+
+def learning_rates(text: str) -> list[float]:
+    """``--lrs`` as a list of positive floats.
+
+    >>> learning_rates("5e-4,1e-3")
+    [0.0005, 0.001]
+    """
+    try:
+        lrs = [float(x) for x in text.split(",")]
+    except ValueError:
+        lrs = []
+    if not lrs or not all(lr > 0 for lr in lrs):  # `not >` so nan is refused too
+        raise argparse.ArgumentTypeError(f"expected comma-separated learning rates > 0, e.g. 5e-4,1e-3; got {text!r}")
+    return lrs
+
+
+def _load(args, require_assistant: bool = True):
     from hermes3.loaders import load_conversations
 
-    convs, report = load_conversations(args.file, format=args.format, on_error=args.on_error)
+    convs, report = load_conversations(args.file, format=args.format, on_error=args.on_error,
+                                       require_assistant=require_assistant)
     print(report, file=sys.stderr)
     return convs
 
@@ -44,22 +85,42 @@ def cmd_validate(args) -> int:
 def cmd_render(args) -> int:
     from hermes3.chat import render
 
-    conv = _load(args)[args.index]
+    convs = _load(args, require_assistant=not args.generation_prompt)  # a prompt to complete has none yet
+    if not 0 <= args.index < len(convs):
+        raise Hermes3Error(f"{args.file}: --index {args.index} is out of range: expected 0..{len(convs) - 1} "
+                           f"({len(convs)} valid conversations)")
+    conv = convs[args.index]
     sys.stdout.write(render(conv["messages"], conv["tools"], add_generation_prompt=args.generation_prompt))
     return 0
 
 
 def cmd_pack_stats(args) -> int:
-    from hermes3.loaders import load_conversations
+    from hermes3.loaders import is_local_path, load_conversations
     from hermes3.masking import tokenize_and_mask
     from hermes3.packing import pack
     from hermes3.tokenizer import load_tokenizer
 
-    tok = load_tokenizer(args.tokenizer)
+    name = args.tokenizer or DEFAULT_TOKENIZER
+    if args.tokenizer is None and not DEFAULT_TOKENIZER.exists():
+        raise Hermes3Error(f"no --tokenizer given and the default {DEFAULT_TOKENIZER} does not exist: run "
+                           "`hermes3 data build` first, or pass --tokenizer FOLDER|HUB_ID|tokenizer.model")
+    if is_local_path(name) and not Path(name).expanduser().exists():
+        raise Hermes3Error(f"tokenizer {name} does not exist")
+    try:
+        tok = load_tokenizer(name)
+    except Exception as e:  # transformers' OSError/ValueError run to many lines
+        raise Hermes3Error(f"tokenizer {name}: cannot load it ({type(e).__name__}: "
+                           f"{(str(e).strip().splitlines() or [''])[0][:200]})") from None
     for f in args.file:
         convs, report = load_conversations(f, on_error="skip")
+        if not convs:
+            reasons = "; ".join(f"{n} x {r}" for r, n in report.skipped.most_common(2))
+            raise Hermes3Error(f"{f}: no valid conversations to pack ({report.read} read, all skipped: {reasons})")
         lengths = [len(tokenize_and_mask(c, tok)["input_ids"]) for c in convs]
         plan = pack(lengths, args.max_length, overlong=args.overlong)
+        if plan.num_rows == 0:
+            raise Hermes3Error(f"{f}: every conversation is longer than --max-length {args.max_length} "
+                               "(use a larger --max-length, or --overlong truncate|split)")
         print(json.dumps({"file": str(f), **plan.summary(), "skipped_records": sum(report.skipped.values())}))
     return 0
 
@@ -79,7 +140,7 @@ def cmd_base(args) -> int:
     from hermes3.base_model import BaseConfig, pretrain
     from hermes3.config import load_config
 
-    cfg = load_config(BaseConfig, args.config, [f"size={args.size}", *args.overrides])
+    cfg = load_config(BaseConfig, args.config, ([f"size={args.size}"] if args.size else []) + args.overrides)
     out = pretrain(cfg)
     print((out / "metrics.json").read_text())
     print(f"model in {out}")
@@ -87,15 +148,15 @@ def cmd_base(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from hermes3.evaluate import EvalError, evaluate
+    from hermes3.evaluate import evaluate
 
-    try:
-        res = evaluate(args.model, args.suite, data_dir=args.data, limit=args.limit, batch_size=args.batch_size,
-                       max_gen_toks=args.max_gen_toks, add_bos_token=args.add_bos_token,
-                       apply_chat_template=args.apply_chat_template, out_dir=args.out, backend=args.backend)
-    except EvalError as e:
-        print(f"hermes3 eval: {e}", file=sys.stderr)
-        return 2
+    if args.out:
+        from hermes3.outputs import check_writable
+
+        check_writable(args.out, "--out folder")
+    res = evaluate(args.model, args.suite, data_dir=args.data, limit=args.limit, batch_size=args.batch_size,
+                   max_gen_toks=args.max_gen_toks, add_bos_token=args.add_bos_token,
+                   apply_chat_template=args.apply_chat_template, out_dir=args.out, backend=args.backend)
     print(res.table[res.table.primary].to_string(index=False))
     return 0
 
@@ -119,17 +180,25 @@ def cmd_plan(args) -> int:
 
     cfg = load_config(SFTConfig, args.config, args.overrides)
     arch = dict(cfg.model_config)
+    source = f"{args.config}: model_config"
     if not arch:
-        from pathlib import Path as _P
-
-        cfg_file = _P(cfg.model) / "config.json"
+        cfg_file = Path(cfg.model) / "config.json"
         if not cfg_file.exists():
-            print(f"hermes3 plan: {args.config} has no model_config and {cfg_file} does not exist", file=sys.stderr)
-            return 2
-        arch = _json.loads(cfg_file.read_text())
+            raise Hermes3Error(f"{args.config} has no model_config and {cfg_file} does not exist")
+        try:
+            arch = _json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as e:
+            raise Hermes3Error(f"{cfg_file}: not a readable JSON model config ({e})") from None
+        source = str(cfg_file)
     kw = dict(seq_len=cfg.max_length, rows_per_device=cfg.rows_per_device, grad_accum=cfg.grad_accum,
               activation_checkpointing=cfg.gradient_checkpointing)
-    p = plan(arch, cfg.cluster, **kw)
+    try:
+        p = plan(arch, cfg.cluster, **kw)
+    except Hermes3Error:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # transformers on a bad architecture
+        raise Hermes3Error(f"{source}: not an architecture transformers can build ({type(e).__name__}: "
+                           f"{(str(e).strip().splitlines() or [''])[0][:200]})") from None
     print(p.table())
     m = min_nodes(arch, cfg.cluster, **kw)
     print(f"minimum nodes for this layout ({'with' if cfg.cluster.cpu_offload else 'without'} CPU offload): {m}")
@@ -145,8 +214,7 @@ def cmd_lr_search(args) -> int:
     from hermes3.sft import SFTConfig
 
     cfg = load_config(SFTConfig, args.config, args.overrides)
-    lrs = [float(x) for x in args.lrs.split(",")]
-    scores, best = lr_search(cfg, lrs, data_dir=args.data or cfg.data, group=args.group, limit=args.limit)
+    scores, best = lr_search(cfg, args.lrs, data_dir=args.data or cfg.data, group=args.group, limit=args.limit)
     print(scores.to_string(index=False))
     print(f"selected lr: {best:g}")
     return 0
@@ -164,27 +232,29 @@ def cmd_dpo(args) -> int:
 
 
 def cmd_fp8(args) -> int:
-    from hermes3.fp8 import FP8Error, convert
+    from hermes3.fp8 import convert
 
-    try:
-        rep = convert(args.model_dir, args.out_dir, ignore=tuple(args.ignore), overwrite=args.overwrite)
-    except FP8Error as e:
-        print(f"hermes3 fp8: {e}", file=sys.stderr)
-        return 2
+    rep = convert(args.model_dir, args.out_dir, ignore=tuple(args.ignore), overwrite=args.overwrite)
     print(f"quantized {rep.quantized} Linear weights, kept {rep.kept} tensors; "
           f"{rep.bytes_in / 1e6:.1f} MB -> {rep.bytes_out / 1e6:.1f} MB ({rep.ratio:.3f}) in {args.out_dir}")
     return 0
 
 
 def cmd_reproduce(args) -> int:
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    if names:  # same matching rule as pipeline.notebooks: stem, file name or the two-digit number
+        nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        unknown = [n for n in names if not any(n in (p.stem, p.name, p.name[:2]) for p in nbs)]
+        if unknown:
+            raise Hermes3Error(f"--only: unknown notebook {unknown[0]!r}; known: "
+                               f"{', '.join(p.name[:2] for p in nbs)} (or a full name such as {nbs[0].stem})")
     from hermes3.pipeline import StageError, run_notebooks
 
     t0 = time.time()
     try:
-        times = run_notebooks(args.scale, names=args.only.split(",") if args.only else None)
-    except StageError as e:
-        print(f"hermes3 reproduce: {e}", file=sys.stderr)
-        return 2
+        times = run_notebooks(args.scale, names=names)
+    except StageError as e:  # (a RuntimeError, not a Hermes3Error) one line all the same
+        raise Hermes3Error(str(e)) from None
     for name, sec in times:
         print(f"{name:28s} {sec:7.0f} s")
     if args.scale == "demo":
@@ -203,7 +273,11 @@ def cmd_reproduce(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="hermes3", description="Hermes 3 post-training recipe, reproducible.")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere, so it can be added at the end of any command
+    argv = [a for a in argv if a != "--debug"]
+    p = ArgumentParser(prog="hermes3", description="Hermes 3 post-training recipe, reproducible.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def add_load_args(sp):
@@ -221,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_render)
     sp = sub.add_parser("pack-stats", help="packing efficiency of conversation files")
     sp.add_argument("file", nargs="+")
-    sp.add_argument("--tokenizer", required=True, help="tokenizer folder, Hub id or tiktoken file")
-    sp.add_argument("--max-length", type=int, default=8192)
+    sp.add_argument("--tokenizer", default=None, help="tokenizer folder, Hub id or tiktoken file (default: the "
+                    "demo data build's, runs/data/demo/tokenizer, offline; e.g. NousResearch/Hermes-3-Llama-3.1-8B)")
+    sp.add_argument("--max-length", type=positive_int, default=8192)
     sp.add_argument("--overlong", default="drop", choices=["drop", "truncate", "split"])
     sp.set_defaults(fn=cmd_pack_stats)
     sp = sub.add_parser("data", help="data stage")
@@ -232,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 filters.min_tokens=32")
     b.set_defaults(fn=cmd_data_build)
     sp = sub.add_parser("base", help="pre-train (or reuse) the tiny base model on the demo corpora")
-    sp.add_argument("--size", default="tiny-m", choices=["tiny-s", "tiny-m", "tiny-l"])
+    sp.add_argument("--size", default=None, choices=["tiny-s", "tiny-m", "tiny-l"], help="default: tiny-m, or the config's")
     sp.add_argument("--config", default=None, help="YAML with BaseConfig keys")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=200 data=runs/data/smoke")
     sp.set_defaults(fn=cmd_base)
@@ -253,10 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_fp8)
     sp = sub.add_parser("lr-search", help="train one model per LR and score each on the GPT4All group (Fig. 2)")
     sp.add_argument("--config", default=str(ROOT / "configs" / "sft" / "tiny.yaml"))
-    sp.add_argument("--lrs", required=True, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")
+    sp.add_argument("--lrs", required=True, type=learning_rates, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")
     sp.add_argument("--group", default="gpt4all_standin")
     sp.add_argument("--data", default=None, help="data build with the held-out items (default: the config's data)")
-    sp.add_argument("--limit", type=int, default=None)
+    sp.add_argument("--limit", type=positive_int, default=None)
     sp.add_argument("overrides", nargs="*")
     sp.set_defaults(fn=cmd_lr_search)
     sp = sub.add_parser("plan", help="memory per GPU, tokens per step and steps per epoch of a recipe (meta device)")
@@ -267,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("model", help="model folder or Hugging Face id")
     sp.add_argument("--suite", default="offline", help="offline (12 tasks) | standins (the 11 of the four groups) | gpt4all | agieval | leaderboard | table5 | a stand-in group")
     sp.add_argument("--data", default=str(runs("data", "demo")), help="data build with the held-out items")
-    sp.add_argument("--limit", type=int, default=None)
-    sp.add_argument("--batch-size", type=int, default=16)
-    sp.add_argument("--max-gen-toks", type=int, default=192)
+    sp.add_argument("--limit", type=positive_int, default=None)
+    sp.add_argument("--batch-size", type=positive_int, default=16)
+    sp.add_argument("--max-gen-toks", type=positive_int, default=192)
     sp.add_argument("--add-bos-token", action="store_true", help="Llama models: the report's lm-eval setting")
     sp.add_argument("--apply-chat-template", action="store_true", help="hub suites on chat models")
     sp.add_argument("--backend", default="hf", choices=["hf", "vllm"])
@@ -281,15 +356,18 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
         sp.add_argument("--only", default="", help="comma-separated notebooks, e.g. 05,06 (default: all)")
         sp.set_defaults(fn=cmd_reproduce)
-    args = p.parse_args(argv)
-    from hermes3.chat import ConversationError
-    from hermes3.config import ConfigError
-    from hermes3.modeling import ModelFolderError
-
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed as one line)
+        return e.code if isinstance(e.code, int) else 2
+    cmd = " ".join(filter(None, (args.cmd, getattr(args, "data_cmd", None))))
     try:
         return args.fn(args)
-    except (ConversationError, ConfigError, ModelFolderError) as e:  # one clear line, not a traceback
-        print(f"hermes3 {args.cmd}: {e}", file=sys.stderr)
+    except (Hermes3Error, OSError) as e:  # the one place: one clear line, not a traceback
+        # OSError: an output path the checks could not foresee (a read-only mount, a full disk)
+        if debug:
+            raise
+        print(f"hermes3 {cmd}: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
 
 

@@ -51,31 +51,41 @@ class DPOConfig:
     model: str = field(default="runs/sft/tiny/final", metadata={"help": "the selected SFT checkpoint (a folder or Hub id)"})
     data: str = field(default="runs/data/demo", metadata={"help": "a data build (preferences.jsonl) or a preference JSONL"})
     output_dir: str = field(default="", metadata={"help": "adapter checkpoints, metrics.csv, merged/"})
-    lora_r: int = field(default=32, metadata={"help": "LoRA rank (report: 32)"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (report: 16)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (report: 0.05); kept, not disabled"})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank (report: 32)", "ge": 1})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (report: 16)", "ge": 1})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (report: 0.05); kept, not disabled",
+                                                          "ge": 0, "lt": 1})
     target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets (report: all linear layers)"})
-    beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)"})
-    lr: float = field(default=3e-6, metadata={"help": "peak learning rate (report: 3e-6)"})
-    warmup_steps: int = field(default=9, metadata={"help": "warmup steps, then linear decay (report: 9)"})
-    optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp"})
-    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)"})
-    pairs_per_step: int = field(default=16, metadata={"help": "preference pairs per optimizer step (not in the report)"})
-    epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)"})
-    max_steps: int = field(default=-1, metadata={"help": "stop after N steps (-1: all epochs)"})
-    max_length: int = field(default=2048, metadata={"help": "drop pairs whose chosen or rejected sequence is longer"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)", "gt": 0})
+    lr: float = field(default=3e-6, metadata={"help": "peak learning rate (report: 3e-6)", "gt": 0})
+    warmup_steps: int = field(default=9, metadata={"help": "warmup steps, then linear decay (report: 9)", "ge": 0})
+    optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
+    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)",
+                                                            "ge": 0})
+    pairs_per_step: int = field(default=16, metadata={"help": "preference pairs per optimizer step (not in the report)", "ge": 1})
+    epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)", "ge": 0})
+    max_steps: int = field(default=-1, metadata={"help": "stop after N steps (-1: all epochs)", "ge": -1})
+    max_length: int = field(default=2048, metadata={"help": "drop pairs whose chosen or rejected sequence is longer", "ge": 1})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (long sequences, large models)"})
     packed: bool = field(default=True, metadata={"help": "padding-free packed batches (False: padded, as TRL)"})
-    heldout_fraction: float = field(default=0.1, metadata={"help": "pairs kept out for held-out reward accuracy"})
-    bf16: str = field(default="auto", metadata={"help": "auto | true | false"})
-    seed: int = field(default=0, metadata={"help": "adapter init, pair order, NEFTune noise"})
-    logging_steps: int = field(default=1, metadata={"help": "log every N steps"})
+    heldout_fraction: float = field(default=0.1, metadata={"help": "pairs kept out for held-out reward accuracy", "ge": 0, "lt": 1})
+    bf16: str = field(default="auto", metadata={"help": "auto | true | false", "choices": ("auto", "true", "false")})
+    seed: int = field(default=0, metadata={"help": "adapter init, pair order, NEFTune noise", "ge": 0})
+    logging_steps: int = field(default=1, metadata={"help": "log every N steps", "ge": 1})
     eval_steps: int = field(default=0, metadata={
-        "help": "score the held-out pairs every N steps into heldout.csv (Fig. 5 on held-out pairs; 0: start and end only)"})
-    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline"})
+        "help": "score the held-out pairs every N steps into heldout.csv (Fig. 5 on held-out pairs; 0: start and end only)",
+        "ge": 0})
+    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
+                                                   "choices": ("", "offline", "online", "disabled")})
 
     def output(self) -> Path:
         return resolve(self.output_dir) if self.output_dir else runs("dpo", self.name)
+
+    def validate(self) -> None:
+        """Rules that tie fields together (per-field choices and ranges: ``config.check``)."""
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"set epochs > 0 or max_steps > 0 (got epochs={self.epochs:g}, "
+                              f"max_steps={self.max_steps})", "epochs")
 
 
 # ------------------------------------------------------------------------------- data
@@ -86,9 +96,16 @@ def load_pairs(data: str | Path) -> list[dict]:
     f = p / "preferences.jsonl" if p.is_dir() else p
     if not f.exists():
         raise ConfigError(f"{f} not found: point data at a `hermes3 data build` folder or a preference JSONL")
+    from hermes3.errors import InputFileError
     from hermes3.loaders import read_records
 
-    return read_records(f)
+    pairs = read_records(f)
+    for i, r in enumerate(pairs):  # a conversations file given as pairs: one line, not a KeyError later
+        bad = next((k for k in ("prompt", "chosen", "rejected") if not isinstance(r.get(k), list)), None)
+        if bad:
+            raise InputFileError(f, f"record {i}: field '{bad}': expected a list of messages (a preference pair "
+                                    f"has prompt, chosen and rejected), got {str(r.get(bad))[:40]!r}")
+    return pairs
 
 
 def tokenize_pair(pair: dict, tokenizer) -> dict:
@@ -218,12 +235,10 @@ def dpo_step_loss(model, batch: dict, beta: float, neftune_alpha: float = 0.0, g
 
 
 def check_config(cfg: DPOConfig) -> None:
-    if cfg.lr <= 0 or cfg.beta <= 0:
-        raise ConfigError("lr and beta must be > 0")
-    if not 0 <= cfg.lora_dropout < 1:
-        raise ConfigError(f"lora_dropout must be in [0, 1), got {cfg.lora_dropout}")
-    if cfg.optimizer not in ("rmsprop", "adamw_torch"):
-        raise ConfigError(f"optimizer must be rmsprop or adamw_torch, got {cfg.optimizer!r}")
+    """One clear line for a bad config, before any model loads or folder is created."""
+    from hermes3.config import check
+
+    check(cfg)
 
 
 def enable_checkpointing(model) -> None:
@@ -302,9 +317,11 @@ def train(cfg: DPOConfig) -> Path:
     check_config(cfg)
     from transformers import get_linear_schedule_with_warmup
 
-    out = cfg.output()
+    from hermes3.outputs import check_writable
+
+    out = check_writable(cfg.output(), "DPO output folder")
+    model, tok, train_pairs, held, dropped = prepare(cfg)  # bad model or data: fails before the folder exists
     out.mkdir(parents=True, exist_ok=True)
-    model, tok, train_pairs, held, dropped = prepare(cfg)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     steps_per_epoch = math.ceil(len(train_pairs) / cfg.pairs_per_step)
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hermes3.chat import render
+from hermes3.errors import Hermes3Error
 from hermes3.loaders import read_records
 from hermes3.paths import REPO, runs
 
@@ -72,7 +73,7 @@ STANDIN_TASKS = tuple(t for t in OFFLINE_TASKS if any(t in g for g in STANDIN_GR
 PRIMARY_METRIC = {"ifeval_local": "prompt_level_strict_acc", "leaderboard_ifeval": "prompt_level_strict_acc"}
 
 
-class EvalError(ValueError):
+class EvalError(Hermes3Error):
     """A bad model path, task or suite, reported in one line."""
 
 
@@ -474,7 +475,8 @@ def _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, task_dir: Path, batc
         lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
     else:
         raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
-    tm = TaskManager(include_path=str(task_dir) if offline else None)
+    # lm-eval's own task index (thousands of YAML files, ~12 s on 2 cores) only when a Hub task needs it
+    tm = TaskManager(include_path=str(task_dir) if offline else None, include_defaults=len(offline) < len(tasks))
     raw = {}
     for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
         names = [t for t, s in tasks.items() if s == shots]

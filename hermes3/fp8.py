@@ -34,13 +34,15 @@ from pathlib import Path
 
 import torch
 
+from hermes3.errors import Hermes3Error
+
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
 COPY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
               "chat_template.jinja", "tokenizer.model")
 
 
-class FP8Error(ValueError):
+class FP8Error(Hermes3Error):
     """A model that cannot be converted, named in one line."""
 
 
@@ -123,6 +125,7 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     crash never leaves a half-written folder that looks like a model.
     """
     from hermes3.modeling import ModelFolderError, check_model_folder
+    from hermes3.outputs import atomic_dir
 
     src, out = Path(model_dir), Path(out_dir)
     try:  # missing folder or config, not a causal LM, damaged shards: here, not halfway through
@@ -137,53 +140,50 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     linears, others = linear_names(config)
     if not linears:
         raise FP8Error(f"{src}: no torch.nn.Linear layers found (unsupported layer types)")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    weight_map, bytes_in, bytes_out = {}, 0, 0
-    by_class = {"linear (fp8)": [0, 0], "ignored linear": [0, 0], "embedding/other": [0, 0]}
-    n_q = n_kept = 0
-    for shard in _shards(src):
-        with ShardReader(shard) as f:
-            specs, sources = [], []  # output (name, dtype, shape); what produces it
-            for name in f.keys():
-                dtype, shape = f.header[name]["dtype"], list(f.header[name]["shape"])
-                if dtype == "F8_E4M3" or name.endswith("weight_scale"):
-                    raise FP8Error(f"{src}: tensor {name} is already FP8-quantized")
-                module = name.rsplit(".", 1)[0]
-                size = math.prod(shape) * DTYPE_BYTES[dtype]
-                bytes_in += size
-                if name.endswith(".weight") and module in linears and not any(
-                        module == i or module.endswith("." + i) for i in ignore):
-                    if len(shape) != 2:
-                        raise FP8Error(f"{src}: Linear weight {name} has shape {tuple(shape)}, expected 2-D")
-                    specs += [(name, "F8_E4M3", shape), (module + ".weight_scale", dtype, [shape[0], 1])]
-                    sources += [(name, "fp8"), (name, "scale")]
-                    by_class["linear (fp8)"][0] += size
-                    by_class["linear (fp8)"][1] += shape[0] * shape[1] + shape[0] * DTYPE_BYTES[dtype]
-                    n_q += 1
-                else:
-                    specs.append((name, dtype, shape))
-                    sources.append((name, "keep"))
-                    key = "ignored linear" if module in linears else "embedding/other"
-                    by_class[key][0] += size
-                    by_class[key][1] += size
-                    n_kept += 1
+    # Written into <out>.tmp, renamed only when complete; on an error (NaN weights, a full disk)
+    # the temporary folder is removed, so a failed conversion leaves nothing behind.
+    with atomic_dir(out, "FP8 output folder") as tmp:
+        weight_map, bytes_in, bytes_out = {}, 0, 0
+        by_class = {"linear (fp8)": [0, 0], "ignored linear": [0, 0], "embedding/other": [0, 0]}
+        n_q = n_kept = 0
+        for shard in _shards(src):
+            with ShardReader(shard) as f:
+                specs, sources = [], []  # output (name, dtype, shape); what produces it
+                for name in f.keys():
+                    dtype, shape = f.header[name]["dtype"], list(f.header[name]["shape"])
+                    if dtype == "F8_E4M3" or name.endswith("weight_scale"):
+                        raise FP8Error(f"{src}: tensor {name} is already FP8-quantized")
+                    module = name.rsplit(".", 1)[0]
+                    size = math.prod(shape) * DTYPE_BYTES[dtype]
+                    bytes_in += size
+                    if name.endswith(".weight") and module in linears and not any(
+                            module == i or module.endswith("." + i) for i in ignore):
+                        if len(shape) != 2:
+                            raise FP8Error(f"{src}: Linear weight {name} has shape {tuple(shape)}, expected 2-D")
+                        specs += [(name, "F8_E4M3", shape), (module + ".weight_scale", dtype, [shape[0], 1])]
+                        sources += [(name, "fp8"), (name, "scale")]
+                        by_class["linear (fp8)"][0] += size
+                        by_class["linear (fp8)"][1] += shape[0] * shape[1] + shape[0] * DTYPE_BYTES[dtype]
+                        n_q += 1
+                    else:
+                        specs.append((name, dtype, shape))
+                        sources.append((name, "keep"))
+                        key = "ignored linear" if module in linears else "embedding/other"
+                        by_class[key][0] += size
+                        by_class[key][1] += size
+                        n_kept += 1
 
-            bytes_out += write_safetensors(tmp / shard.name, specs, _produce(f, sources, src), {"format": "pt"})
-        weight_map.update({name: shard.name for name, _, _ in specs})
-    (tmp / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {"total_size": bytes_out}, "weight_map": dict(sorted(weight_map.items()))}, indent=2))
-    if len(_shards(src)) == 1 and (tmp / "model.safetensors").exists():
-        (tmp / "model.safetensors.index.json").unlink()  # single file: no index, like save_pretrained
-    config["quantization_config"] = quantization_config(list(ignore))
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    for name in COPY_FILES:
-        if (src / name).exists():
-            shutil.copy(src / name, tmp / name)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+                bytes_out += write_safetensors(tmp / shard.name, specs, _produce(f, sources, src), {"format": "pt"})
+            weight_map.update({name: shard.name for name, _, _ in specs})
+        (tmp / "model.safetensors.index.json").write_text(json.dumps(
+            {"metadata": {"total_size": bytes_out}, "weight_map": dict(sorted(weight_map.items()))}, indent=2))
+        if len(_shards(src)) == 1 and (tmp / "model.safetensors").exists():
+            (tmp / "model.safetensors.index.json").unlink()  # single file: no index, like save_pretrained
+        config["quantization_config"] = quantization_config(list(ignore))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        for name in COPY_FILES:
+            if (src / name).exists():
+                shutil.copy(src / name, tmp / name)
     return ConversionReport(bytes_in, bytes_out, {k: tuple(v) for k, v in by_class.items()}, n_q, n_kept)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes3.chat import ConversationError, validate, validate_tools
+from hermes3.errors import InputFileError
 from hermes3.parsing import parse_json_or_literal, parse_tool_calls
 
 SHAREGPT_ROLES = {
@@ -248,34 +249,126 @@ def is_local_path(source: str | Path) -> bool:
     return s.startswith((".", "/", "~")) or s.count("/") > 1 or s.endswith((".json", ".jsonl", ".parquet", ".csv"))
 
 
+DATASETS_SUFFIXES = {".parquet": "parquet", ".csv": "csv"}  # read through `datasets`
+
+
+def _decode(raw: bytes, path: Path, line: int | None = None) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputFileError(path, f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                   "save the file as UTF-8", line) from None
+
+
+def _object(rec: Any, path: Path, line: int | None, index: int | None = None) -> dict:
+    if not isinstance(rec, dict):
+        where = f"record {index}: " if index is not None else ""
+        raise InputFileError(path, f"{where}expected a JSON object (one record), got a {type(rec).__name__}", line)
+    return rec
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    out = []
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors) is not data
+            line = _decode(raw, path, n)
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputFileError(path, f"not valid JSON ({e.msg} at column {e.colno})", n) from None
+            out.append(_object(rec, path, n))
+    return out
+
+
+def _read_json(path: Path) -> list[dict]:
+    raw = path.read_bytes()
+    text = _decode(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw, path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = "; one record per line is a .jsonl file" if e.msg == "Extra data" else ""
+        raise InputFileError(path, f"not valid JSON ({e.msg} at column {e.colno}{hint})", e.lineno) from None
+    if isinstance(data, dict):
+        return [data]
+    if not isinstance(data, list):
+        raise InputFileError(path, f"expected a JSON list of records or one record object, got a {type(data).__name__}")
+    return [_object(r, path, None, i) for i, r in enumerate(data)]
+
+
+def _load_dataset(source: str, split: str, **kw) -> list[dict]:
+    import datasets  # heavy import, only for Hub ids, dataset folders, parquet and csv
+
+    try:
+        return list(datasets.load_dataset(source, split=split, **kw))
+    except Exception as e:  # datasets raises many types (FileNotFoundError, DatasetNotFoundError, ValueError...)
+        while e.__cause__ is not None:  # DatasetGenerationError wraps the informative one
+            e = e.__cause__
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputFileError(source, f"datasets.load_dataset could not load it ({type(e).__name__}: {first})") from None
+
+
 def read_records(source: str | Path, split: str = "train") -> list[dict]:
     """Records from a ``.json``/``.jsonl`` file, or a Hugging Face dataset id/folder
-    (through ``datasets.load_dataset``, so Hub ids keep working for users)."""
-    path = Path(source)
-    if path.is_file() and path.suffix == ".jsonl":
-        out = []
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        return out
-    if path.is_file() and path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, list) else [data]
-    import datasets  # heavy import, only for Hub ids and dataset folders
+    (through ``datasets.load_dataset``, so Hub ids keep working for users).
 
-    return list(datasets.load_dataset(str(source), split=split))
+    Every problem is one ``InputFileError`` naming the file and line: a path that does not
+    exist (a path-looking name never falls through to the Hub), a folder with no data
+    files, bytes that are not UTF-8, invalid JSON, a record that is not an object, or no
+    records at all. A UTF-8 byte-order mark at the start of a file is accepted and ignored.
+
+    >>> read_records("missing/conversations.jsonl")
+    Traceback (most recent call last):
+    ...
+    hermes3.errors.InputFileError: missing/conversations.jsonl: does not exist
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".jsonl":
+                records = _read_jsonl(path)
+            elif suffix == ".json":
+                records = _read_json(path)
+            elif suffix in DATASETS_SUFFIXES:
+                records = _load_dataset(DATASETS_SUFFIXES[suffix], split, data_files=str(path))
+            else:
+                raise InputFileError(path, "expected a .json or .jsonl file (or .parquet, .csv), "
+                                           f"got a {suffix or 'suffix-less'} file")
+        except OSError as e:
+            raise InputFileError(path, f"cannot read it ({e.strerror or e})") from None
+    elif path.is_dir():
+        # A dataset folder keeps its data files at the top or in data/ (the Hub layout); not a deep search
+        files = [p for d in (path, path / "data") if d.is_dir() for p in d.iterdir()]
+        if not any(p.suffix.lower() in (".json", ".jsonl", ".arrow", *DATASETS_SUFFIXES) for p in files):
+            raise InputFileError(path, "is a folder with no data files; expected a .json/.jsonl file or a dataset folder")
+        records = _load_dataset(str(path), split)
+    elif is_local_path(source) or path.parent.is_dir() and str(path.parent) != ".":
+        raise InputFileError(source, "does not exist")
+    else:  # a Hub dataset id (name or org/name)
+        records = _load_dataset(str(source), split)
+    if not records:
+        raise InputFileError(source, "holds no records (it is empty)")
+    return records
 
 
 def load_conversations(source: str | Path | Iterable[dict], format: str = "auto",
-                       on_error: str = "raise", split: str = "train") -> tuple[list[dict], LoadReport]:
+                       on_error: str = "raise", split: str = "train",
+                       require_assistant: bool = True) -> tuple[list[dict], LoadReport]:
     """Load and validate conversations; returns ``(conversations, report)``.
 
     ``on_error="raise"`` stops at the first bad record with a ``ConversationError``
-    naming the record, message and field; ``"skip"`` counts it in the report instead.
+    naming the file, record, message and field; ``"skip"`` counts it in the report instead.
+    ``require_assistant``: a conversation must have an assistant message (the training
+    target), so ``hermes3 validate`` rejects exactly what SFT and ``pack-stats`` would.
+
+    >>> load_conversations([{"messages": [{"role": "user", "content": "hi"}]}])
+    Traceback (most recent call last):
+    ...
+    hermes3.chat.ConversationError: record 0: conversation, field 'messages': expected at least one assistant message (the training target)
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -287,9 +380,14 @@ def load_conversations(source: str | Path | Iterable[dict], format: str = "auto"
         report.read += 1
         try:
             conv = CONVERTERS[format if format != "auto" else detect_format(rec)](rec)
+            if require_assistant and not any(m["role"] == "assistant" for m in conv["messages"]):
+                raise ConversationError(None, "messages", "at least one assistant message (the training target)")
         except ConversationError as e:
             if on_error == "raise":
-                raise e.with_record(rec.get("id", n) if isinstance(rec, dict) and rec.get("id") else n) from None
+                err = e.with_record(rec.get("id", n) if isinstance(rec, dict) and rec.get("id") else n)
+                if isinstance(source, (str, Path)):
+                    err.args = (f"{source}: {err.args[0]}",)  # name the file too
+                raise err from None
             report.add_skip(e)
             continue
         out.append(conv)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from hermes3.attention import choose_attention
+from hermes3.errors import Hermes3Error
 
 
 def use_bf16(flag) -> bool:
@@ -72,7 +73,7 @@ def packed_forward(model, batch: dict, **kw):
     return model(**batch, use_cache=False, **kw)
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(Hermes3Error):
     """A model folder that cannot be trained or evaluated, named in one line."""
 
 

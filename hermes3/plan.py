@@ -32,14 +32,15 @@ GiB = 1024**3
 class ClusterConfig:
     """The hardware a recipe runs on (for ``hermes3 plan``; training ignores it)."""
 
-    nodes: int = field(default=1, metadata={"help": "number of nodes"})
-    gpus_per_node: int = field(default=8, metadata={"help": "GPUs per node (HGX: 8)"})
-    gpu_memory_gb: float = field(default=80.0, metadata={"help": "memory per GPU in GB (H100 SXM: 80)"})
-    usable_fraction: float = field(default=0.95, metadata={"help": "share of GPU memory usable after CUDA context etc."})
+    nodes: int = field(default=1, metadata={"help": "number of nodes", "ge": 1})
+    gpus_per_node: int = field(default=8, metadata={"help": "GPUs per node (HGX: 8)", "ge": 1})
+    gpu_memory_gb: float = field(default=80.0, metadata={"help": "memory per GPU in GB (H100 SXM: 80)", "gt": 0})
+    usable_fraction: float = field(default=0.95, metadata={"help": "share of GPU memory usable after CUDA context etc.",
+                                                                 "gt": 0, "le": 1})
     cpu_offload: bool = field(default=False, metadata={"help": "FSDP CPU offload of parameters, grads and optimizer"})
-    cpu_ram_per_node_gb: float = field(default=1024.0, metadata={"help": "host RAM per node usable for offload"})
-    dataset_tokens: float = field(default=390e6, metadata={"help": "SFT tokens per epoch (report: 390M)"})
-    packing_efficiency: float = field(default=0.96, metadata={"help": "real tokens / slots (report: 96%)"})
+    cpu_ram_per_node_gb: float = field(default=1024.0, metadata={"help": "host RAM per node usable for offload", "ge": 0})
+    dataset_tokens: float = field(default=390e6, metadata={"help": "SFT tokens per epoch (report: 390M)", "gt": 0})
+    packing_efficiency: float = field(default=0.96, metadata={"help": "real tokens / slots (report: 96%)", "gt": 0, "le": 1})
 
 
 @dataclass

@@ -42,6 +42,9 @@ from hermes3.paths import resolve, resolve_if_local, runs
 from hermes3.plan import ClusterConfig
 
 COMPLETE = "COMPLETE"
+# transformers.SchedulerType values that need no extra arguments (tests check they exist there)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay")
 
 
 @dataclass
@@ -54,28 +57,34 @@ class SFTConfig:
     data: str = field(default="runs/data/demo", metadata={
         "help": "a `hermes3 data build` folder, or a conversations file / Hub dataset id"})
     output_dir: str = field(default="", metadata={"help": "where checkpoints, metrics.csv and final/ go"})
-    max_length: int = field(default=8192, metadata={"help": "packed row length (report: 8192, Llama 3.1's context)"})
-    overlong: str = field(default="drop", metadata={"help": "samples longer than max_length: drop | truncate | split"})
-    rows_per_device: int = field(default=1, metadata={"help": "packed rows per device per micro-step (report: 1)"})
-    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps (report: 1; batch = GPUs)"})
-    epochs: float = field(default=4, metadata={"help": "training epochs (report: 4)"})
-    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: run all epochs)"})
-    lr: float = field(default=7e-6, metadata={"help": "peak learning rate (report: 7e-6 for 8B/70B, 3.5e-6 for 405B)"})
-    warmup_steps: int = field(default=300, metadata={"help": "linear warmup steps (report: 300)"})
-    scheduler: str = field(default="cosine", metadata={"help": "decay after warmup (report: cosine; min LR not stated: 0)"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (report: 0.01)"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not stated in the report)"})
-    loss_normalization: str = field(default="token", metadata={"help": "token | sample (see module docstring)"})
-    bf16: str = field(default="auto", metadata={"help": "auto (when the hardware has it) | true | false"})
+    max_length: int = field(default=8192, metadata={"help": "packed row length (report: 8192, Llama 3.1's context)", "ge": 64})
+    overlong: str = field(default="drop", metadata={"help": "samples longer than max_length: drop | truncate | split",
+                                                    "choices": ("drop", "truncate", "split")})
+    rows_per_device: int = field(default=1, metadata={"help": "packed rows per device per micro-step (report: 1)", "ge": 1})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps (report: 1; batch = GPUs)", "ge": 1})
+    epochs: float = field(default=4, metadata={"help": "training epochs (report: 4)", "ge": 0})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: run all epochs)", "ge": -1})
+    lr: float = field(default=7e-6, metadata={"help": "peak learning rate (report: 7e-6 for 8B/70B, 3.5e-6 for 405B)", "gt": 0})
+    warmup_steps: int = field(default=300, metadata={"help": "linear warmup steps (report: 300)", "ge": 0})
+    scheduler: str = field(default="cosine", metadata={"help": "decay after warmup (report: cosine; min LR not stated: 0)",
+                                                      "choices": SCHEDULERS})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (report: 0.01)", "ge": 0})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not stated in the report; 0: off)", "ge": 0})
+    loss_normalization: str = field(default="token", metadata={"help": "token | sample (see module docstring)",
+                                                               "choices": ("token", "sample")})
+    bf16: str = field(default="auto", metadata={"help": "auto (when the hardware has it) | true | false",
+                                                 "choices": ("auto", "true", "false")})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations (large models)"})
-    attn: str = field(default="auto", metadata={"help": "auto | flash_attention_2 | hermes_varlen_sdpa | sdpa | eager"})
-    seed: int = field(default=0, metadata={"help": "model init (tiny), data order, dropout"})
-    logging_steps: int = field(default=1, metadata={"help": "log every N optimizer steps"})
+    attn: str = field(default="auto", metadata={"help": "auto | flash_attention_2 | hermes_varlen_sdpa | sdpa | eager",
+                                                 "choices": ("auto", "flash_attention_2", "hermes_varlen_sdpa", "sdpa", "eager")})
+    seed: int = field(default=0, metadata={"help": "model init (tiny), data order, dropout", "ge": 0})
+    logging_steps: int = field(default=1, metadata={"help": "log every N optimizer steps", "ge": 1})
     save_each_epoch: bool = field(default=True, metadata={"help": "checkpoint at each epoch end (Table 2 evaluates each)"})
-    save_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: off)"})
+    save_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: off)", "ge": 0})
     fsdp: str = field(default="", metadata={"help": "Trainer fsdp option, e.g. 'full_shard auto_wrap' (multi-GPU)"})
     fsdp_config: dict = field(default_factory=dict, metadata={"help": "Trainer fsdp_config (see configs/accelerate/)"})
-    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline"})
+    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
+                                                   "choices": ("", "offline", "online", "disabled")})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
     shuffle: bool = field(default=True, metadata={"help": "shuffle packed rows each epoch (off: fixed order, for parity tests)"})
     model_config: dict = field(default_factory=dict, metadata={
@@ -85,23 +94,21 @@ class SFTConfig:
     def output(self) -> Path:
         return resolve(self.output_dir) if self.output_dir else runs("sft", self.name)
 
+    def validate(self) -> None:
+        """Rules that tie fields together (per-field choices and ranges: ``config.check``)."""
+        if self.max_length % 8:
+            raise ConfigError(f"max_length must be a multiple of 8 and >= 64 (kernel-friendly shapes), "
+                              f"got {self.max_length}", "max_length")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"set epochs > 0 or max_steps > 0 (got epochs={self.epochs:g}, "
+                              f"max_steps={self.max_steps})", "epochs")
+
 
 def check_config(cfg: SFTConfig) -> None:
-    """One clear line for a bad config, before any model loads."""
-    if cfg.lr <= 0:
-        raise ConfigError(f"lr must be > 0, got {cfg.lr}")
-    if cfg.max_length < 64 or cfg.max_length % 8:
-        raise ConfigError(f"max_length must be a multiple of 8 and >= 64 (kernel-friendly shapes), got {cfg.max_length}")
-    if cfg.loss_normalization not in ("token", "sample"):
-        raise ConfigError(f"loss_normalization must be 'token' or 'sample', got {cfg.loss_normalization!r}")
-    if cfg.overlong not in ("drop", "truncate", "split"):
-        raise ConfigError(f"overlong must be drop, truncate or split, got {cfg.overlong!r}")
-    if str(cfg.bf16).lower() not in ("auto", "true", "false"):
-        raise ConfigError(f"bf16 must be auto, true or false, got {cfg.bf16!r}")
-    if cfg.epochs <= 0 and cfg.max_steps <= 0:
-        raise ConfigError("set epochs > 0 or max_steps > 0")
-    if cfg.rows_per_device < 1 or cfg.grad_accum < 1:
-        raise ConfigError("rows_per_device and grad_accum must be >= 1")
+    """One clear line for a bad config, before any model loads or folder is created."""
+    from hermes3.config import check
+
+    check(cfg)
 
 
 # ------------------------------------------------------------------------------ data
@@ -290,9 +297,10 @@ def train(cfg: SFTConfig) -> Path:
 
     from hermes3.attention import choose_attention
     from hermes3.modeling import check_model_folder, use_bf16
+    from hermes3.outputs import check_writable
     from hermes3.packing import PaddingFreeCollator
 
-    out = cfg.output()
+    out = check_writable(cfg.output(), "SFT output folder")
     if out.exists() and not cfg.resume and any(out.glob("checkpoint-*")):
         raise ConfigError(f"{out} already holds checkpoints: pass resume=true to continue or choose another name")
     convs = load_conversations_for(cfg)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from hermes3.base_model import BaseConfig, plain_texts, pretrain
+from hermes3.config import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_plain_text_has_no_chat_markup(data):
 
 
 def test_bad_size_and_missing_data(tmp_path):
-    with pytest.raises(ValueError, match="size must be one of"):
+    with pytest.raises(ConfigError, match="size must be one of 'tiny-s', 'tiny-m', 'tiny-l', got 'tiny-xl'"):
         pretrain(BaseConfig(size="tiny-xl", data=str(tmp_path)))
-    with pytest.raises(FileNotFoundError, match="run `hermes3 data build` first"):
+    with pytest.raises(ConfigError, match="no data build here .*run `hermes3 data build` first"):
         pretrain(BaseConfig(data=str(tmp_path)))

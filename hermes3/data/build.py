@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,20 +49,22 @@ class DataConfig:
     """The data stage: what to mix, how much, and where to write it."""
 
     name: str = field(default="demo", metadata={"help": "name of this build (output folder runs/data/<name>)"})
-    seed: int = field(default=0, metadata={"help": "seeds sources order, synthetic tasks, evolution and sampling"})
-    total_tokens: int = field(default=250_000, metadata={"help": "token budget of the SFT mixture"})
+    seed: int = field(default=0, metadata={"help": "seeds sources order, synthetic tasks, evolution and sampling", "ge": 0})
+    total_tokens: int = field(default=250_000, metadata={"help": "token budget of the SFT mixture", "ge": 1})
     shares: dict = field(default_factory=dict, metadata={"help": "category -> percent; empty = Table 1 of the report"})
     real_fraction: dict = field(default_factory=lambda: {"general": 0.3, "math": 0.2, "tool_use": 0.1}, metadata={
         "help": "category -> fraction of its stream drawn from real sources while they last"})
     real_sources: dict = field(default_factory=lambda: {
         "general": ["sharegpt"], "math": ["gsm8k"], "tool_use": ["glaive", "hermes_fc"]},
         metadata={"help": "category -> real sources mixed into it (see REAL_LOADERS)"})
-    evol_fraction: float = field(default=0.3, metadata={"help": "share of synthetic tasks deepened by evolve()"})
-    vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the trained tokenizer"})
-    tokenizer_chars: int = field(default=3_000_000, metadata={"help": "characters of text the tokenizer trains on"})
-    preferences_synthetic: int = field(default=800, metadata={"help": "synthetic preference pairs"})
-    preferences_real: int = field(default=300, metadata={"help": "HH-RLHF preference pairs"})
-    eval_per_category: int = field(default=60, metadata={"help": "held-out evaluation items per category"})
+    evol_fraction: float = field(default=0.3, metadata={"help": "share of synthetic tasks deepened by evolve()", "ge": 0, "le": 1})
+    vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the trained tokenizer (bytes and Hermes tokens: >= 300)",
+                                                   "ge": 300})
+    tokenizer_chars: int = field(default=3_000_000, metadata={"help": "characters of text the tokenizer trains on", "ge": 1})
+    preferences_synthetic: int = field(default=800, metadata={"help": "synthetic preference pairs", "ge": 0})
+    preferences_real: int = field(default=300, metadata={"help": "HH-RLHF preference pairs", "ge": 0})
+    eval_per_category: int = field(default=60, metadata={
+        "help": "held-out evaluation items per category (0: a mixture only, as configs/data/table1.yaml)", "ge": 0})
     filters: FilterConfig = field(default_factory=lambda: FilterConfig(
         min_tokens=16, max_tokens=2048, source_ranks={"synthetic": 0, "hermes_fc": 1, "glaive": 2, "gsm8k": 2,
                                                       "sharegpt": 3, "hh_rlhf": 4}),
@@ -72,6 +73,30 @@ class DataConfig:
 
     def output(self) -> Path:
         return resolve(self.out_dir) if self.out_dir else runs("data", self.name)
+
+    def validate(self) -> None:
+        """Categories, fractions and source names inside the dict-valued fields."""
+        from hermes3.config import ConfigError
+
+        for key in ("shares", "real_fraction", "real_sources"):
+            unknown = [c for c in getattr(self, key) if c not in CATEGORIES]
+            if unknown:
+                raise ConfigError(f"{key}: unknown category {unknown[0]!r}; known: {', '.join(CATEGORIES)}", key)
+        for cat, v in self.shares.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"shares.{cat} must be a percentage >= 0, got {v!r}", "shares")
+        if self.shares and not sum(self.shares.values()) > 0:
+            raise ConfigError("shares must not all be 0", "shares")
+        for cat, v in self.real_fraction.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1:
+                raise ConfigError(f"real_fraction.{cat} must be in [0, 1], got {v!r}", "real_fraction")
+        for cat, srcs in self.real_sources.items():
+            if not isinstance(srcs, list):
+                raise ConfigError(f"real_sources.{cat} must be a list of source names, got {srcs!r}", "real_sources")
+            unknown = [s for s in srcs if s not in REAL_LOADERS]
+            if unknown:
+                raise ConfigError(f"real_sources.{cat}: unknown source {unknown[0]!r}; known: "
+                                  f"{', '.join(sorted(REAL_LOADERS))}", "real_sources")
 
 
 REAL_LOADERS = {
@@ -140,8 +165,13 @@ def _train_tokenizer(cfg: DataConfig, real: dict[str, list[dict]], rng: random.R
 
 
 def build(cfg: DataConfig, progress: bool = True) -> dict:
-    """Run the data stage; returns the manifest (also written to ``out_dir``)."""
-    out = cfg.output()
+    """Run the data stage; returns the manifest (also written to ``out_dir``). The config and
+    the output location are checked before any work; the folder appears only when complete."""
+    from hermes3.config import check
+    from hermes3.outputs import atomic_dir, check_writable
+
+    check(cfg)
+    out = check_writable(cfg.output(), "data build folder")
     rng = random.Random(cfg.seed)
     bar = tqdm(total=6, desc="data build", disable=not progress)
     wanted = sorted({s for srcs in cfg.real_sources.values() for s in srcs})
@@ -244,9 +274,14 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
     bar.update()
 
     # Write everything (a fresh folder each time, so nothing stale survives).
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_dir(out, "data build folder") as tmp:  # readers never see a half-written build
+        _write(tmp, cfg, sft, prefs, evals, report, synth_report, tok, pref_skipped)
+    bar.update()
+    bar.close()
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _write(tmp: Path, cfg: DataConfig, sft, prefs, evals, report, synth_report, tok, pref_skipped) -> None:
     _write_jsonl(tmp / "sft.jsonl", ({"id": f"sft-{i}", **{k: r.get(k) for k in (
         "category", "source", "messages", "tools", "tokens", "output_tokens", "check")}} for i, r in enumerate(sft)))
     _write_jsonl(tmp / "preferences.jsonl", prefs)
@@ -266,11 +301,6 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
                 "preferences_skipped": pref_skipped, "eval_items": {c: len(v) for c, v in evals.items()},
                 "real_read": report.read, "real_kept": report.kept, "vocab_size": len(tok)}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # readers never see a half-written build
-    bar.update()
-    bar.close()
-    return manifest
 
 
 def load_sft(out_dir: str | Path) -> list[dict]:

@@ -53,11 +53,17 @@ def is_refusal(text: str) -> bool:
 class FilterConfig:
     """Thresholds and source ranking of the five filters."""
 
-    min_tokens: int = field(default=16, metadata={"help": "drop conversations shorter than this (tokens)"})
-    max_tokens: int = field(default=8192, metadata={"help": "drop conversations longer than this (the pack length)"})
+    min_tokens: int = field(default=16, metadata={"help": "drop conversations shorter than this (tokens)", "ge": 0})
+    max_tokens: int = field(default=8192, metadata={"help": "drop conversations longer than this (the pack length)", "ge": 1})
     source_ranks: dict = field(default_factory=dict, metadata={
         "help": "source name -> rank, lower is stronger; duplicates keep the best-ranked copy (unknown sources rank last)"})
     dedup: bool = field(default=True, metadata={"help": "remove duplicate prompts, keeping the best-ranked source"})
+
+    def validate(self) -> None:
+        from hermes3.config import ConfigError
+
+        if self.min_tokens > self.max_tokens:
+            raise ConfigError(f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens})", "min_tokens")
 
 
 @dataclass
