@@ -33,11 +33,15 @@ def test_per_channel_scales_rounding_zero_rows_and_saturation():
     assert qb.float().abs().max() == 448
 
 
-def test_fake_quant_tokens_matches_weight_rule():
-    x = torch.randn(3, 5, 16)
-    fq = fake_quantize_tokens(x)
-    q, s = quantize_weight(x.reshape(15, 16))
-    torch.testing.assert_close(fq.reshape(15, 16), dequantize_weight(q, s), atol=0, rtol=0)
+def test_fake_quant_tokens_by_hand():
+    """Per-token scale = absmax / 448, then round to e4m3 (3 mantissa bits: steps of 8 in
+    [64, 128), 16 in [128, 256), 32 in [256, 448]), then multiply back. Token 0: absmax 3,
+    x / scale = 149.33, -298.67, 74.67, 448 -> 144, -288, 72, 448. Token 1: all zero stays
+    zero (no 0/0). Token 2: absmax 0.25 -> -448, 224, 0, 0 (exact: back to the input)."""
+    x = torch.tensor([[[1.0, -2.0, 0.5, 3.0], [0.0, 0.0, 0.0, 0.0], [-0.25, 0.125, 0.0, 0.0]]])
+    expect = torch.tensor([[[144 * 3 / 448, -288 * 3 / 448, 72 * 3 / 448, 3.0], [0.0] * 4, [-0.25, 0.125, 0.0, 0.0]]])
+    torch.testing.assert_close(fake_quantize_tokens(x), expect, atol=0, rtol=1e-6)
+    assert torch.equal(fake_quantize_tokens(x)[0, 1:], expect[0, 1:])
 
 
 @pytest.fixture(scope="module")
