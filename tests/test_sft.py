@@ -157,3 +157,27 @@ def test_trainer_loss_on_target_positions_equals_full_logits(base, smoke_data, n
     assert abs(la - lb) < 1e-6
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+def test_default_saves_each_epoch_and_the_last_equals_final(base, smoke_data, tmp_path):
+    """save_each_epoch=True (the default): one complete checkpoint per epoch end, listed in
+    order by epoch_checkpoints, the last one holding the final weights."""
+    import math
+
+    from hermes3.sft import epoch_checkpoints
+
+    assert SFTConfig().save_each_epoch is True
+    cfg = _cfg(base, smoke_data, tmp_path / "run", epochs=2, max_length=2048, rows_per_device=4)
+    cfg.save_each_epoch = True
+    out = train(cfg)
+    rows = json.loads((out / "packing.json").read_text())["rows"]
+    per_epoch = math.ceil(rows / 4)  # optimizer steps in one pass over the packed rows
+    ckpts = epoch_checkpoints(out)
+    assert [(e, p.name) for e, p in ckpts] == [(1.0, f"checkpoint-{per_epoch}"), (2.0, f"checkpoint-{2 * per_epoch}")]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == sorted(p.name for _, p in ckpts)  # nothing else
+    m = read_metrics(out)
+    assert list(m.step) == list(range(1, 2 * per_epoch + 1)) and m.epoch.iloc[-1] == 2.0
+    first, last, final = _params(ckpts[0][1]), _params(ckpts[1][1]), _params(out / "final")
+    for k in final:
+        torch.testing.assert_close(last[k], final[k], atol=0, rtol=0, msg=k)
+    assert any(not torch.equal(first[k], final[k]) for k in final)  # epoch 2 trained
