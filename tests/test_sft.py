@@ -40,6 +40,12 @@ def test_grad_accumulation_equals_large_batch(base, smoke_data, tmp_path, norm):
 
 
 def test_resume_reproduces_losses_and_skips_half_written_checkpoint(base, smoke_data, tmp_path):
+    # attention dropout on, so steps 4-6 also depend on the restored RNG state, not only on
+    # the weights, optimizer and scheduler
+    shutil.copytree(base, tmp_path / "base")
+    config = json.loads((tmp_path / "base" / "config.json").read_text())
+    (tmp_path / "base" / "config.json").write_text(json.dumps({**config, "attention_dropout": 0.1}))
+    base = tmp_path / "base"
     full = train(_cfg(base, smoke_data, tmp_path / "full", max_steps=6, save_steps=3))
     part = tmp_path / "part"
     part.mkdir()
