@@ -74,6 +74,8 @@ def real_lengths(tokenizer, names: list[str] | None = None, limit: int | None = 
     """
     out, notes = {}, {}
     for name in names or list(REAL_SETS):
+        if name not in REAL_SETS:
+            raise ValueError(f"unknown length set {name!r}: expected one of {', '.join(REAL_SETS)}")
         rel, convert = REAL_SETS[name]
         path = _find(rel)
         if path is None:

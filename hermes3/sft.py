@@ -290,7 +290,13 @@ def _metrics_callback(csv_path: Path, plan, trainer_ref: dict):
 def train(cfg: SFTConfig) -> Path:
     """Run SFT; returns the output folder (``final/`` holds the trained model + tokenizer).
 
-    >>> # hermes3 sft --config configs/sft/tiny.yaml max_steps=2
+    From the shell: ``hermes3 sft --config configs/sft/tiny.yaml max_steps=2``. Settings are
+    checked before any model or data loads:
+
+    >>> train(SFTConfig(lr=0))
+    Traceback (most recent call last):
+    ...
+    hermes3.config.ConfigError: lr must be > 0, got 0
     """
     check_config(cfg)
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments

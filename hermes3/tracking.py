@@ -6,8 +6,12 @@ can be built per table or figure. ``WANDB_MODE`` defaults to ``offline``: runs a
 under ``runs/wandb`` (of ``hermes3.paths.runs_root()``) and uploaded later with ``wandb sync runs/wandb/wandb/offline-run-*``.
 Set ``WANDB_MODE=online`` (and log in) to stream instead, or ``disabled`` to skip.
 
->>> run = start("data", "doctest", mode="disabled")
->>> run.log({"x": 1}); run.finish()
+>>> import tempfile
+>>> run = start("data", "doctest", {"lr": 7e-6}, mode="disabled", folder=tempfile.mkdtemp())
+>>> run.log({"train/loss": 1.5})
+>>> run.project, run.group, run.name, run.config["lr"], run.disabled
+('hermes3', 'data', 'doctest', 7e-06, True)
+>>> run.finish()
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from hermes3.paths import runs
 PROJECT = "hermes3"
 
 
-def start(group: str, name: str, config: dict | None = None, mode: str | None = None):
-    """A W&B run (``wandb.init``) in ``group``; offline unless ``WANDB_MODE`` says otherwise."""
+def start(group: str, name: str, config: dict | None = None, mode: str | None = None,
+          folder: str | Path | None = None):
+    """A W&B run (``wandb.init``) in ``group``; offline unless ``WANDB_MODE`` says otherwise.
+    Files go to ``folder``, else ``$WANDB_DIR``, else ``runs/wandb``."""
     import wandb
 
     mode = mode or os.environ.get("WANDB_MODE", "offline")
-    folder = Path(os.environ.get("WANDB_DIR") or runs("wandb"))
+    folder = Path(folder or os.environ.get("WANDB_DIR") or runs("wandb"))
     folder.mkdir(parents=True, exist_ok=True)
     return wandb.init(project=PROJECT, group=group, name=name, job_type=group, config=config or {}, mode=mode,
                       dir=str(folder), reinit="finish_previous")

@@ -13,6 +13,10 @@ def test_mcnemar_exact_values():
     assert mcnemar_p(1, 9) == mcnemar_p(9, 1)
     assert mcnemar_p(5, 5) == 1.0 and mcnemar_p(0, 0) == 1.0
     assert mcnemar_p(6, 0) == pytest.approx(2 / 64)
+    # 22 gained, 6 lost: 2 * sum_{k<=6} C(28, k) / 2^28, with C(28, 0..6) = 1, 28, 378, 3276,
+    # 20475, 98280, 376740 (sum 499178)
+    assert mcnemar_p(22, 6) == pytest.approx(2 * 499178 / 2 ** 28, rel=1e-12)
+    assert mcnemar_p(6, 22) == pytest.approx(998356 / 268435456, rel=1e-12)  # = 0.00371917, symmetric
 
 
 def _result(task, scores):
@@ -28,6 +32,7 @@ def test_paired_counts_discordant_items_per_task_and_pooled():
     row = df.loc["t"]
     assert (row["items"], row["B only"], row["A only"]) == (6, 3, 1)
     assert row["A"] == pytest.approx(2 / 6) and row["B"] == pytest.approx(4 / 6)
-    assert row["p (McNemar)"] == pytest.approx(mcnemar_p(3, 1)) and df.loc["all", "B only"] == 3
+    # 3 gained, 1 lost: 2 * P(X <= 1), X ~ Bin(4, 1/2) = 2 * (1 + 4) / 16
+    assert row["p (McNemar)"] == pytest.approx(10 / 16, rel=1e-12) and df.loc["all", "B only"] == 3
     with pytest.raises(ValueError, match="different items"):
         paired(a, _result("t", [1, 0]), ["t"])

@@ -86,11 +86,12 @@ def test_preference_pairs(smoke):
     assert len(synth) == cfg.preferences_synthetic and sum(p["source"] == "hh_rlhf" for p in prefs) == cfg.preferences_real
     assert {p["kind"] for p in synth} >= {"wrong_answer", "broken_format", "refusal", "ignore_system"}
     from hermes3.chat import assistant_text
-    from hermes3.data.synthetic import generate  # noqa: F401  (checks come with the pair)
 
     for p in synth:
         assert p["chosen"] != p["rejected"] and p["prompt"][-1]["role"] in ("user", "tool")
-        assert assistant_text(p["chosen"][0])
+        # the pair's own task checker: the chosen answer passes it, the corrupted one fails
+        assert check(p["check"], assistant_text(p["chosen"][0]))[0] is True, p
+        assert check(p["check"], assistant_text(p["rejected"][0]))[0] is False, p
 
 
 def test_config_errors_are_one_line():

@@ -12,6 +12,7 @@ from hermes3.dpo import (
     DPOConfig,
     collate_packed,
     collate_padded,
+    dpo_loss,
     dpo_step_loss,
     load_pairs,
     prepare,
@@ -80,19 +81,85 @@ def test_packed_equals_padded_loss_and_gradients(sft_model, smoke_data, tmp_path
         torch.testing.assert_close(ga[k], gb[k], atol=1e-5, rtol=1e-4, msg=k)
 
 
+def test_dpo_loss_by_hand():
+    """Sigmoid DPO (Rafailov et al. 2023, eq. 7), two pairs ordered (chosen, rejected, ...):
+    pair 0: policy -1 / -3, reference -2 / -2 -> rewards beta*(logp - ref) = +0.1 / -0.1,
+            margin +0.2, loss -log sigmoid(0.2) = log(1 + e^-0.2) = 0.5981388693815918;
+    pair 1: policy -5 / -4, reference -5 / -5 -> rewards 0 / +0.1, margin -0.1,
+            loss log(1 + e^0.1) = 0.744396660073571.
+    Means: loss 0.6712677647275813, rewards 0.05 / 0.0, margin 0.05, accuracy 0.5, logps -3 / -3.5.
+    Swapping chosen and rejected flips every sign."""
+    loss, m = dpo_loss(torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -2.0]), beta=0.1)
+    assert math.isclose(loss.item(), 0.5981388693815918, rel_tol=1e-6)
+    expected = {"rewards/chosen": 0.1, "rewards/rejected": -0.1, "rewards/margins": 0.2, "rewards/accuracies": 1.0,
+                "logps/chosen": -1.0, "logps/rejected": -3.0}
+    assert m.keys() == expected.keys() and all(math.isclose(m[k], v, abs_tol=1e-7) for k, v in expected.items()), m
+    loss, m = dpo_loss(torch.tensor([-1.0, -3.0, -5.0, -4.0]), torch.tensor([-2.0, -2.0, -5.0, -5.0]), beta=0.1)
+    assert math.isclose(loss.item(), 0.6712677647275813, rel_tol=1e-6)
+    expected = {"rewards/chosen": 0.05, "rewards/rejected": 0.0, "rewards/margins": 0.05, "rewards/accuracies": 0.5,
+                "logps/chosen": -3.0, "logps/rejected": -3.5}
+    assert all(math.isclose(m[k], v, abs_tol=1e-7) for k, v in expected.items()), m
+
+
+def test_packed_sequences_are_chosen_then_rejected():
+    a = {"chosen": {"input_ids": [1, 2, 3], "labels": [1, 2, 3]}, "rejected": {"input_ids": [4, 5], "labels": [4, 5]}}
+    b = {"chosen": {"input_ids": [6], "labels": [6]}, "rejected": {"input_ids": [7, 8], "labels": [-100, 8]}}
+    batch = collate_packed([a, b])
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, 7, 8]]
+    assert batch["seq_index"].tolist() == [0, 0, 0, 1, 1, 2, 3, 3] and batch["num_sequences"] == 4
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 0, 1]]
+    assert batch["labels"].tolist() == [[-100, 2, 3, -100, 5, -100, -100, 8]]  # no label crosses a boundary
+    assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5, 6, 8]
+    padded = collate_padded([a, b], pad_id=0)
+    assert padded["input_ids"].tolist() == [[1, 2, 3], [4, 5, 0], [6, 0, 0], [7, 8, 0]]
+    assert padded["labels"].tolist() == [[-100, 2, 3], [-100, 5, -100], [-100, -100, -100], [-100, 8, -100]]
+
+
+def _sequence_logp(model, ids, labels):
+    """log p of the labelled tokens of one sequence: a plain, unpacked forward in float64."""
+    with torch.no_grad():
+        logits = model(torch.tensor([ids]), use_cache=False).logits[0].double()
+    lp = torch.log_softmax(logits[:-1], -1)
+    return sum(lp[t - 1, ids[t]].item() for t in range(1, len(ids)) if labels[t] != -100)
+
+
 def test_training_logs_rewards_and_merge_equals_adapter(sft_model, smoke_data, tmp_path):
-    out = train(_cfg(sft_model, smoke_data, tmp_path / "run", max_steps=6))
+    cfg = _cfg(sft_model, smoke_data, tmp_path / "run", max_steps=6)
+    out = train(cfg)
     m = read_metrics(out)
-    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(m.columns)
+    assert list(m.columns) == ["step", "epoch", "loss", "learning_rate", "grad_norm", "rewards/chosen", "rewards/rejected",
+                               "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected"]
+    assert m["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    # each logged row obeys margin = chosen - rejected (step 1 is not ln 2: NEFTune noise and
+    # LoRA dropout act on the policy pass only)
+    diff = (m["rewards/margins"] - (m["rewards/chosen"] - m["rewards/rejected"])).abs().max()
+    assert diff < 1e-6
     held = json.loads((out / "heldout.json").read_text())
     assert math.isclose(held["before"]["loss"], math.log(2), abs_tol=1e-6) and held["before"]["rewards/margins"] == 0
+    # held["after"] against a second implementation: the merged policy and the SFT reference
+    # run one sequence at a time, unpacked, and the DPO formula written out here.
+    _, _, _, pairs, _ = prepare(cfg)
+    assert held["pairs"] == len(pairs) > 0
+    policy = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
+    reference = AutoModelForCausalLM.from_pretrained(sft_model).eval()
+    rows = []
+    for p in pairs:
+        pc, pr, rc, rr = (_sequence_logp(model, p[side]["input_ids"], p[side]["labels"])
+                          for model in (policy, reference) for side in ("chosen", "rejected"))
+        chosen, rejected = cfg.beta * (pc - rc), cfg.beta * (pr - rr)
+        rows.append({"loss": math.log1p(math.exp(-(chosen - rejected))), "rewards/chosen": chosen,
+                     "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
+                     "rewards/accuracies": float(chosen > rejected), "logps/chosen": pc, "logps/rejected": pr})
+    for k in rows[0]:
+        want = sum(r[k] for r in rows) / len(rows)
+        assert math.isclose(held["after"][k], want, rel_tol=1e-4, abs_tol=1e-5), (k, held["after"][k], want)
+    assert held["after"]["rewards/margins"] != 0  # the adapter moved
     from peft import PeftModel
 
     adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft_model), out / "adapter").eval()
-    merged = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
     ids = torch.tensor([tokenize_pair(load_pairs(smoke_data)[0], AutoTokenizer.from_pretrained(sft_model))["chosen"]["input_ids"]])
     with torch.no_grad():
-        torch.testing.assert_close(merged(ids).logits, adapter(ids).logits, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(policy(ids).logits, adapter(ids).logits, atol=1e-5, rtol=1e-4)
 
 
 def test_completion_only_labels(sft_model, smoke_data):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -179,9 +180,15 @@ def test_bbh_answer_scorer(text, ok):
 
 def test_bbh_prompts_are_three_shot(tmp_path):
     write_offline_tasks(tmp_path, None, limit=3)
-    doc = json.loads((tmp_path / "bbh_local.jsonl").read_text().splitlines()[0])
-    assert doc["prompt"].count("\nQ: ") + doc["prompt"].startswith("Q: ") >= 3 and doc["prompt"].endswith(
-        "A: Let's think step by step.")
+    docs = [json.loads(x) for x in (tmp_path / "bbh_local.jsonl").read_text().splitlines()]
+    assert len(docs) == 3
+    for doc in docs:
+        p = doc["prompt"]
+        # BBH's CoT prompts (Suzgun et al. 2022) are 3-shot: three answered examples, each
+        # ending "So the answer is (X).", then the question itself, unanswered.
+        assert len(re.findall(r"^Q: ", p, re.M)) == 4 and p.count("So the answer is") == 3
+        own = p[p.rindex("\nQ: ") + 1:]
+        assert own.endswith("\nA: Let's think step by step.") and "So the answer is" not in own
     assert '"\\n\\nQ:"' in (tmp_path / "bbh_local.yaml").read_text()
 
 

@@ -64,8 +64,18 @@ def test_no_assistant_turn_is_an_error(tiny_tok):
 
 
 def test_truncation_is_recorded(tiny_tok):
-    ex = tokenize_and_mask(CASES[3], tiny_tok, max_length=10)
-    assert len(ex["input_ids"]) == 10 and ex["truncated_from"] > 10
+    """Cut three tokens into the first assistant answer: the ids are the first tokens of the
+    rendered text, every prompt label -100, and exactly those three answer tokens trained."""
+    conv = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there, my good friend."},
+            {"role": "user", "content": "More?"}, {"role": "assistant", "content": "Sure."}]
+    full = tiny_tok(render(conv), add_special_tokens=False)["input_ids"]
+    prompt = tiny_tok("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    p = len(prompt)
+    assert full[:p] == prompt and len(full) > p + 3
+    ex = tokenize_and_mask(conv, tiny_tok, max_length=p + 3)
+    assert ex["input_ids"] == full[:p + 3] and ex["truncated_from"] == len(full)
+    assert ex["labels"] == [IGNORE_INDEX] * p + full[p:p + 3] and ex["num_trained"] == 3
+    assert "truncated_from" not in tokenize_and_mask(conv, tiny_tok, max_length=len(full))
 
 
 def test_show_mask_text_and_html(tiny_tok):

@@ -60,3 +60,30 @@ def test_cli_sft_on_a_damaged_model_is_one_line(good, smoke_data):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("hermes3 sft: model folder") and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("flag,expected", [("true", True), ("TRUE", True), (True, True), ("false", False),
+                                           ("False", False), (False, False)])
+def test_use_bf16_explicit(flag, expected):
+    from hermes3.modeling import use_bf16
+
+    assert use_bf16(flag) is expected
+
+
+@pytest.mark.parametrize("cuda,bf16_ok,expected", [(False, False, True), (True, True, True), (True, False, False)])
+def test_use_bf16_auto(monkeypatch, cuda, bf16_ok, expected):
+    """auto: yes on a CPU (autocast), yes on a bf16 GPU (Ampere and later), no on an older GPU."""
+    import torch
+
+    from hermes3.modeling import use_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+    assert use_bf16("auto") is expected and use_bf16("AUTO") is expected
+
+
+def test_use_bf16_bad_flag_is_one_line():
+    from hermes3.modeling import use_bf16
+
+    with pytest.raises(ValueError, match=r"^bf16 must be auto, true or false, got 'yes'$"):
+        use_bf16("yes")

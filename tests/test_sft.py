@@ -40,6 +40,12 @@ def test_grad_accumulation_equals_large_batch(base, smoke_data, tmp_path, norm):
 
 
 def test_resume_reproduces_losses_and_skips_half_written_checkpoint(base, smoke_data, tmp_path):
+    # attention dropout on, so steps 4-6 also depend on the restored RNG state, not only on
+    # the weights, optimizer and scheduler
+    shutil.copytree(base, tmp_path / "base")
+    config = json.loads((tmp_path / "base" / "config.json").read_text())
+    (tmp_path / "base" / "config.json").write_text(json.dumps({**config, "attention_dropout": 0.1}))
+    base = tmp_path / "base"
     full = train(_cfg(base, smoke_data, tmp_path / "full", max_steps=6, save_steps=3))
     part = tmp_path / "part"
     part.mkdir()
@@ -52,8 +58,15 @@ def test_resume_reproduces_losses_and_skips_half_written_checkpoint(base, smoke_
     train(_cfg(base, smoke_data, part, max_steps=6, save_steps=3, resume=True))
     a, b = read_metrics(full), read_metrics(part)
     assert list(a.step) == list(b.step) == [1, 2, 3, 4, 5, 6]
-    assert list(a.loss) == list(b.loss)  # exact on CPU with the same seed
-    torch.testing.assert_close(_params(full / "final")["model.norm.weight"], _params(part / "final")["model.norm.weight"])
+    # steps 4-6 were re-run from checkpoint-3 (the copied rows after step 3 are dropped):
+    # per-step loss, grad norm (optimizer state) and LR schedule equal, exact on CPU
+    for col in ("loss", "grad_norm", "learning_rate", "epoch"):
+        assert list(a[col]) == list(b[col]), col
+    pa, pb = _params(full / "final"), _params(part / "final")
+    assert pa.keys() == pb.keys() and len(pa) > 10
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], atol=0, rtol=0, msg=k)
+    assert any(not torch.equal(pa[k], v) for k, v in _params(full / "checkpoint-3").items())  # steps 4-6 moved them
 
 
 def test_packed_step_equals_unpacked_step(base, smoke_data):
@@ -150,3 +163,27 @@ def test_trainer_loss_on_target_positions_equals_full_logits(base, smoke_data, n
     assert abs(la - lb) < 1e-6
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+def test_default_saves_each_epoch_and_the_last_equals_final(base, smoke_data, tmp_path):
+    """save_each_epoch=True (the default): one complete checkpoint per epoch end, listed in
+    order by epoch_checkpoints, the last one holding the final weights."""
+    import math
+
+    from hermes3.sft import epoch_checkpoints
+
+    assert SFTConfig().save_each_epoch is True
+    cfg = _cfg(base, smoke_data, tmp_path / "run", epochs=2, max_length=2048, rows_per_device=4)
+    cfg.save_each_epoch = True
+    out = train(cfg)
+    rows = json.loads((out / "packing.json").read_text())["rows"]
+    per_epoch = math.ceil(rows / 4)  # optimizer steps in one pass over the packed rows
+    ckpts = epoch_checkpoints(out)
+    assert [(e, p.name) for e, p in ckpts] == [(1.0, f"checkpoint-{per_epoch}"), (2.0, f"checkpoint-{2 * per_epoch}")]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == sorted(p.name for _, p in ckpts)  # nothing else
+    m = read_metrics(out)
+    assert list(m.step) == list(range(1, 2 * per_epoch + 1)) and m.epoch.iloc[-1] == 2.0
+    first, last, final = _params(ckpts[0][1]), _params(ckpts[1][1]), _params(out / "final")
+    for k in final:
+        torch.testing.assert_close(last[k], final[k], atol=0, rtol=0, msg=k)
+    assert any(not torch.equal(first[k], final[k]) for k in final)  # epoch 2 trained

@@ -5,7 +5,7 @@ the same config writes byte-identical files.
 Layout of ``out_dir``::
 
     sft.jsonl            the SFT mixture (messages, tools, category, source, tokens, output_tokens)
-    preferences.jsonl    DPO pairs (prompt, chosen, rejected, kind, source)
+    preferences.jsonl    DPO pairs (prompt, chosen, rejected, kind, source; synthetic ones their check)
     eval/<category>.jsonl held-out synthetic items (prompt, reference, check), none seen in training
     table1.csv           Table 1 side by side (report vs ours)
     filters.csv          what each filter removed, by reason
@@ -260,7 +260,7 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
         kind = kinds[k % len(kinds)] if kinds[k % len(kinds)] in bad else "wrong_answer"
         rejected = {"role": "assistant", "content": bad[kind]}
         prefs.append({"prompt": t.prompt, "tools": t.tools, "chosen": [t.messages[-1]], "rejected": [rejected],
-                      "category": cat, "kind": kind, "source": "synthetic"})
+                      "category": cat, "kind": kind, "source": "synthetic", "check": t.check})
     hh = read_records(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")
     prng.shuffle(hh)
     pref_skipped = 0
