@@ -21,6 +21,9 @@ An assistant message with ``tool_calls: []`` (or None) is an ordinary text turn 
 the official template would print it as an empty ``<|im_start|>assistant<|im_end|>``
 and lose its content, so we do not copy that quirk.
 
+Empty content (``""``) renders as the official template renders it: an empty system
+prompt is a prompt in its own right, so we never ask to drop it.
+
 Where the official template cannot render (it recurses forever on a JSON-schema type it
 does not map, e.g. ``"null"``; it crashes on a tool without ``description``) or would
 silently lose data (assistant ``content`` next to ``tool_calls`` is dropped), we raise
@@ -240,10 +243,10 @@ def validate(messages: Any, tools: list | None = None) -> list[dict]:
                 _check_arguments(fn["arguments"], i, f + ".arguments")
             pending_calls = len(calls)
         else:
+            # empty text is valid: the official template renders it (an empty system prompt
+            # is a real Hermes 3 probe); the data filters drop empty turns from training sets
             if not isinstance(content, str):
                 raise ConversationError(i, "content", "a string", content)
-            if not content.strip():
-                raise ConversationError(i, "content", "non-empty text (drop the message instead)", content)
         if role == "tool":
             if pending_calls <= 0:
                 raise ConversationError(i, "role", "a tool message only after an assistant tool call it answers")
