@@ -23,6 +23,11 @@ So early exits (``sys.exit``, ``raise SystemExit``, ``os._exit``, a signal), ``a
 or ``excepthook`` tricks, patched ``builtins`` or library asserts, and printed markers all
 end without the token, and count as failures.
 
+The price: model code cannot look at frames. ``traceback`` formatting, ``inspect`` and a
+failing ``unittest`` report raise ``ValueError`` (so a wrong solution still fails, with a
+less helpful reason); ``logging``, ``namedtuple``, ``enum`` and ``typing`` expect that and
+carry on; processes cannot be started (nor could they under the old prelude).
+
 Not caught: a solution that makes wrong answers *compare* equal (an object whose
 ``__eq__`` always returns True) passes ``assert f(x) == y`` as it would under any
 in-process test runner; write tests that check types where that matters. Exploits of
