@@ -65,8 +65,9 @@ ALLOW_ENV = "HERMES3_ALLOW_UNISOLATED_CODE"
 
 # Runs first inside the sandbox (python -I -S): under unshare the mounts bwrap would have
 # made, then limits, then (root) the uid drop or (user namespace) the capability drop, then
-# the real program in the folder (under unshare as a child: we are the namespace's init). RLIMIT_NPROC must be set inside: set outside it
-# would count every process of our user and refuse the sandbox's own fork.
+# the real program in the folder (under unshare as a child: we are the namespace's init).
+# RLIMIT_NPROC must be set inside: set outside it would count every process of our user
+# and refuse the sandbox's own fork.
 _LAUNCHER = r"""import json, os, resource, sys
 mode, plan, uid, cpu, mem, fsize, nproc, workdir = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:8]), sys.argv[8]
 if mode == "unshare":
