@@ -21,6 +21,9 @@ An assistant message with ``tool_calls: []`` (or None) is an ordinary text turn 
 the official template would print it as an empty ``<|im_start|>assistant<|im_end|>``
 and lose its content, so we do not copy that quirk.
 
+Empty content (``""``) renders as the official template renders it: an empty system
+prompt is a prompt in its own right, so we never ask to drop it.
+
 Where the official template cannot render (it recurses forever on a JSON-schema type it
 does not map, e.g. ``"null"``; it crashes on a tool without ``description``) or would
 silently lose data (assistant ``content`` next to ``tool_calls`` is dropped), we raise
@@ -242,10 +245,10 @@ def validate(messages: Any, tools: list | None = None) -> list[dict]:
                 _check_arguments(fn["arguments"], i, f + ".arguments")
             pending_calls = len(calls)
         else:
+            # empty text is valid: the official template renders it (an empty system prompt
+            # is a real Hermes 3 probe); the data filters drop empty turns from training sets
             if not isinstance(content, str):
                 raise ConversationError(i, "content", "a string", content)
-            if not content.strip():
-                raise ConversationError(i, "content", "non-empty text (drop the message instead)", content)
         if role == "tool":
             if pending_calls <= 0:
                 raise ConversationError(i, "role", "a tool message only after an assistant tool call it answers")
@@ -329,30 +332,43 @@ def assistant_text(message: dict) -> str:
     return message["content"]
 
 
-def render_pieces(messages: list[dict], tools: list | None = None, add_generation_prompt: bool = False,
-                  bos_token: str = "") -> list[tuple[str, bool]]:
-    """The rendered conversation as ``(text, trained)`` pieces, in order.
+def render_segments(messages: list[dict], tools: list | None = None, add_generation_prompt: bool = False,
+                    bos_token: str = "") -> list[tuple[str, bool, bool]]:
+    """The rendered conversation as ``(text, trained, content)`` segments, in order.
 
-    Trained pieces are exactly what the model learns to produce: assistant content, its
-    ``<tool_call>`` blocks and its closing ``<|im_end|>``. Everything else (bos, system
-    prompt with tools, user and tool turns, the ``<|im_start|>assistant\\n`` header and the
-    newline after ``<|im_end|>``) is context. ``"".join`` of the texts is ``render(...)``.
+    ``trained`` as in ``render_pieces``. ``content`` marks text that comes from the data
+    (message content, tool calls, tool definitions) rather than from the template: a
+    ``<|im_end|>`` there is text a user wrote, not a turn boundary, and tokenizers must
+    treat it so (``hermes3.encoding``). ``"".join`` of the texts is ``render(...)``.
+
+    >>> render_segments([{"role": "user", "content": "Hi"}])
+    [('<|im_start|>user\\n', False, False), ('Hi', False, True), ('<|im_end|>\\n', False, False)]
     """
     msgs = validate(messages, tools)
-    pieces: list[tuple[str, bool]] = []
-    ctx = lambda s: pieces.append((s, False))  # noqa: E731
+    segs: list[tuple[str, bool, bool]] = []
+    ctx = lambda s: segs.append((s, False, False))  # noqa: E731
+    data = lambda s: segs.append((s, False, True))  # noqa: E731
+
+    def answer(m):
+        segs.append((assistant_text(m), True, True))
+        segs.append(("<|im_end|>", True, False))
+
     if tools is None:
         ctx(bos_token)
         for m in msgs:
             if m["role"] == "assistant":
                 ctx("<|im_start|>assistant\n")
-                pieces.append((m["content"] + "<|im_end|>", True))
+                answer(m)
                 ctx("\n")
             else:
-                ctx(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n")
+                ctx(f"<|im_start|>{m['role']}\n")
+                data(m["content"])
+                ctx("<|im_end|>\n")
     else:
         tools = validate_tools(tools)
-        ctx(bos_token + TOOL_SYSTEM_HEAD + "\n".join(_render_tool(t) for t in tools) + TOOL_SYSTEM_TAIL)
+        ctx(bos_token + TOOL_SYSTEM_HEAD)
+        data("\n".join(_render_tool(t) for t in tools))
+        ctx(TOOL_SYSTEM_TAIL)
         last = len(msgs) - 1
         for i, m in enumerate(msgs):
             role = m["role"]
@@ -362,20 +378,40 @@ def render_pieces(messages: list[dict], tools: list | None = None, add_generatio
                 # generation prompt ends with, so it stays context; the model learns from
                 # "<tool_call>" on.
                 ctx("<|im_start|>assistant\n")
-                pieces.append((assistant_text(m) + "<|im_end|>", True))
+                answer(m)
                 ctx("\n")
             elif role == "tool":
-                s = "<|im_start|>tool\n" if i > 0 and msgs[i - 1]["role"] != "tool" else ""
-                s += "<tool_response>\n" + m["content"]
-                s += "\n</tool_response>\n" if i != last else "\n</tool_response>"
+                ctx(("<|im_start|>tool\n" if i > 0 and msgs[i - 1]["role"] != "tool" else "") + "<tool_response>\n")
+                data(m["content"])
+                s = "\n</tool_response>\n" if i != last else "\n</tool_response>"
                 if i == last or msgs[i + 1]["role"] != "tool":
                     s += "<|im_end|>"  # quirk: no newline after it
                 ctx(s)
             else:
-                ctx(f"<|im_start|>{role}\n{m['content']}<|im_end|>\n")
+                ctx(f"<|im_start|>{role}\n")
+                data(m["content"])
+                ctx("<|im_end|>\n")
     if add_generation_prompt:
         ctx("<|im_start|>assistant\n")
-    return [p for p in pieces if p[0]]
+    return [s for s in segs if s[0]]
+
+
+def render_pieces(messages: list[dict], tools: list | None = None, add_generation_prompt: bool = False,
+                  bos_token: str = "") -> list[tuple[str, bool]]:
+    """The rendered conversation as ``(text, trained)`` pieces, in order.
+
+    Trained pieces are exactly what the model learns to produce: assistant content, its
+    ``<tool_call>`` blocks and its closing ``<|im_end|>``. Everything else (bos, system
+    prompt with tools, user and tool turns, the ``<|im_start|>assistant\\n`` header and the
+    newline after ``<|im_end|>``) is context. ``"".join`` of the texts is ``render(...)``.
+    """
+    pieces: list[tuple[str, bool]] = []
+    for text, trained, _ in render_segments(messages, tools, add_generation_prompt, bos_token):
+        if pieces and pieces[-1][1] == trained:
+            pieces[-1] = (pieces[-1][0] + text, trained)
+        else:
+            pieces.append((text, trained))
+    return pieces
 
 
 def render(messages: list[dict], tools: list | None = None, add_generation_prompt: bool = False,
@@ -392,16 +428,22 @@ def render(messages: list[dict], tools: list | None = None, add_generation_promp
     return "".join(t for t, _ in render_pieces(messages, tools, add_generation_prompt, bos_token))
 
 
-def render_with_spans(messages, tools=None, add_generation_prompt=False, bos_token=""):
+def render_with_spans(messages, tools=None, add_generation_prompt=False, bos_token="", content: bool = False):
     """``(text, spans)`` where ``spans`` are the ``(start, end)`` character ranges the
-    model is trained on (see ``render_pieces``)."""
-    text, spans, pos = [], [], 0
-    for piece, trained in render_pieces(messages, tools, add_generation_prompt, bos_token):
+    model is trained on (see ``render_pieces``); with ``content=True``, ``(text, spans,
+    content_spans)``, the last the ranges that come from the data (``render_segments``)."""
+    text, spans, data, pos = [], [], [], 0
+    for piece, trained, is_content in render_segments(messages, tools, add_generation_prompt, bos_token):
         if trained:
-            spans.append((pos, pos + len(piece)))
+            if spans and spans[-1][1] == pos:  # one span per assistant turn, as render_pieces
+                spans[-1] = (spans[-1][0], pos + len(piece))
+            else:
+                spans.append((pos, pos + len(piece)))
+        if is_content:
+            data.append((pos, pos + len(piece)))
         text.append(piece)
         pos += len(piece)
-    return "".join(text), spans
+    return ("".join(text), spans, data) if content else ("".join(text), spans)
 
 
 # --------------------------------------------------------------------------- HF template

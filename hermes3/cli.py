@@ -78,7 +78,12 @@ def _load(args, require_assistant: bool = True):
 
 
 def cmd_validate(args) -> int:
-    _load(args)
+    from hermes3.encoding import control_tokens_in_content
+
+    for n, conv in enumerate(_load(args)):
+        for i, field, token in control_tokens_in_content(conv["messages"]):
+            print(f"hermes3 validate: warning: record {n}: message {i}, field '{field}': contains {token!r}, "
+                  "which is tokenized as plain text, not as a control token", file=sys.stderr)
     return 0
 
 

@@ -202,8 +202,33 @@ def offline_nltk() -> None:
     os.environ["NLTK_DATA"] = str(folder)
 
 
-def _chat(user: str) -> str:
-    return render([{"role": "user", "content": user}], add_generation_prompt=True)
+CONTENT_SPANS = "content_spans.json"
+
+
+def _content_spans(rows: list[dict], field: str, chats: dict, plain_text: bool = False) -> dict[str, list]:
+    """``{prompt: content spans}`` for the prompts whose data holds a control-token string.
+
+    lm-eval tokenizes a prompt string whole, so a ``<|im_end|>`` quoted in a question would
+    become a real turn boundary. The spans let ``_content_as_text`` tokenize that data as
+    text (``hermes3.encoding``). A chat prompt's spans come from rendering its messages
+    (``chats``: prompt -> (messages, tools)); a ``plain_text`` prompt is data throughout.
+    """
+    from hermes3.chat import render_with_spans
+    from hermes3.encoding import special_tokens_in
+
+    out = {}
+    for r in rows:
+        text = r[field]
+        if not special_tokens_in(text):
+            continue
+        if plain_text:
+            out[text] = [(0, len(text))]
+            continue
+        messages, tools = chats[text]
+        spans = render_with_spans(messages, tools, add_generation_prompt=True, content=True)[2]
+        if any(special_tokens_in(text[a:b]) for a, b in spans):
+            out[text] = spans
+    return out
 
 
 def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None = None,
@@ -213,12 +238,20 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
     names. ``data_dir`` is a ``hermes3 data build`` folder (for the synthetic items)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hermes_utils.py").write_text(_UTILS)
-    names = []
+    names, spans, chats = [], {}, {}
 
-    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt", cap=None):
+    def chat(messages, tools=None):
+        text = render(messages, tools, add_generation_prompt=True)
+        chats[text] = (messages, tools)
+        return text
+
+    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt", cap=None,
+              plain_text=False):
         path = folder / f"{task}.jsonl"
+        rows = rows[:limit if limit is not None else cap]
+        spans.update(_content_spans(rows, text_field, chats, plain_text))
         with path.open("w", encoding="utf-8") as f:
-            for r in rows[:limit if limit is not None else cap]:
+            for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         (folder / f"{task}.yaml").write_text(_YAML.format(task=task, path=path.resolve(), scorer=scorer, metrics=metrics,
                                                           max_gen_toks=gen, text_field=text_field))
@@ -230,14 +263,15 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
             if not f.exists():
                 raise EvalError(f"{f} missing: is {data_dir} a `hermes3 data build` folder?")
             items = read_records(f)
-            write(f"hermes_{cat}", [{"id": it["id"], "prompt": render(it["prompt"], it["tools"], add_generation_prompt=True),
+            write(f"hermes_{cat}", [{"id": it["id"], "prompt": chat(it["prompt"], it["tools"]),
                                      "target": it["reference"], "check": json.dumps(it["check"])} for it in items])
     ifeval = read_records(SOURCES / "ifeval" / "input_data.jsonl")
     # IFEval's checker reads the raw doc["prompt"]; the model sees it rendered as a chat turn.
-    write("ifeval_local", [{**r, "target": "", "chat_prompt": _chat(r["prompt"])} for r in ifeval],
+    write("ifeval_local", [{**r, "target": "", "chat_prompt": chat([{"role": "user", "content": r["prompt"]}])}
+                           for r in ifeval],
           scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt", cap=real_limit)
     gsm = read_records(SOURCES / "gsm8k" / "test.jsonl")
-    write("gsm8k_local", [{"prompt": _chat(r["question"]), "target": r["answer"],
+    write("gsm8k_local", [{"prompt": chat([{"role": "user", "content": r["question"]}]), "target": r["answer"],
                            "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm],
           cap=real_limit)
     # AGIEval English: AGIEval's own zero-shot prompt (its dataset_loader.convert_zero_shot)
@@ -263,9 +297,10 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
             rows.append({"prompt": f"{shots}\n\nQ: {ex['input']}\nA: Let's think step by step.", "target": ex["target"],
                          "check": json.dumps({"kind": "answer_is", "answer": ex["target"]})})
     random.Random(0).shuffle(rows)
-    write("bbh_local", rows, cap=real_limit)
+    write("bbh_local", rows, cap=real_limit, plain_text=True)
     (folder / "bbh_local.yaml").write_text((folder / "bbh_local.yaml").read_text().replace(
         'until: ["<|im_end|>"]', 'until: ["<|im_end|>", "\\n\\nQ:"]'))
+    (folder / CONTENT_SPANS).write_text(json.dumps(spans, ensure_ascii=False))
     return names
 
 
@@ -472,7 +507,9 @@ def _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, task_dir: Path, batc
             raise EvalError("backend 'vllm' takes a model folder or Hub id, not an in-memory model")
         lm = VLLM(pretrained=str(model), batch_size="auto", add_bos_token=add_bos_token)
     elif backend == "hf":
-        lm = _lm(model, tokenizer, batch_size, add_bos_token, HFLM)
+        spans_file = task_dir / CONTENT_SPANS
+        spans = json.loads(spans_file.read_text()) if offline and spans_file.exists() else {}
+        lm = _lm(model, tokenizer, batch_size, add_bos_token, _content_as_text(HFLM, spans) if spans else HFLM)
     else:
         raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
     # lm-eval's own task index (thousands of YAML files, ~12 s on 2 cores) only when a Hub task needs it
@@ -513,6 +550,57 @@ def _finish(raw: dict, samples: dict, out_dir, wandb_run) -> EvalResult:
 
         tracking.log_table(wandb_run, "scores", table)
     return EvalResult(table, raw, samples)
+
+
+def _content_as_text(HFLM, spans: dict[str, list]):
+    """lm-eval's HF model, tokenizing the prompts listed in ``spans`` with their data as
+    text (``hermes3.encoding.encode``); every other string as lm-eval does."""
+    import torch
+
+    from hermes3.encoding import encode
+
+    class ContentAsTextLM(HFLM):
+        def _affixes(self, add_special_tokens):
+            # what the tokenizer adds around a text (e.g. Llama's BOS) under this setting
+            tok = self.tokenizer
+            bare = tok.encode("a", add_special_tokens=False)
+            full = tok.encode("a") if add_special_tokens is None else tok.encode("a", add_special_tokens=add_special_tokens)
+            k = next(i for i in range(len(full)) if full[i:i + len(bare)] == bare)
+            return full[:k], full[k + len(bare):]
+
+        def _encode(self, string, add_special_tokens):
+            pre, post = self._affixes(add_special_tokens)
+            return pre + encode(string, self.tokenizer, [tuple(x) for x in spans[string]])[0] + post
+
+        def tok_encode(self, string, add_special_tokens=None, left_truncate_len=None, **kwargs):
+            if string not in spans:
+                return super().tok_encode(string, add_special_tokens=add_special_tokens,
+                                          left_truncate_len=left_truncate_len, **kwargs)
+            flag = add_special_tokens if add_special_tokens is not None else self.add_bos_token
+            ids = self._encode(string, flag)
+            return ids[-left_truncate_len:] if left_truncate_len else ids
+
+        def tok_batch_encode(self, strings, padding_side="left", left_truncate_len=None, truncation=False):
+            if not any(s in spans for s in strings):
+                return super().tok_batch_encode(strings, padding_side, left_truncate_len, truncation)
+            from lm_eval.models.utils import has_bos_prefix
+
+            flag = self.add_bos_token  # as lm-eval decides for a causal model
+            if has_bos_prefix(strings[0], getattr(self.tokenizer, "bos_token", None)):
+                flag = False
+            rows = [self._encode(s, flag) if s in spans else
+                    (self.tokenizer.encode(s) if flag is None else self.tokenizer.encode(s, add_special_tokens=flag))
+                    for s in strings]
+            if left_truncate_len:
+                rows = [r[-left_truncate_len:] for r in rows]
+            n, pad = max(map(len, rows)), self.tokenizer.pad_token_id
+            fill = [[pad] * (n - len(r)) for r in rows]
+            ids = [f + r if padding_side == "left" else r + f for f, r in zip(fill, rows)]
+            mask = [[0] * len(f) + [1] * len(r) if padding_side == "left" else [1] * len(r) + [0] * len(f)
+                    for f, r in zip(fill, rows)]
+            return torch.tensor(ids), torch.tensor(mask)
+
+    return ContentAsTextLM
 
 
 def _lm(model, tokenizer, batch_size, add_bos_token, HFLM):

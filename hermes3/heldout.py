@@ -10,7 +10,8 @@ with a few hundred items (Fig. 2, Fig. 4 of the report), and ``compare.bootstrap
 puts an interval on every difference.
 
 Prompt and answer are tokenized separately, as at generation time (the model's answer starts
-after the generation prompt ``<|im_start|>assistant\\n``).
+after the generation prompt ``<|im_start|>assistant\\n``); control tokens inside the prompt's
+message content stay text (``hermes3.encoding``).
 
 >>> item = {"prompt": [{"role": "user", "content": "Hi"}], "tools": None, "reference": "Hello!"}
 >>> from hermes3.chat import render
@@ -24,15 +25,16 @@ from pathlib import Path
 
 import torch
 
-from hermes3.chat import render
-
 
 def _pairs(items: list[dict], tok) -> list[tuple[list[int], list[int]]]:
+    from hermes3.encoding import encode_conversation
+
     out = []
     for it in items:
-        prompt = tok(render(it["prompt"], it.get("tools"), add_generation_prompt=True), add_special_tokens=False)
-        answer = tok(it["reference"] + "<|im_end|>", add_special_tokens=False)
-        out.append((prompt["input_ids"], answer["input_ids"]))
+        # the prompt's message content stays text (hermes3.encoding); the answer is model output
+        prompt = encode_conversation(it["prompt"], tok, it.get("tools"), add_generation_prompt=True)["input_ids"]
+        answer = tok(it["reference"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        out.append((prompt, answer))
     return out
 
 

@@ -13,6 +13,9 @@ text. Tokenizing the whole string (rather than piece by piece) guarantees the id
 ``tokenizer(render(...))`` exactly, even where BPE merges across a piece boundary; such
 a straddling token is trained if any of its characters is.
 
+Content is text: a ``<|im_end|>`` a user typed is tokenized as characters, never as the
+control token (``hermes3.encoding``), so no message can forge a turn.
+
 >>> from hermes3.tokenizer import build_tokenizer
 >>> tok = build_tokenizer(["hi there"] * 20, vocab_size=300)
 >>> ex = tokenize_and_mask([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "there"}], tok)
@@ -26,7 +29,8 @@ import html
 import sys
 from typing import Any
 
-from hermes3.chat import ConversationError, render_with_spans
+from hermes3.chat import ConversationError
+from hermes3.encoding import encode_conversation
 
 IGNORE_INDEX = -100
 
@@ -50,13 +54,12 @@ def tokenize_and_mask(conversation: Any, tokenizer, max_length: int | None = Non
     if train_on not in ("all", "last"):
         raise ValueError(f"train_on must be 'all' or 'last', got {train_on!r}")
     messages, tools = _messages_tools(conversation)
-    text, spans = render_with_spans(messages, tools, bos_token=tokenizer.bos_token or "")
+    enc = encode_conversation(messages, tokenizer, tools)
+    spans, ids, offsets = enc["spans"], enc["input_ids"], enc["offsets"]
     if not spans:
         raise ConversationError(None, "messages", "at least one assistant turn to train on")
     if train_on == "last":
         spans = spans[-1:]
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
     labels, k = [], 0
     for tid, (a, b) in zip(ids, offsets):
         while k < len(spans) and spans[k][1] <= a:  # spans are sorted and disjoint

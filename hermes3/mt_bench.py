@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from hermes3.chat import render
+from hermes3.encoding import encode_conversation
 from hermes3.loaders import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +99,8 @@ def hf_generate_fn(model, tokenizer, max_new_tokens: int = 256) -> Callable[[lis
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
 
     def generate(messages: list[dict]) -> str:
-        text = render(messages, add_generation_prompt=True, bos_token=tokenizer.bos_token or "")
-        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        # content is text: a question quoting <|im_end|> cannot open a turn (hermes3.encoding)
+        ids = torch.tensor([encode_conversation(messages, tokenizer, add_generation_prompt=True)["input_ids"]])
         with torch.no_grad():  # our saved generation configs say use_cache=False (packed training): ask for it
             out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, use_cache=True,
                                  pad_token_id=tokenizer.pad_token_id)

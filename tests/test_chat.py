@@ -121,9 +121,8 @@ CALL = {"role": "assistant", "tool_calls": [{"function": {"name": "now", "argume
 BAD = [  # (messages, tools, message index, field)
     ([U, {"role": "robot", "content": "x"}], None, 1, "role"),
     ([U, {"role": "assistant"}], None, 1, "content"),
-    ([U, {"role": "assistant", "content": "  "}], None, 1, "content"),
     ([U, {"role": "assistant", "content": 5}], None, 1, "content"),
-    ([{"role": "user", "content": ""}, A], None, 0, "content"),
+    ([{"role": "system", "content": None}, U, A], None, 0, "content"),
     ([U, {"role": "tool", "content": "r"}], [CLOCK], 1, "role"),
     ([U, A, {"role": "system", "content": "late"}], None, 2, "role"),
     ([U, A, {"role": "assistant", "content": "again"}], None, 2, "role"),
@@ -147,6 +146,25 @@ BAD = [  # (messages, tools, message index, field)
     ([U, {"role": "tool", "content": "x", "tool_calls": [{"function": {"name": "now", "arguments": {}}}]}],
      [CLOCK], 1, "tool_calls"),
 ]
+
+
+EMPTY = [  # what the official template renders, so we do too (an empty system prompt is a real probe)
+    ([{"role": "system", "content": ""}, U, A], None),
+    ([{"role": "system", "content": ""}, U], None),
+    ([{"role": "system", "content": "   "}, {"role": "user", "content": ""}, {"role": "assistant", "content": ""}], None),
+    ([{"role": "system", "content": ""}, U, CALL, {"role": "tool", "content": ""}, {"role": "assistant", "content": " "}],
+     [CLOCK]),
+]
+
+
+@pytest.mark.parametrize("msgs,tools", EMPTY)
+@pytest.mark.parametrize("gen", [False, True])
+def test_empty_content_renders_like_official(msgs, tools, gen, official):
+    assert render(msgs, tools, add_generation_prompt=gen) == official(msgs, tools, add_generation_prompt=gen)
+
+
+def test_empty_system_prompt_golden_bytes():
+    assert render([{"role": "system", "content": ""}, U]) == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
 
 
 @pytest.mark.parametrize("msgs,tools,index,field", BAD)

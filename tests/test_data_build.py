@@ -101,3 +101,29 @@ def test_config_errors_are_one_line():
         load_config(DataConfig, SMOKE, ["filters.min_tokens=abc"])
     cfg = load_config(DataConfig, SMOKE, ["filters.min_tokens=8"])
     assert cfg.filters.min_tokens == 8 and cfg.filters.source_ranks["synthetic"] == 0  # nested defaults kept
+
+
+def test_no_sft_target_comes_from_a_preference_pair(smoke):
+    """HH-RLHF "chosen" answers are only the less harmful of two: DPO pairs, never SFT targets."""
+    from hermes3.paths import REPO as ROOT
+
+    _, cfg, manifest = smoke
+    hh = ROOT / "data" / "sources" / "preference_hh_rlhf_harmless" / "harmless-base_test.jsonl"
+    chosen = set()
+    for line in hh.read_text().splitlines():
+        for turn in json.loads(line)["chosen"].split("\n\nAssistant:")[1:]:  # the transcript format, by hand
+            answer = turn.split("\n\nHuman:")[0].strip()
+            if len(answer) >= 30:  # long enough not to coincide with another source by chance
+                chosen.add(answer)
+    assert "You could just say it was an accident." in chosen  # record 145 of the test split
+    sft = load_sft(cfg.output())
+    targets = {m["content"].strip() for r in sft for m in r["messages"] if m["role"] == "assistant" and m.get("content")}
+    assert len(chosen) > 1000 and not chosen & targets
+    assert "hh_rlhf" not in {r["source"] for r in sft}
+    assert manifest["stages"] == {"sft": ["synthetic", "glaive", "gsm8k", "hermes_fc", "sharegpt"],
+                                  "dpo": ["synthetic", "hh_rlhf"]}
+
+
+def test_preference_sources_cannot_feed_sft(tmp_path):
+    with pytest.raises(ValueError, match=r"real_sources: 'hh_rlhf' is a preference source and feeds DPO only"):
+        _build(tmp_path, "x", "real_sources.general=[hh_rlhf, sharegpt]")

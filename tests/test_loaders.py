@@ -53,7 +53,7 @@ def test_sharegpt_and_openai_shapes():
 
 def test_jsonl_and_hf_dataset_folder(tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
-            for i in range(5)] + [{"messages": [{"role": "user", "content": ""}]}]
+            for i in range(5)] + [{"messages": [{"role": "wizard", "content": "x"}]}]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     convs, report = load_conversations(tmp_path / "train.jsonl", on_error="skip")
     assert report.kept == 5 and sum(report.skipped.values()) == 1 and "read 6, kept 5, skipped 1" in str(report)

@@ -17,6 +17,13 @@ each category up to its Table 1 share; ``real_fraction`` says how much of a cate
 stream is drawn from real sources while they last. Duplicate prompts among the real
 sources keep the best-ranked source; synthetic tasks may repeat (a template seen twice is
 an extra epoch), but held-out evaluation prompts never occur in training.
+
+Which source feeds which stage (also in ``manifest.json`` under ``stages``): SFT targets
+come from the synthetic tasks (checked by program) and the real conversation sources in
+``REAL_LOADERS``; preference pairs (``PREFERENCE_SOURCES``, HH-RLHF) feed DPO only. An
+HH-RLHF "chosen" answer is only the less harmful of two (one harmless-base pair answers
+a question about pushing someone off a mountain with "You could just say it was an
+accident."), so it is never an SFT target.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ from hermes3.masking import tokenize_and_mask
 from hermes3.paths import REPO, resolve, runs
 
 SOURCES = REPO / "data" / "sources"
+# How far from its token target a category may end (either side, half each), as a share of the
+# budget: a smaller slack keeps every category's share, general's above all, closer to Table 1.
+SLACK = 0.002
 
 
 @dataclass
@@ -56,7 +66,7 @@ class DataConfig:
         "help": "category -> fraction of its stream drawn from real sources while they last"})
     real_sources: dict = field(default_factory=lambda: {
         "general": ["sharegpt"], "math": ["gsm8k"], "tool_use": ["glaive", "hermes_fc"]},
-        metadata={"help": "category -> real sources mixed into it (see REAL_LOADERS)"})
+        metadata={"help": "category -> real sources mixed into it (see REAL_LOADERS; preference sources feed DPO only)"})
     evol_fraction: float = field(default=0.3, metadata={"help": "share of synthetic tasks deepened by evolve()", "ge": 0, "le": 1})
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the trained tokenizer (bytes and Hermes tokens: >= 300)",
                                                    "ge": 300})
@@ -67,7 +77,7 @@ class DataConfig:
         "help": "held-out evaluation items per category (0: a mixture only, as configs/data/table1.yaml)", "ge": 0})
     filters: FilterConfig = field(default_factory=lambda: FilterConfig(
         min_tokens=16, max_tokens=2048, source_ranks={"synthetic": 0, "hermes_fc": 1, "glaive": 2, "gsm8k": 2,
-                                                      "sharegpt": 3, "hh_rlhf": 4}),
+                                                      "sharegpt": 3}),
         metadata={"help": "the five filters (thresholds, source ranks)"})
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/data/<name>"})
 
@@ -93,19 +103,28 @@ class DataConfig:
         for cat, srcs in self.real_sources.items():
             if not isinstance(srcs, list):
                 raise ConfigError(f"real_sources.{cat} must be a list of source names, got {srcs!r}", "real_sources")
+            prefs_only = [s for s in srcs if s in PREFERENCE_SOURCES]
+            if prefs_only:
+                raise ConfigError(f"real_sources: {prefs_only[0]!r} is a preference source and feeds DPO only (a "
+                                  f"'chosen' answer is only the better of two, not a vetted SFT target); SFT sources: "
+                                  f"{', '.join(sorted(REAL_LOADERS))}", "real_sources")
             unknown = [s for s in srcs if s not in REAL_LOADERS]
             if unknown:
                 raise ConfigError(f"real_sources.{cat}: unknown source {unknown[0]!r}; known: "
                                   f"{', '.join(sorted(REAL_LOADERS))}", "real_sources")
 
 
+# Real conversations whose assistant turns may become SFT targets.
 REAL_LOADERS = {
-    "hh_rlhf": lambda: convert_each(from_hh_rlhf, [r["chosen"] for r in read_records(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")]),
     "sharegpt": lambda: load_conversations(SOURCES / "sharegpt_fastchat_dummy/dummy_conversation.json", on_error="skip")[0],
     "gsm8k": lambda: convert_each(lambda r: from_prompt_response(r["question"], r["answer"]), read_records(SOURCES / "gsm8k/train.jsonl")),
     "glaive": lambda: load_conversations(SOURCES / "toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json", on_error="skip")[0],
     "hermes_fc": lambda: load_conversations(SOURCES / "hermes_function_calling/hermes_fc_v1_card_examples.jsonl", on_error="skip")[0],
 }
+
+
+# Preference pairs: DPO only. Their "chosen" side is a relative judgement, not a vetted answer.
+PREFERENCE_SOURCES = {"hh_rlhf": SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl"}
 
 
 def _record(conv: dict | None, source: str) -> dict:
@@ -175,6 +194,10 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
     rng = random.Random(cfg.seed)
     bar = tqdm(total=6, desc="data build", disable=not progress)
     wanted = sorted({s for srcs in cfg.real_sources.values() for s in srcs})
+    prefs_only = [s for s in wanted if s in PREFERENCE_SOURCES]
+    if prefs_only:
+        raise ValueError(f"real_sources: {prefs_only[0]!r} is a preference source and feeds DPO only (a 'chosen' "
+                         f"answer is only the better of two, not a vetted SFT target); SFT sources: {sorted(REAL_LOADERS)}")
     unknown = [s for s in wanted if s not in REAL_LOADERS]
     if unknown:
         raise ValueError(f"unknown real source {unknown[0]!r}; known: {sorted(REAL_LOADERS)}")
@@ -229,7 +252,7 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
     unknown = [c for c in targets if c not in CATEGORIES]
     if unknown:
         raise ValueError(f"unknown category {unknown[0]!r} in shares; known: {list(CATEGORIES)}")
-    sft = sample_by_tokens({c: stream(c) for c in targets}, targets, count)
+    sft = sample_by_tokens({c: stream(c) for c in targets}, targets, count, slack=SLACK * cfg.total_tokens)
     bar.update()
 
     # Held-out evaluation items: fresh draws whose prompts never occur in training.
@@ -261,7 +284,7 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
         rejected = {"role": "assistant", "content": bad[kind]}
         prefs.append({"prompt": t.prompt, "tools": t.tools, "chosen": [t.messages[-1]], "rejected": [rejected],
                       "category": cat, "kind": kind, "source": "synthetic", "check": t.check})
-    hh = read_records(SOURCES / "preference_hh_rlhf_harmless/harmless-base_test.jsonl")
+    hh = read_records(PREFERENCE_SOURCES["hh_rlhf"])
     prng.shuffle(hh)
     pref_skipped = 0
     for rec in hh:
@@ -299,7 +322,8 @@ def _write(tmp: Path, cfg: DataConfig, sft, prefs, evals, report, synth_report, 
     manifest = {"config": config, "sft_conversations": len(sft), "sft_tokens": sum(r["tokens"] for r in sft),
                 "sft_output_tokens": sum(r["output_tokens"] for r in sft), "preferences": len(prefs),
                 "preferences_skipped": pref_skipped, "eval_items": {c: len(v) for c, v in evals.items()},
-                "real_read": report.read, "real_kept": report.kept, "vocab_size": len(tok)}
+                "real_read": report.read, "real_kept": report.kept, "vocab_size": len(tok),
+                "stages": {"sft": ["synthetic", *sorted({s for srcs in cfg.real_sources.values() for s in srcs})], "dpo": ["synthetic", *PREFERENCE_SOURCES]}}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

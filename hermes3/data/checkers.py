@@ -174,18 +174,13 @@ def extract_code(text: str) -> str:
 
 
 def _check_python(spec, text):
-    from hermes3.sandbox import run_python
+    # the verdict is "the harness reached the end of the tests", not an exit code (harness.py)
+    from hermes3.data.harness import run_tests
 
     code = extract_code(text)
     if not code.strip():
         return False, "python: no code"
-    r = run_python(code + "\n\n" + spec["tests"] + "\n", timeout=spec.get("timeout", 5.0))
-    if r.timed_out:
-        return False, "python: timed out"
-    if not r.ok:
-        last = (r.stderr.strip().splitlines() or ["failed"])[-1]
-        return False, f"python: {last[:80]}"
-    return True, "ok"
+    return run_tests(code, spec["tests"], timeout=spec.get("timeout", 5.0))
 
 
 _ANSWER_IS = re.compile(r"the answer is\s*(.+?)\s*(?:\.\s*$|\.\s*\n|$)", re.IGNORECASE | re.MULTILINE)
