@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from hermes3.paths import resolve, runs
 
 SIZES = {"tiny-s": dict(hidden_size=128, num_layers=2, num_heads=2), "tiny-m": dict(hidden_size=256, num_layers=4, num_heads=4),
-         "tiny-l": dict(hidden_size=320, num_layers=6, num_heads=5)}
+         "tiny-l": dict(hidden_size=320, num_layers=6, num_heads=4)}
 
 
 @dataclass
