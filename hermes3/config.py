@@ -81,6 +81,8 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     if typ in (int, float, str):
         # YAML gives None, bools and containers as such: str() or int() of them would pass
         # silently as "None", 1 or "[...]".
+        if typ is str and isinstance(value, bool):
+            return str(value).lower()  # `bf16=false` is YAML's boolean, meant as the word
         if value is None or isinstance(value, (bool, dict, list)):
             raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}", key)
         try:

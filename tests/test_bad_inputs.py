@@ -447,6 +447,15 @@ def test_declared_schedulers_exist_in_transformers():
     assert set(SCHEDULERS) <= {s.value for s in SchedulerType}
 
 
+def test_yaml_booleans_for_word_fields():
+    """`bf16=false` on the command line is YAML's boolean; the str field takes it as the word."""
+    from hermes3.config import load_config
+    from hermes3.sft import SFTConfig
+
+    assert load_config(SFTConfig, None, ["bf16=false"]).bf16 == "false"
+    assert load_config(SFTConfig, None, ["bf16=True"]).bf16 == "true"
+
+
 def test_shipped_configs_pass_the_checks():
     """The constraints refuse bad values, not the presets we ship."""
     from hermes3.base_model import BaseConfig
