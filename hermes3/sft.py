@@ -359,6 +359,12 @@ def train(cfg: SFTConfig) -> Path:
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PaddingFreeCollator(),
                                processing_class=tok, callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref)])
     trainer.loss_normalization, trainer.shuffle = cfg.loss_normalization, cfg.shuffle
+    if args.disable_tqdm:
+        # Without progress bars the Trainer prints every log dict instead (PrinterCallback): a line
+        # per step in a batch notebook. metrics.csv and W&B keep the numbers.
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     trainer_ref["trainer"] = trainer
     resume_from = None
     if cfg.resume:
