@@ -23,15 +23,26 @@ for var, sub in (("HERMES3_RUNS", "runs"), ("HERMES3_FIGURES", "figures"), ("WAN
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = str(_TMP / "hypothesis")  # else ./.hypothesis
+try:  # and its example database
+    from hypothesis import settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    settings.register_profile("hermes3", database=DirectoryBasedExampleDatabase(str(_TMP / "hypothesis")))
+    settings.load_profile("hermes3")
+except ImportError:
+    pass
+
 
 def _status() -> str | None:
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+        out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None  # not a git checkout: nothing to compare
-    # Build and install byproducts are ignored by .gitignore; what is left is ours to keep clean.
-    return out
+    # Changed and new files, ignored ones included (runs/, .hypothesis/, wandb/): only Python's
+    # bytecode caches may appear.
+    return "\n".join(sorted(ln for ln in out.splitlines() if "__pycache__" not in ln))
 
 
 _BEFORE = _status()
