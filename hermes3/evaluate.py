@@ -509,7 +509,8 @@ def _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, task_dir: Path, batc
     elif backend == "hf":
         spans_file = task_dir / CONTENT_SPANS
         spans = json.loads(spans_file.read_text()) if offline and spans_file.exists() else {}
-        lm = _lm(model, tokenizer, batch_size, add_bos_token, _content_as_text(HFLM, spans) if spans else HFLM)
+        cls = _content_as_text(HFLM, spans) if spans else HFLM
+        lm = _lm(model, tokenizer, batch_size, add_bos_token, _quiet(cls) if os.environ.get("TQDM_DISABLE") == "1" else cls)
     else:
         raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
     # lm-eval's own task index (thousands of YAML files, ~12 s on 2 cores) only when a Hub task needs it
@@ -550,6 +551,23 @@ def _finish(raw: dict, samples: dict, out_dir, wandb_run) -> EvalResult:
 
         tracking.log_table(wandb_run, "scores", table)
     return EvalResult(table, raw, samples)
+
+
+def _quiet(HFLM):
+    """lm-eval's HF model without its progress bars: lm-eval passes ``disable=`` to tqdm itself,
+    so ``TQDM_DISABLE`` (batch notebooks, ``hermes3.notebook``) does not reach them."""
+
+    class QuietLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return super().generate_until(requests, disable_tqdm=True)
+
+    return QuietLM
 
 
 def _content_as_text(HFLM, spans: dict[str, list]):
