@@ -33,7 +33,9 @@ def test_describe_real_stage_configs():
     assert lines[0] == "  name = 'dpo': run name; output in runs/dpo/<name> unless output_dir is set"
     assert "  beta = 0.1: DPO beta (not in the report: TRL default 0.1)" in lines
     assert "  lora_r = 32: LoRA rank (report: 32)" in lines
-    assert len(lines) == 24  # one per field
+    import dataclasses
+
+    assert len(lines) == len(dataclasses.fields(DPOConfig)) == 25  # one per field
     assert describe(FilterConfig).splitlines()[2] == (
         "  source_ranks = {}: source name -> rank, lower is stronger; duplicates keep the best-ranked copy "
         "(unknown sources rank last)")
