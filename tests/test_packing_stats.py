@@ -43,10 +43,11 @@ def test_real_lengths_are_rendered_token_counts(tiny_tok):
 
 def test_real_lengths_notes(tiny_tok, monkeypatch):
     # HH-RLHF's harmless test split: 2,312 transcripts, 4 with an empty turn and 8 whose roles
-    # do not alternate (counted independently in test_data_filters.py)
+    # do not alternate (counted independently in test_data_filters.py). An empty turn renders (as
+    # the official template renders it) and so is measured; only the 8 cannot be rendered.
     sets, notes = real_lengths(tiny_tok, ["hh_rlhf_chosen"])
-    assert len(sets["hh_rlhf_chosen"]) == 2300 and notes == {
-        "hh_rlhf_chosen": "12 of 2312 records skipped (invalid conversation)"}
+    assert len(sets["hh_rlhf_chosen"]) == 2304 and notes == {
+        "hh_rlhf_chosen": "8 of 2312 records skipped (invalid conversation)"}
     monkeypatch.setattr(packing_stats, "SEARCH_DIRS", ())
     sets, notes = real_lengths(tiny_tok, ["arena_chats"])
     assert sets == {} and notes == {"arena_chats": "missing (arena_real_chats/arena_refusal_labeled_100.jsonl not found)"}
