@@ -30,7 +30,6 @@ from pathlib import Path
 from hermes3.errors import Hermes3Error
 from hermes3.paths import REPO, runs
 
-ROOT = REPO  # shipped configs
 DEFAULT_TOKENIZER = runs("data", "demo", "tokenizer")  # written by `hermes3 data build`
 
 
@@ -248,7 +247,7 @@ def cmd_fp8(args) -> int:
 def cmd_reproduce(args) -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     if names:  # same matching rule as pipeline.notebooks: stem, file name or the two-digit number
-        nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        nbs = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
         unknown = [n for n in names if not any(n in (p.stem, p.name, p.name[:2]) for p in nbs)]
         if unknown:
             raise Hermes3Error(f"--only: unknown notebook {unknown[0]!r}; known: "
@@ -308,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("data", help="data stage")
     dsub = sp.add_subparsers(dest="data_cmd", required=True)
     b = dsub.add_parser("build", help="build the SFT mixture, preference pairs, eval items and statistics")
-    b.add_argument("--config", default=str(ROOT / "configs" / "data" / "demo.yaml"))
+    b.add_argument("--config", default=str(REPO / "configs" / "data" / "demo.yaml"))
     b.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 filters.min_tokens=32")
     b.set_defaults(fn=cmd_data_build)
     sp = sub.add_parser("base", help="pre-train (or reuse) the tiny base model on the demo corpora")
@@ -317,12 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=200 data=runs/data/smoke")
     sp.set_defaults(fn=cmd_base)
     sp = sub.add_parser("sft", help="supervised fine-tuning (report §4.1)")
-    sp.add_argument("--config", default=str(ROOT / "configs" / "sft" / "tiny.yaml"))
+    sp.add_argument("--config", default=str(REPO / "configs" / "sft" / "tiny.yaml"))
     sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. lr=1e-3 max_steps=10")
     sp.set_defaults(fn=cmd_sft)
     sp = sub.add_parser("dpo", help="DPO with a LoRA adapter on packed preference batches (report §4.2)")
-    sp.add_argument("--config", default=str(ROOT / "configs" / "dpo" / "tiny.yaml"))
+    sp.add_argument("--config", default=str(REPO / "configs" / "dpo" / "tiny.yaml"))
     sp.add_argument("overrides", nargs="*")
     sp.set_defaults(fn=cmd_dpo)
     sp = sub.add_parser("fp8", help="FP8_DYNAMIC conversion for vLLM (compressed-tensors format), shard by shard")
@@ -332,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(fn=cmd_fp8)
     sp = sub.add_parser("lr-search", help="train one model per LR and score each on the GPT4All group (Fig. 2)")
-    sp.add_argument("--config", default=str(ROOT / "configs" / "sft" / "tiny.yaml"))
+    sp.add_argument("--config", default=str(REPO / "configs" / "sft" / "tiny.yaml"))
     sp.add_argument("--lrs", required=True, type=learning_rates, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")
     sp.add_argument("--group", default="gpt4all_standin")
     sp.add_argument("--data", default=None, help="data build with the held-out items (default: the config's data)")

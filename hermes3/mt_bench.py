@@ -25,9 +25,9 @@ from pathlib import Path
 
 from hermes3.encoding import encode_conversation
 from hermes3.loaders import read_records
+from hermes3.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
-MT_DIR = ROOT / "data" / "sources" / "mt_bench"
+MT_DIR = REPO / "data" / "sources" / "mt_bench"
 NEED_REFERENCE = ("math", "reasoning", "coding")
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")

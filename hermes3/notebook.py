@@ -36,9 +36,6 @@ def quiet() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
     os.environ.setdefault("DATASETS_VERBOSITY", "warning")
     os.environ.setdefault("LMEVAL_LOG_LEVEL", "ERROR")  # lm-eval re-reads it whenever it sets up logging
-    if os.environ.get("HERMES3_BATCH") == "1":
-        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads it at each bar: no text bars in saved notebooks
-        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
     # lm-eval logs its routine choices as warnings ("Overwriting default num_fewshot ..."): errors only.

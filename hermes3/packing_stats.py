@@ -24,9 +24,9 @@ from hermes3.loaders import (
 )
 from hermes3.masking import tokenize_and_mask
 from hermes3.packing import pack
+from hermes3.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
-SEARCH_DIRS = (ROOT / "data" / "sources", ROOT.parent / "shared" / "data")
+SEARCH_DIRS = (REPO / "data" / "sources", REPO.parent / "shared" / "data")
 REPORT_EFFICIENCY = 0.96  # report §4.1: "only 4% of tokens are the padding token"
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-REPORT_DIR = ROOT / "data" / "report"
+from hermes3.paths import REPO
+
+REPORT_DIR = REPO / "data" / "report"
 
 
 def report_table(n: int):

@@ -35,7 +35,7 @@ def test_real_lengths_are_rendered_token_counts(tiny_tok):
     assert notes == {} and list(sets) == ["glaive_toolcalls", "sharegpt_dummy"]
     for name, rel in (("glaive_toolcalls", "toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json"),
                       ("sharegpt_dummy", "sharegpt_fastchat_dummy/dummy_conversation.json")):
-        convs = load_conversations(packing_stats.ROOT / "data" / "sources" / rel)[0][:3]
+        convs = load_conversations(packing_stats.REPO / "data" / "sources" / rel)[0][:3]
         expect = [len(tiny_tok(render(c["messages"], c["tools"], bos_token=tiny_tok.bos_token or ""),
                                add_special_tokens=False)["input_ids"]) for c in convs]
         assert sets[name] == expect
