@@ -92,6 +92,38 @@ def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets:
     return pd.DataFrame(rows).set_index("task")
 
 
+def paired_likelihood(scores_a, scores_b, groups: dict[str, list[str]]):
+    """B vs A on held-out reference log-likelihood (``hermes3.heldout.heldout_scores`` frames of
+    the same items): per group of categories plus ``all``, the mean log-prob per token of A and B,
+    the paired mean difference with its 95% bootstrap interval, how many items B scores higher
+    and lower, and the exact sign-test p-value (McNemar's test on the items that moved).
+
+    >>> import pandas as pd
+    >>> a = pd.DataFrame({"id": ["x", "y", "z"], "category": ["c"] * 3, "mean_logprob": [-2.0, -3.0, -1.0]})
+    >>> b = a.assign(mean_logprob=a.mean_logprob + 0.5)
+    >>> r = paired_likelihood(a, b, {"g": ["c"]}).loc["g"]
+    >>> float(r["diff"]), int(r["B higher"]), int(r["A higher"]), float(r["p (sign test)"])
+    (0.5, 3, 0, 0.25)
+    """
+    import pandas as pd
+
+    a, b = scores_a.set_index("id"), scores_b.set_index("id")
+    if set(a.index) != set(b.index):
+        raise ValueError("the two score tables cover different held-out items")
+    rows = []
+    for name, cats in [*groups.items(), ("all", [c for cs in groups.values() for c in cs])]:
+        ids = sorted(a.index[a.category.isin(cats)])
+        xs, ys = a.loc[ids, "mean_logprob"].to_numpy(), b.loc[ids, "mean_logprob"].to_numpy()
+        if not ids:
+            continue
+        d, lo, hi = bootstrap_diff(xs, ys)
+        up, down = int((ys > xs).sum()), int((ys < xs).sum())
+        rows.append({"task": name, "items": len(ids), "A": float(xs.mean()), "B": float(ys.mean()), "diff": d,
+                     "ci95_low": lo, "ci95_high": hi, "B higher": up, "A higher": down,
+                     "p (sign test)": mcnemar_p(up, down)})
+    return pd.DataFrame(rows).set_index("task")
+
+
 def _pair(result_a, result_b, task: str) -> tuple[list[float], list[float]]:
     a, b = _per_item(result_a, task), _per_item(result_b, task)
     if a.keys() != b.keys():

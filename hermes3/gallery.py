@@ -55,8 +55,14 @@ def gallery(manifest: dict) -> str:
         groups = ", ".join(f"{r['task'].removesuffix('_standin')} {100 * r['A']:.0f}->{100 * r['B']:.0f}% "
                            f"(p={_p(r['p (McNemar)'])})" for r in rows if r["task"].endswith("_standin"))
         tc = _paired(rows, "tool calls")
-        lines.append(f"| SFT vs base (not in the report) | | {groups}; **tool calls {100 * tc['A']:.0f}% -> "
-                     f"{100 * tc['B']:.0f}%** of {tc['items']} held-out calls (p={_p(tc['p (McNemar)'])}) |")
+        lk = st.get("likelihood/base -> SFT", {}).get("results", [])
+        lk = "".join(f"; held-out answer log-prob/token, {r['task'].removesuffix('_standin')}: {r['A']:.2f} -> "
+                     f"{r['B']:.2f} (95% CI of the gain {r['ci95_low']:+.2f}..{r['ci95_high']:+.2f}, higher on "
+                     f"{r['B higher']} of {r['items']} items, sign test p={_p(r['p (sign test)'])})"
+                     for r in lk if r["task"].endswith("_standin"))
+        lines.append(f"| SFT vs base (not in the report) | | generated answers checked: {groups}; **tool calls "
+                     f"{100 * tc['A']:.0f}% -> {100 * tc['B']:.0f}%** of {tc['items']} held-out calls "
+                     f"(p={_p(tc['p (McNemar)'])}){lk} |")
     d = st["dpo"]["results"]
     acc = d["heldout_accuracy"]
     lines.append(f"| Fig. 5 DPO | margin rises to ~4 over 1,200 steps (8B) | held-out margin "

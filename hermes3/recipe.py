@@ -251,13 +251,15 @@ class Recipe:
         from hermes3.sft import epoch_checkpoints
 
         run = self.sft()
-        table, sel = epoch_table(run, self.data(), limit=self.preset.eval_limit)
+        metric = self.preset.epoch_metric
+        table, sel = epoch_table(run, self.data(), limit=self.preset.heldout_limit if metric == "likelihood"
+                                 else self.preset.eval_limit, metric=metric)
         ckpts = {f"epoch_{round(e)}": p for e, p in epoch_checkpoints(run)}
         chosen = ckpts[sel.best]
         self.record("epoch_selection", inputs={"sft_run": str(run)}, outputs={"checkpoints": {k: str(v) for k, v in ckpts.items()}},
                     selection={"epoch": sel.best, "checkpoint": str(chosen)},
-                    why=(f"Table 2 rule: each group min-max normalised across epochs, the four averaged; {sel.best} "
-                         f"has the highest total ({float(sel.total.max()):.2f})"),
+                    why=(f"Table 2 rule on {metric}: each group min-max normalised across epochs, the four averaged; "
+                         f"{sel.best} has the highest total ({float(sel.total.max()):.2f})"),
                     results={"total": {k: float(v) for k, v in sel.total.items()}})
         return table, chosen
 
@@ -332,6 +334,38 @@ class Recipe:
         table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
                        subsets={"tool calls": ("hermes_tool_use", calls)})
         self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
+                    outputs={}, results=table.reset_index().to_dict("records"))
+        return table
+
+    def heldout(self, name: str):
+        """Held-out reference log-likelihood of every category's items under a stage's model
+        (``hermes3.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
+        import pandas as pd
+
+        from hermes3.data.synthetic import CATEGORIES
+        from hermes3.heldout import heldout_scores
+
+        model = self.stage_model(name)
+        path = self.root / "heldout" / f"{name.replace(' ', '_')}-{_digest(model)[:12]}.csv"
+        if path.exists():
+            return pd.read_csv(path)
+        scores = heldout_scores(model, self.data(), list(CATEGORIES), limit=self.preset.heldout_limit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scores.to_csv(path.with_suffix(".tmp"), index=False)
+        path.with_suffix(".tmp").replace(path)
+        return scores
+
+    def compare_likelihood(self, a: str, b: str):
+        """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
+        stand-in group (the group's synthetic categories): paired bootstrap interval and sign
+        test (``compare.paired_likelihood``); recorded in the manifest."""
+        from hermes3.compare import paired_likelihood
+        from hermes3.evaluate import STANDIN_GROUPS
+
+        groups = {g: [t.removeprefix("hermes_") for t in STANDIN_GROUPS[g] if t.startswith("hermes_")]
+                  for g in GROUPS}
+        table = paired_likelihood(self.heldout(a), self.heldout(b), groups)
+        self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))
         return table
 

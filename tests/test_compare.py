@@ -36,3 +36,38 @@ def test_paired_counts_discordant_items_per_task_and_pooled():
     assert row["p (McNemar)"] == pytest.approx(10 / 16, rel=1e-12) and df.loc["all", "B only"] == 3
     with pytest.raises(ValueError, match="different items"):
         paired(a, _result("t", [1, 0]), ["t"])
+
+
+def test_paired_likelihood_by_hand():
+    """Two groups of one category each, plus `all`: means, differences, counts and the sign
+    test computed by hand (the interval is a bootstrap; a constant difference pins it)."""
+    import pandas as pd
+
+    from hermes3.compare import paired_likelihood
+
+    a = pd.DataFrame({"id": ["g1", "g2", "g3", "m1", "m2"], "category": ["general"] * 3 + ["math"] * 2,
+                      "mean_logprob": [-2.0, -1.0, -3.0, -1.0, -1.0]})
+    b = pd.DataFrame({"id": ["m2", "m1", "g3", "g2", "g1"], "category": ["math", "math"] + ["general"] * 3,
+                      "mean_logprob": [-1.0, -0.5, -2.0, -2.0, -1.0]})  # rows in another order: matched by id
+    t = paired_likelihood(a, b, {"gpt4all": ["general"], "agieval": ["math"]})
+    assert list(t.index) == ["gpt4all", "agieval", "all"]
+    g = t.loc["gpt4all"]
+    assert (g["items"], g["A"], g["B"]) == (3, -2.0, -5.0 / 3)
+    assert abs(g["diff"] - 1.0 / 3) < 1e-12                    # (+1 -1 +1) / 3
+    assert (g["B higher"], g["A higher"], g["p (sign test)"]) == (2, 1, 1.0)
+    m = t.loc["agieval"]
+    assert (m["diff"], m["B higher"], m["A higher"]) == (0.25, 1, 0)   # one tie: not counted
+    assert t.loc["all", "items"] == 5 and (t.loc["all", "B higher"], t.loc["all", "A higher"]) == (3, 1)
+    same = paired_likelihood(a, a.assign(mean_logprob=a.mean_logprob + 0.5), {"g": ["general", "math"]})
+    assert (same.loc["g", "ci95_low"], same.loc["g", "ci95_high"]) == (0.5, 0.5)
+
+
+def test_paired_likelihood_rejects_different_items():
+    import pandas as pd
+    import pytest
+
+    from hermes3.compare import paired_likelihood
+
+    a = pd.DataFrame({"id": ["x"], "category": ["c"], "mean_logprob": [-1.0]})
+    with pytest.raises(ValueError, match="different held-out items"):
+        paired_likelihood(a, a.assign(id=["y"]), {"g": ["c"]})

@@ -53,7 +53,7 @@ def _scores_favouring(lr_best: float):
 
 
 def _epochs_favouring(best: str):
-    def table(run_dir, data_dir, limit=None):
+    def table(run_dir, data_dir, limit=None, metric="benchmarks"):
         rows = {"epoch_1": [1.0, 1.0, 1.0, 1.0], "epoch_2": [0.0, 0.0, 0.0, 0.0]}
         if best == "epoch_2":
             rows = {"epoch_1": [0.0] * 4, "epoch_2": [1.0] * 4}
@@ -102,3 +102,35 @@ def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
         stage = recipe.manifest()["stages"]["dpo"]
         assert stage["inputs"] == {"model": str(ckpt), "model_from": "epoch_selection", "data": stage["inputs"]["data"]}
         assert recipe.manifest()["stages"]["epoch_selection"]["selection"]["epoch"] == best
+
+
+def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_path):
+    """Stage B vs stage A on held-out answer likelihood: scores are matched by item id, grouped by
+    the stand-in groups' synthetic categories, cached by model bytes and recorded in the manifest."""
+    models = {}
+    for name, shift in (("base", 0.0), ("SFT", 0.5)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"shift": shift}))
+        models[name] = d
+    monkeypatch.setattr(Recipe, "stage_model", lambda self, name: models[name])
+    calls = []
+
+    def scores(model_dir, data_dir, categories, limit=None):
+        calls.append(Path(model_dir).name)
+        shift = json.loads((Path(model_dir) / "config.json").read_text())["shift"]
+        ids = [f"{c}-{i}" for c in categories for i in range(4)]
+        return pd.DataFrame({"id": ids, "category": [i.rsplit("-", 1)[0] for i in ids], "logprob": 0.0, "tokens": 1,
+                             "mean_logprob": [-2.0 + shift + 0.1 * k for k in range(len(ids))]})
+
+    monkeypatch.setattr(hermes3.heldout, "heldout_scores", scores)
+    t = recipe.compare_likelihood("base", "SFT")
+    assert list(t.index) == ["gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin", "all"]
+    assert t.loc["gpt4all_standin", "items"] == 8          # general + domain_expert, 4 items each
+    assert t.loc["all", "items"] == 32 and t.loc["all", "B higher"] == 32 and t.loc["all", "A higher"] == 0
+    assert abs(t.loc["all", "diff"] - 0.5) < 1e-12
+    recipe.compare_likelihood("base", "SFT")
+    assert calls == ["base", "SFT"]                        # the second call reads the cache
+    rec = recipe.manifest()["stages"]["likelihood/base -> SFT"]
+    assert rec["inputs"] == {"base": str(models["base"]), "SFT": str(models["SFT"])}
+    assert [r["task"] for r in rec["results"]][-1] == "all"

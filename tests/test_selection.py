@@ -56,6 +56,36 @@ def test_epoch_table_applies_the_min_max_rule(tmp_path, monkeypatch):
     assert sel.best == "epoch_2"
 
 
+def test_epoch_table_on_likelihood_groups_categories(tmp_path, monkeypatch):
+    """metric="likelihood": each group is the mean held-out log-prob per token of its synthetic
+    categories' items; the same min-max rule then picks the epoch."""
+    import hermes3.heldout
+
+    run = tmp_path / "run"
+    for step, epoch in ((10, 1.0), (20, 2.0)):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "COMPLETE").write_text(json.dumps({"step": step, "epoch": epoch}))
+    seen = []
+
+    def scores(model_dir, data_dir, categories, limit=None):
+        seen.append(sorted(categories))
+        better = Path(model_dir).name == "checkpoint-20"
+        rows = [{"id": f"{c}-{i}", "category": c, "mean_logprob": -1.0 - i + (0.5 if better and c != "math" else 0.0)}
+                for c in categories for i in range(2)]
+        return pd.DataFrame(rows)
+
+    monkeypatch.setattr(hermes3.heldout, "heldout_scores", scores)
+    table, sel = selection.epoch_table(run, tmp_path, metric="likelihood")
+    assert seen[0] == ["coding", "content_generation", "domain_expert", "general", "math", "roleplay", "steering",
+                       "tool_use"]
+    assert table.loc["GPT4All", "epoch_1"] == -1.5 and table.loc["GPT4All", "epoch_2"] == -1.0
+    assert table.loc["AGIEval", "epoch_2"] == -1.25        # math unchanged, coding +0.5: mean of 4 items
+    assert table.loc["hermes_math", "epoch_2"] == -1.5
+    assert list(table.loc["Total Score"]) == [0.0, 100.0] and sel.best == "epoch_2"
+    with pytest.raises(ValueError, match="metric must be"):
+        selection.epoch_table(run, tmp_path, metric="loss")
+
+
 def test_epoch_table_without_checkpoints_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no complete epoch checkpoints"):
         selection.epoch_table(tmp_path, tmp_path)

@@ -265,18 +265,19 @@ TOOLS = {
                                        "required": ["symbol"]}}},
 }
 CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF"]
-
-
-WEATHER_CITIES = sorted(set(CITIES) | set(CAPITALS.values()))
+AMOUNTS = [10, 20, 25, 50, 75, 100, 200, 500]
 
 
 def _tool_request(rng):
     """A request that one tool call answers: (question, tool, arguments, tool result, final
-    answer, key of the answer). Several phrasings and ~25 cities keep held-out requests
-    unseen in training while the skill (pick the tool, copy the arguments) stays the same."""
+    answer, key of the answer). Argument values come from small closed sets (8 cities, 5
+    tickers, 5 currencies, 8 amounts), so a 5M-parameter model can learn each value's
+    mapping from request to JSON within the demo's minutes; held-out requests are unseen
+    combinations of phrasing, value and tool list (the data build drops any held-out prompt
+    that occurs in training)."""
     name = rng.choice(sorted(TOOLS))
     if name == "get_weather":
-        city = rng.choice(WEATHER_CITIES)
+        city = rng.choice(CITIES)
         temp = rng.randint(-5, 35)
         q = rng.choice(["What is the weather in {c} right now?", "How warm is it in {c} today?",
                         "Check the current weather in {c} for me.", "Is it cold in {c} at the moment?"]).format(c=city)
@@ -290,7 +291,7 @@ def _tool_request(rng):
         return (q, name, {"symbol": sym}, {"symbol": sym, "price": price}, f"{sym} is trading at {price} dollars.",
                 str(price))
     a, b = rng.sample(CURRENCIES, 2)
-    amount = rng.randint(5, 500)
+    amount = rng.choice(AMOUNTS)
     out = round(amount * rng.uniform(0.5, 1.5), 2)
     q = rng.choice(["Convert {n} {a} to {b}.", "How much is {n} {a} in {b}?"]).format(n=amount, a=a, b=b)
     return (q, name, {"amount": amount, "from_currency": a, "to_currency": b}, {"amount": out, "currency": b},
@@ -306,7 +307,20 @@ def _result(name, content):
 
 
 def gen_tool_use(rng, distractors: int = 0):
-    kind = rng.choice(["call", "answer", "parallel", "json_mode", "rag"])
+    # Single calls and sessions are drawn twice as often as the other kinds: calls are the
+    # held-out tool-call items and Hermes 3's flagship skill. A "session" is several request ->
+    # call -> result -> answer rounds under one tool system prompt (agentic use): the ~370-token
+    # tool prompt is paid once for 2-4 calls, so a CPU-sized budget trains more calls.
+    kind = rng.choice(["call", "call", "session", "session", "answer", "parallel", "json_mode", "rag"])
+    if kind == "session":
+        rounds = [_tool_request(rng) for _ in range(rng.randint(2, 4))]
+        msgs = []
+        for q, name, args, result, answer, _ in rounds:
+            msgs += [{"role": "user", "content": q}, {"role": "assistant", "tool_calls": [_call(name, args)]},
+                     _result(name, result), {"role": "assistant", "content": answer}]
+        names = sorted({r[1] for r in rounds})
+        return Task("tool_use", msgs, [TOOLS[n] for n in names], {"kind": "contains", "all": [rounds[-1][5]]},
+                    {"kind": kind})
     if kind in ("call", "answer"):
         q, name, args, result, answer, key = _tool_request(rng)
         names = sorted({name, *rng.sample(sorted(TOOLS), min(distractors + 1, len(TOOLS)))})
