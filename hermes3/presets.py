@@ -58,7 +58,7 @@ PRESETS = {
     # make demo: ~25 minutes on 2 CPU cores.
     "demo": Preset(
         scale="demo", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml", bases=_TINY,
-        main="tiny-m (70B stand-in)", base_overrides=("steps=200",), lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
+        main="tiny-m (70B stand-in)", base_overrides=("steps=300",), lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
     # Llama 3.1 on GPUs, the report's settings (Table 3). Point `data` at your mixture first.
     "full": Preset(
         scale="full", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml",
