@@ -6,7 +6,7 @@
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
-    hermes3 dpo --config configs/dpo/tiny.yaml [key=value ...]
+    hermes3 dpo --config configs/dpo/tiny.yaml [--resume] [key=value ...]
     hermes3 fp8 MODEL_DIR OUT_DIR [--ignore lm_head]
     hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -228,10 +229,11 @@ def cmd_dpo(args) -> int:
     from hermes3.config import load_config
     from hermes3.dpo import DPOConfig, train
 
-    cfg = load_config(DPOConfig, args.config, args.overrides)
+    cfg = load_config(DPOConfig, args.config, [*args.overrides] + (["resume=true"] if args.resume else []))
     out = train(cfg)
-    print((out / "heldout.json").read_text())
-    print(f"DPO run in {out} (merged model in {out / 'merged'})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the results
+        print((out / "heldout.json").read_text())
+        print(f"DPO run in {out} (merged model in {out / 'merged'})")
     return 0
 
 
@@ -322,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_sft)
     sp = sub.add_parser("dpo", help="DPO with a LoRA adapter on packed preference batches (report §4.2)")
     sp.add_argument("--config", default=str(REPO / "configs" / "dpo" / "tiny.yaml"))
+    sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     sp.add_argument("overrides", nargs="*")
     sp.set_defaults(fn=cmd_dpo)
     sp = sub.add_parser("fp8", help="FP8_DYNAMIC conversion for vLLM (compressed-tensors format), shard by shard")
