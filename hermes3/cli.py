@@ -179,11 +179,9 @@ def cmd_sft(args) -> int:
 def cmd_plan(args) -> int:
     import json as _json
 
-    from hermes3.config import load_config
-    from hermes3.plan import min_nodes, plan
-    from hermes3.sft import SFTConfig
+    from hermes3.plan import load_recipe, min_nodes, recipe_plan
 
-    cfg = load_config(SFTConfig, args.config, args.overrides)
+    cfg = load_recipe(args.config, args.overrides)  # SFT or DPO
     arch = dict(cfg.model_config)
     source = f"{args.config}: model_config"
     if not arch:
@@ -195,17 +193,16 @@ def cmd_plan(args) -> int:
         except (ValueError, OSError) as e:
             raise Hermes3Error(f"{cfg_file}: not a readable JSON model config ({e})") from None
         source = str(cfg_file)
-    kw = dict(seq_len=cfg.max_length, rows_per_device=cfg.rows_per_device, grad_accum=cfg.grad_accum,
-              activation_checkpointing=cfg.gradient_checkpointing)
+    planner, kw = recipe_plan(cfg)
     try:
-        p = plan(arch, cfg.cluster, **kw)
+        p = planner(arch, cfg.cluster, **kw)
     except Hermes3Error:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # transformers on a bad architecture
         raise Hermes3Error(f"{source}: not an architecture transformers can build ({type(e).__name__}: "
                            f"{(str(e).strip().splitlines() or [''])[0][:200]})") from None
     print(p.table())
-    m = min_nodes(arch, cfg.cluster, **kw)
+    m = min_nodes(arch, cfg.cluster, planner=planner, **kw)
     print(f"minimum nodes for this layout ({'with' if cfg.cluster.cpu_offload else 'without'} CPU offload): {m}")
     if not p.fits:
         print(f"hermes3 plan: this layout does not fit: {p.reason}.", file=sys.stderr)

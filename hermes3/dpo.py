@@ -38,6 +38,7 @@ from hermes3.config import ConfigError
 from hermes3.engine import COMPLETE
 from hermes3.masking import IGNORE_INDEX
 from hermes3.paths import resolve, resolve_if_local, runs
+from hermes3.plan import ClusterConfig
 
 __all__ = ["COMPLETE", "DPOConfig", "train"]
 
@@ -87,6 +88,9 @@ class DPOConfig:
         "ge": 0})
     wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
                                                    "choices": ("", "offline", "online", "disabled")})
+    model_config: dict = field(default_factory=dict, metadata={
+        "help": "architecture (AutoConfig.for_model kwargs) for `hermes3 plan` when the model is not on disk"})
+    cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
 
     def output(self) -> Path:
         return resolve(self.output_dir) if self.output_dir else runs("dpo", self.name)

@@ -58,8 +58,9 @@ def test_two_process_ddp_matches_single_process(sft_model, smoke_data, tmp_path)
     for k in pa:
         torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
     ha, hb = (json.loads((d / "heldout.json").read_text()) for d in (one, tmp_path / "two"))
+    # held-out margins: beta x differences of float32 log-probs near -350 (ulp 3e-5), so 3e-5
     for x, y in zip(ha["after"]["margins"], hb["after"]["margins"], strict=True):
-        assert abs(x - y) < 1e-5
+        assert abs(x - y) < 3e-5
 
 
 @needs_torchrun
