@@ -17,6 +17,13 @@ LoRA dropout, and NEFTune noise also reaches its reference pass. Here:
   sequence (alpha / sqrt(len x dim)), so packing does not change the noise a sample gets;
 * LoRA dropout stays 0.05.
 
+Training runs on transformers' ``Trainer``, the engine SFT uses (``hermes3.dpo_trainer``,
+``hermes3.engine``): device placement, DDP/FSDP, accumulation from the global batch
+``pairs_per_step``, clipping, checkpoints and resume. Against TRL 1.16 ``DPOTrainer`` + peft on
+identical token ids (a test): loss ln 2 at step 0 and the same losses, margins and LoRA weights
+after 3 steps. The one definitional difference: from a conversation TRL trains the "\n" the
+template writes after ``<|im_end|>``; we do not, consistent with our SFT mask.
+
 Logged like TRL: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
 logps/chosen, logps/rejected (W&B and ``metrics.csv``). With a fresh adapter (B = 0) the
 policy equals the reference: step-0 loss is ln 2 and every margin 0.
