@@ -132,7 +132,9 @@ def build_trainer(cfg, out: Path, model, tok, train_pairs: list[dict], held: lis
         seed=cfg.seed, data_seed=cfg.seed, average_tokens_across_devices=False)
     collate = collate_packed if cfg.packed else partial(collate_padded, pad_id=tok.pad_token_id or 0)
     trainer_ref: dict = {}
-    cbs = [engine.csv_callback(out / "metrics.csv", _row), *callbacks]
+    from dataclasses import asdict
+
+    cbs = [engine.csv_callback(out / "metrics.csv", _row), engine.config_callback(asdict(cfg)), *callbacks]
     if held and cfg.eval_steps:
         cbs.append(_heldout_callback(trainer_ref, held, cfg.beta, cfg.eval_steps, out / "heldout.csv"))
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_pairs, data_collator=collate,

@@ -187,3 +187,19 @@ def csv_callback(path: Path, row: Callable[[object, dict], dict | None]):
                 append_csv(path, r)
 
     return CSVCallback()
+
+
+def config_callback(config: dict):
+    """Adds the stage's own config (``SFTConfig`` / ``DPOConfig`` as a dict) to the W&B run the
+    Trainer started, next to the TrainingArguments it logs itself."""
+    from transformers import TrainerCallback
+
+    class ConfigCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            if "wandb" in args.report_to and state.is_world_process_zero:
+                import wandb
+
+                if wandb.run is not None:
+                    wandb.run.config.update({"hermes3": config}, allow_val_change=True)
+
+    return ConfigCallback()

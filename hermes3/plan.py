@@ -92,14 +92,18 @@ def meta_model(model_config: dict):
         return AutoModelForCausalLM.from_config(cfg)
 
 
+def _shape(model_config: dict):
+    """The meta model, its parameter count and one decoder layer's parameter count."""
+    model = meta_model(model_config)
+    return (model, sum(p.numel() for p in model.parameters()),
+            sum(p.numel() for p in model.model.layers[0].parameters()))
+
+
 def plan(model_config: dict, cluster: ClusterConfig, seq_len: int = 8192, rows_per_device: int = 1,
          grad_accum: int = 1, activation_checkpointing: bool = True) -> Plan:
     """Parameters, memory per GPU, tokens per step and steps per epoch for a recipe."""
-    model = meta_model(model_config)
-    n_params = sum(p.numel() for p in model.parameters())
-    c = model.config
-    h, L, V = c.hidden_size, c.num_hidden_layers, c.vocab_size
-    layer_params = sum(p.numel() for p in model.model.layers[0].parameters())
+    model, n_params, layer_params = _shape(model_config)
+    h, L, V = model.config.hidden_size, model.config.num_hidden_layers, model.config.vocab_size
     gpus = cluster.nodes * cluster.gpus_per_node
     s = seq_len * rows_per_device
     state = n_params * BYTES_STATE / gpus
@@ -130,11 +134,8 @@ def plan_dpo(model_config: dict, cluster: ClusterConfig, max_length: int = 8192,
              activation_checkpointing: bool = True) -> Plan:
     """Memory per GPU of LoRA DPO (see the module docstring); ``tokens_per_step`` is the
     worst case, every sequence at ``max_length``."""
-    model = meta_model(model_config)
-    n_params = sum(p.numel() for p in model.parameters())
-    c = model.config
-    h, L, V = c.hidden_size, c.num_hidden_layers, c.vocab_size
-    layer_params = sum(p.numel() for p in model.model.layers[0].parameters())
+    model, n_params, layer_params = _shape(model_config)
+    h, L, V = model.config.hidden_size, model.config.num_hidden_layers, model.config.vocab_size
     gpus = cluster.nodes * cluster.gpus_per_node
     shards = gpus if cluster.fsdp else 1
     offload = cluster.fsdp and cluster.cpu_offload

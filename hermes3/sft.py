@@ -329,7 +329,8 @@ def train(cfg: SFTConfig) -> Path:
         trainer_ref: dict = {}
         trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PaddingFreeCollator(),
                                    processing_class=tok,
-                                   callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref)])
+                                   callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref),
+                                              engine.config_callback(asdict(cfg))])
         trainer.loss_normalization, trainer.shuffle = cfg.loss_normalization, cfg.shuffle
         trainer_ref["trainer"] = trainer
         if resume_from is not None:

@@ -174,3 +174,28 @@ def test_logged_lr_is_the_applied_lr_and_everything_is_on_the_engine_device(sft_
     assert seen["clipped"] == pytest.approx([min(g, 0.03) for g in m.grad_norm], rel=1e-5)
     assert m.grad_norm.max() > 0.03
     assert seen["engine"] == torch.device("cpu") and seen["devices"] == seen["inputs"] == {seen["engine"]}
+
+
+def test_wandb_gets_the_rows_of_metrics_csv_and_the_dpo_config(sft_model, smoke_data, tmp_path, monkeypatch):
+    """One W&B path for SFT and DPO: the Trainer's WandbCallback, offline, plus our config."""
+    import time
+
+    from hermes3.tracking import read_offline_run
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    out = train(DPOConfig(**{**_common(sft_model, smoke_data, max_steps=2), "wandb_mode": "offline"},
+                          output_dir=str(tmp_path / "run")))
+    (folder,) = list((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
+    for _ in range(50):  # the wandb service process may still be flushing the file
+        logged = read_offline_run(folder)
+        if "heldout/rewards/margins" in logged["summary"]:
+            break
+        time.sleep(0.2)
+    m = read_metrics(out)
+    rows = [h for h in logged["history"] if "train/rewards/margins" in h]
+    assert [h["train/rewards/margins"] for h in rows] == pytest.approx(m["rewards/margins"].tolist(), rel=1e-6)
+    assert [h["train/learning_rate"] for h in rows] == pytest.approx(m["learning_rate"].tolist(), rel=1e-12)
+    assert logged["config"]["hermes3"]["beta"] == 0.1 and logged["config"]["hermes3"]["pairs_per_step"] == 4
+    held = json.loads((out / "heldout.json").read_text())["after"]
+    assert logged["summary"]["heldout/rewards/margins"] == pytest.approx(held["rewards/margins"])
+    assert os.environ.get("WANDB_RUN_GROUP") is None  # the stage's group was set for the run only
