@@ -6,7 +6,7 @@
     hermes3 data build [--config configs/data/demo.yaml] [key=value ...]
     hermes3 base [--size tiny-s|tiny-m|tiny-l] [key=value ...]
     hermes3 sft --config configs/sft/tiny.yaml [--resume] [key=value ...]
-    hermes3 dpo --config configs/dpo/tiny.yaml [key=value ...]
+    hermes3 dpo --config configs/dpo/tiny.yaml [--resume] [key=value ...]
     hermes3 fp8 MODEL_DIR OUT_DIR [--ignore lm_head]
     hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -178,11 +179,9 @@ def cmd_sft(args) -> int:
 def cmd_plan(args) -> int:
     import json as _json
 
-    from hermes3.config import load_config
-    from hermes3.plan import min_nodes, plan
-    from hermes3.sft import SFTConfig
+    from hermes3.plan import load_recipe, min_nodes, recipe_plan
 
-    cfg = load_config(SFTConfig, args.config, args.overrides)
+    cfg = load_recipe(args.config, args.overrides)  # SFT or DPO
     arch = dict(cfg.model_config)
     source = f"{args.config}: model_config"
     if not arch:
@@ -194,17 +193,16 @@ def cmd_plan(args) -> int:
         except (ValueError, OSError) as e:
             raise Hermes3Error(f"{cfg_file}: not a readable JSON model config ({e})") from None
         source = str(cfg_file)
-    kw = dict(seq_len=cfg.max_length, rows_per_device=cfg.rows_per_device, grad_accum=cfg.grad_accum,
-              activation_checkpointing=cfg.gradient_checkpointing)
+    planner, kw = recipe_plan(cfg)
     try:
-        p = plan(arch, cfg.cluster, **kw)
+        p = planner(arch, cfg.cluster, **kw)
     except Hermes3Error:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # transformers on a bad architecture
         raise Hermes3Error(f"{source}: not an architecture transformers can build ({type(e).__name__}: "
                            f"{(str(e).strip().splitlines() or [''])[0][:200]})") from None
     print(p.table())
-    m = min_nodes(arch, cfg.cluster, **kw)
+    m = min_nodes(arch, cfg.cluster, planner=planner, **kw)
     print(f"minimum nodes for this layout ({'with' if cfg.cluster.cpu_offload else 'without'} CPU offload): {m}")
     if not p.fits:
         print(f"hermes3 plan: this layout does not fit: {p.reason}.", file=sys.stderr)
@@ -228,10 +226,11 @@ def cmd_dpo(args) -> int:
     from hermes3.config import load_config
     from hermes3.dpo import DPOConfig, train
 
-    cfg = load_config(DPOConfig, args.config, args.overrides)
+    cfg = load_config(DPOConfig, args.config, [*args.overrides] + (["resume=true"] if args.resume else []))
     out = train(cfg)
-    print((out / "heldout.json").read_text())
-    print(f"DPO run in {out} (merged model in {out / 'merged'})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the results
+        print((out / "heldout.json").read_text())
+        print(f"DPO run in {out} (merged model in {out / 'merged'})")
     return 0
 
 
@@ -322,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=cmd_sft)
     sp = sub.add_parser("dpo", help="DPO with a LoRA adapter on packed preference batches (report §4.2)")
     sp.add_argument("--config", default=str(REPO / "configs" / "dpo" / "tiny.yaml"))
+    sp.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     sp.add_argument("overrides", nargs="*")
     sp.set_defaults(fn=cmd_dpo)
     sp = sub.add_parser("fp8", help="FP8_DYNAMIC conversion for vLLM (compressed-tensors format), shard by shard")

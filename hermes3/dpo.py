@@ -17,6 +17,13 @@ LoRA dropout, and NEFTune noise also reaches its reference pass. Here:
   sequence (alpha / sqrt(len x dim)), so packing does not change the noise a sample gets;
 * LoRA dropout stays 0.05.
 
+Training runs on transformers' ``Trainer``, the engine SFT uses (``hermes3.dpo_trainer``,
+``hermes3.engine``): device placement, DDP/FSDP, accumulation from the global batch
+``pairs_per_step``, clipping, checkpoints and resume. Against TRL 1.16 ``DPOTrainer`` + peft on
+identical token ids (a test): loss ln 2 at step 0 and the same losses, margins and LoRA weights
+after 3 steps. The one definitional difference: from a conversation TRL trains the "\n" the
+template writes after ``<|im_end|>``; we do not, consistent with our SFT mask.
+
 Logged like TRL: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
 logps/chosen, logps/rejected (W&B and ``metrics.csv``). With a fresh adapter (B = 0) the
 policy equals the reference: step-0 loss is ln 2 and every margin 0.
@@ -25,9 +32,7 @@ policy equals the reference: step-0 loss is ln 2 and every margin 0.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
-import math
 import os
 import random
 from dataclasses import asdict, dataclass, field
@@ -37,10 +42,12 @@ import torch
 import torch.nn.functional as F
 
 from hermes3.config import ConfigError
+from hermes3.engine import COMPLETE
 from hermes3.masking import IGNORE_INDEX
 from hermes3.paths import resolve, resolve_if_local, runs
+from hermes3.plan import ClusterConfig
 
-COMPLETE = "COMPLETE"
+__all__ = ["COMPLETE", "DPOConfig", "train"]
 
 
 @dataclass
@@ -62,9 +69,20 @@ class DPOConfig:
     optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
     neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)",
                                                             "ge": 0})
-    pairs_per_step: int = field(default=16, metadata={"help": "preference pairs per optimizer step (not in the report)", "ge": 1})
+    pairs_per_step: int = field(default=16, metadata={
+        "help": "preference pairs per optimizer step over all processes (the global batch; not in the report). "
+                "The loss is the mean over these pairs of -log sigmoid(beta x margin); a sequence's log-prob is the "
+                "sum over its completion tokens (not averaged), as in TRL's sigmoid loss", "ge": 1})
+    pairs_per_device: int = field(default=0, metadata={
+        "help": "pairs per process per forward pass; gradient accumulation = pairs_per_step / (pairs_per_device x "
+                "processes), so the global batch is the same on 1 or 64 GPUs. 0: pairs_per_step / processes "
+                "(no accumulation)", "ge": 0})
     epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)", "ge": 0})
     max_steps: int = field(default=-1, metadata={"help": "stop after N steps (-1: all epochs)", "ge": -1})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not in the report; 0: off)", "ge": 0})
+    save_steps: int = field(default=0, metadata={
+        "help": "checkpoint adapter, optimizer, scheduler and RNG every N steps, for resume (0: off)", "ge": 0})
+    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in the output folder"})
     max_length: int = field(default=2048, metadata={"help": "drop pairs whose chosen or rejected sequence is longer", "ge": 1})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (long sequences, large models)"})
     packed: bool = field(default=True, metadata={"help": "padding-free packed batches (False: padded, as TRL)"})
@@ -77,6 +95,9 @@ class DPOConfig:
         "ge": 0})
     wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
                                                    "choices": ("", "offline", "online", "disabled")})
+    model_config: dict = field(default_factory=dict, metadata={
+        "help": "architecture (AutoConfig.for_model kwargs) for `hermes3 plan` when the model is not on disk"})
+    cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
 
     def output(self) -> Path:
         return resolve(self.output_dir) if self.output_dir else runs("dpo", self.name)
@@ -163,7 +184,9 @@ def collate_padded(pairs: list[dict], pad_id: int = 0) -> dict:
 @contextlib.contextmanager
 def neftune(model, alpha: float, position_ids: torch.Tensor | None, generator: torch.Generator | None = None):
     """NEFTune noise on the input embeddings inside this block only. Scale per sequence:
-    alpha / sqrt(len x dim), the paper's formula with len the sample's own length."""
+    alpha / sqrt(len x dim), the paper's formula with len the sample's own length. ``model``
+    is the unwrapped model (the one with ``get_input_embeddings``); ``generator`` lives on the
+    embeddings' device."""
     if alpha <= 0:
         yield
         return
@@ -208,24 +231,36 @@ def sequence_logps(model, batch: dict) -> torch.Tensor:
         0, batch["seq_index"][1:].to(tok.device), tok)
 
 
-def dpo_loss(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict]:
-    """Sigmoid DPO loss from per-sequence log-probs ordered (chosen, rejected, chosen, ...)."""
+METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
+           "logps/rejected")
+
+
+def pair_terms(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pair: the sigmoid DPO loss, and the logged quantities (columns in ``METRICS`` order),
+    from per-sequence log-probs ordered (chosen, rejected, chosen, ...)."""
     pc, pr, rc, rr = policy[0::2], policy[1::2], reference[0::2], reference[1::2]
     chosen_r, rejected_r = beta * (pc - rc), beta * (pr - rr)
-    loss = -F.logsigmoid(chosen_r - rejected_r).mean()
-    metrics = {"rewards/chosen": chosen_r.mean().item(), "rewards/rejected": rejected_r.mean().item(),
-               "rewards/margins": (chosen_r - rejected_r).mean().item(),
-               "rewards/accuracies": (chosen_r > rejected_r).float().mean().item(),
-               "logps/chosen": pc.mean().item(), "logps/rejected": pr.mean().item()}
-    return loss, metrics
+    losses = -F.logsigmoid(chosen_r - rejected_r)
+    logged = torch.stack([chosen_r, rejected_r, chosen_r - rejected_r, (chosen_r > rejected_r).to(chosen_r.dtype),
+                          pc, pr], -1).detach()
+    return losses, logged
+
+
+def dpo_loss(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict]:
+    """Sigmoid DPO loss (mean over pairs) from per-sequence log-probs ordered (chosen, rejected, ...)."""
+    losses, logged = pair_terms(policy, reference, beta)
+    return losses.mean(), dict(zip(METRICS, logged.mean(0).tolist(), strict=True))
 
 
 def dpo_step_loss(model, batch: dict, beta: float, neftune_alpha: float = 0.0, generator=None,
-                  return_logps: bool = False):
-    """Policy pass (adapter on, NEFTune) and reference pass (adapter off, no noise, no grad)."""
-    with torch.no_grad(), model.disable_adapter():
+                  return_logps: bool = False, peft=None):
+    """Policy pass (adapter on, NEFTune) and reference pass (adapter off, no noise, no grad).
+    ``model`` runs the forward passes (under DDP/FSDP: the wrapped model); ``peft`` is the
+    unwrapped PeftModel whose adapter is switched off (default: ``model`` itself)."""
+    peft = model if peft is None else peft
+    with torch.no_grad(), peft.disable_adapter():
         ref = sequence_logps(model, batch)
-    with neftune(model, neftune_alpha, batch.get("position_ids"), generator):
+    with neftune(peft, neftune_alpha, batch.get("position_ids"), generator):
         pol = sequence_logps(model, batch)
     loss, metrics = dpo_loss(pol, ref, beta)
     return (loss, metrics, pol, ref) if return_logps else (loss, metrics)
@@ -256,16 +291,17 @@ def _lora(model, cfg: DPOConfig):
 
 
 def prepare(cfg: DPOConfig):
-    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs."""
+    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs. The model
+    stays where it loads (CPU); the engine moves it to its device. On CUDA with bf16 the frozen
+    base loads in bf16 (the adapter stays fp32, peft's default), as SFT does."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hermes3.attention import choose_attention
     from hermes3.chat import ConversationError
+    from hermes3.modeling import check_model_folder, use_bf16
 
     cuda = torch.cuda.is_available()
     path = resolve_if_local(cfg.model)
-    from hermes3.modeling import check_model_folder
-
     check_model_folder(path)
     tok = AutoTokenizer.from_pretrained(path)
     pairs, dropped = [], 0
@@ -284,7 +320,8 @@ def prepare(cfg: DPOConfig):
     random.Random(cfg.seed).shuffle(pairs)
     n_held = max(1, int(len(pairs) * cfg.heldout_fraction)) if cfg.heldout_fraction > 0 else 0
     torch.manual_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=choose_attention("cuda" if cuda else "cpu"))
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=choose_attention("cuda" if cuda else "cpu"),
+                                                 dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
@@ -292,111 +329,92 @@ def prepare(cfg: DPOConfig):
 
 
 @torch.no_grad()
-def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16, per_pair: bool = False) -> dict:
-    """Held-out reward metrics (no noise, no dropout); ``per_pair`` adds ``margins``, each
-    pair's reward margin in order (for an interval on the accuracy)."""
+def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16, per_pair: bool = False,
+                   peft=None, reference_only: bool = False) -> dict:
+    """Held-out reward metrics (no noise, no dropout), each the mean over the pairs; ``per_pair``
+    adds ``margins``, each pair's reward margin in order (for an interval on the accuracy).
+    ``model`` runs the passes (wrapped under DDP/FSDP), ``peft`` is the unwrapped PeftModel.
+    ``reference_only``: the model before DPO, i.e. the reference itself (policy = reference:
+    loss ln 2, margins 0, log-probs of the SFT model)."""
+    peft = model if peft is None else peft
+    device = next(peft.parameters()).device
     was = model.training
     model.eval()
-    agg: dict[str, float] = {}
-    n, margins = 0, []
+    sums, n, margins = None, 0, []
     for k in range(0, len(pairs), batch_pairs):
-        chunk = pairs[k:k + batch_pairs]
-        loss, m, pol, ref = dpo_step_loss(model, collate_packed(chunk), beta, return_logps=True)
-        margins += (beta * ((pol[0::2] - ref[0::2]) - (pol[1::2] - ref[1::2]))).tolist()
-        for key, v in {**m, "loss": loss.item()}.items():
-            agg[key] = agg.get(key, 0.0) + v * len(chunk)
-        n += len(chunk)
+        batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate_packed(pairs[k:k + batch_pairs]).items()}
+        with peft.disable_adapter():
+            ref = sequence_logps(model, batch)
+        pol = ref if reference_only else sequence_logps(model, batch)
+        losses, logged = pair_terms(pol, ref, beta)
+        margins += logged[:, 2].tolist()
+        s = torch.cat([losses[:, None], logged], 1).double().sum(0)
+        sums = s if sums is None else sums + s
+        n += losses.numel()
     model.train(was)
-    out = {k: v / n for k, v in agg.items()}
+    out = dict(zip(("loss", *METRICS), (sums / n).tolist(), strict=True))
+    out = {k: out[k] for k in (*METRICS, "loss")}  # the column order of heldout.csv
     return {**out, "margins": margins} if per_pair else out
 
 
-def train(cfg: DPOConfig) -> Path:
-    """Run DPO; returns the output folder (``adapter/``, ``merged/``, ``metrics.csv``,
-    ``heldout.json`` with held-out reward metrics before and after)."""
-    check_config(cfg)
-    from transformers import get_linear_schedule_with_warmup
+def train(cfg: DPOConfig, callbacks: tuple = ()) -> Path:
+    """Run DPO on the transformers ``Trainer`` (``hermes3.dpo_trainer``); returns the output
+    folder: ``adapter/``, ``merged/``, ``metrics.csv``, ``heldout.json`` (held-out reward
+    metrics before and after), ``heldout.csv`` (with ``eval_steps``), ``checkpoint-N/`` (with
+    ``save_steps``) and ``COMPLETE`` last. ``callbacks``: extra ``TrainerCallback`` objects.
 
+    One process, or many under ``torchrun`` / ``accelerate launch`` (DDP, FSDP); the global
+    batch is ``pairs_per_step`` whatever the number of processes. Settings are checked before
+    any model or data loads:
+
+    >>> train(DPOConfig(beta=0))
+    Traceback (most recent call last):
+    ...
+    hermes3.config.ConfigError: beta must be > 0, got 0
+    """
+    check_config(cfg)
+    from hermes3 import engine
+    from hermes3.dpo_trainer import build_trainer, unwrapped
     from hermes3.outputs import check_writable
 
     out = check_writable(cfg.output(), "DPO output folder")
+    resume_from = engine.check_fresh_or_resume(out, cfg.resume, "dpo")
+    world = engine.world_size()
+    per_device = cfg.pairs_per_device or cfg.pairs_per_step // world
+    accum = engine.grad_accum_for(cfg.pairs_per_step, max(per_device, 1), world, "pairs_per_step")
     model, tok, train_pairs, held, dropped = prepare(cfg)  # bad model or data: fails before the folder exists
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    steps_per_epoch = math.ceil(len(train_pairs) / cfg.pairs_per_step)
-    total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (torch.optim.RMSprop(params, lr=cfg.lr) if cfg.optimizer == "rmsprop"
-           else torch.optim.AdamW(params, lr=cfg.lr))
-    sched = get_linear_schedule_with_warmup(opt, cfg.warmup_steps, total)
-    from hermes3.modeling import use_bf16
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        for f in ("metrics.csv", "heldout.csv"):
+            if resume_from is None:
+                (out / f).unlink(missing_ok=True)
+            else:
+                engine.truncate_csv(out / f, engine.checkpoint_step(resume_from))
+    with engine.tracking(cfg.wandb_mode, "dpo") as report_to:
+        trainer = build_trainer(cfg, out, model, tok, train_pairs, held, per_device, accum, report_to, callbacks)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        with trainer.accelerator.autocast():
+            before = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, peft=unwrapped(trainer),
+                                    reference_only=True) if held else {}
+            after = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, per_pair=True,
+                                   peft=unwrapped(trainer)) if held else {}
+        if trainer.is_fsdp_enabled:  # one adapter file, not shards (peft's format for merge)
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(out / "adapter"))
+        if main:
+            (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
+                                                          "train_pairs": len(train_pairs), "dropped": dropped}, indent=2))
+            merge(out / "adapter", cfg.model, out / "merged", tok)
+            if "wandb" in report_to:
+                import wandb
 
-    bf16 = use_bf16(cfg.bf16)
-    dev_type = "cuda" if torch.cuda.is_available() else "cpu"
-    gen = torch.Generator().manual_seed(cfg.seed)
-    run = _wandb(cfg)
-    before = evaluate_pairs(model, held, cfg.beta) if held else {}
-    held_csv = out / "heldout.csv"
-    held_csv.unlink(missing_ok=True)
-    if held and cfg.eval_steps:
-        _append_csv(held_csv, {"step": 0, **before})
-    rng = random.Random(cfg.seed)
-    order: list[int] = []
-    csv_path = out / "metrics.csv"
-    csv_path.unlink(missing_ok=True)
-    model.train()
-    for step in range(1, total + 1):
-        if len(order) < cfg.pairs_per_step:
-            fresh = list(range(len(train_pairs)))
-            rng.shuffle(fresh)
-            order += fresh
-        chunk = [train_pairs[i] for i in order[:cfg.pairs_per_step]]
-        del order[:cfg.pairs_per_step]
-        batch = collate_packed(chunk) if cfg.packed else collate_padded(chunk, tok.pad_token_id or 0)
-        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
-            loss, m = dpo_step_loss(model, batch, cfg.beta, cfg.neftune_alpha, gen)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
-        applied_lr = sched.get_last_lr()[0]  # the LR of this step (read before the scheduler moves on)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        if held and cfg.eval_steps and (step % cfg.eval_steps == 0 or step == total):
-            _append_csv(held_csv, {"step": step, **evaluate_pairs(model, held, cfg.beta)})
-        if step % cfg.logging_steps == 0 or step == 1:
-            row = {"step": step, "epoch": round(step / steps_per_epoch, 4), "loss": loss.item(),
-                   "learning_rate": applied_lr, "grad_norm": grad_norm, **m}
-            _append_csv(csv_path, row)
-            if run is not None:
-                run.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=step)
-    after = evaluate_pairs(model, held, cfg.beta, per_pair=True) if held else {}
-    (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
-                                                  "train_pairs": len(train_pairs), "dropped": dropped}, indent=2))
-    model.save_pretrained(out / "adapter")
-    merge(out / "adapter", cfg.model, out / "merged", tok)
-    (out / COMPLETE).write_text(json.dumps({"steps": total}))  # written last: the run is whole
-    if run is not None:
-        run.summary.update({f"heldout/{k}": v for k, v in after.items()})
-        run.finish()
+                if wandb.run is not None:
+                    wandb.run.summary.update({f"heldout/{k}": v for k, v in after.items() if k != "margins"})
+                    wandb.run.finish()
+            engine.mark_complete(out, steps=trainer.state.global_step)  # written last: the run is whole
     return out
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
-
-
-def _wandb(cfg: DPOConfig):
-    mode = cfg.wandb_mode or os.environ.get("WANDB_MODE", "offline")
-    if mode == "disabled":
-        return None
-    from hermes3 import tracking
-
-    return tracking.start("dpo", cfg.name, asdict(cfg), mode=mode)
 
 
 def merge(adapter_dir: str | Path, base: str | Path, out_dir: str | Path, tokenizer=None) -> Path:

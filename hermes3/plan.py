@@ -1,5 +1,5 @@
-"""``hermes3 plan``: will this SFT recipe fit, and how long is an epoch? Computed on the
-meta device (no weights, no download) from the recipe's architecture.
+"""``hermes3 plan``: will this SFT or DPO recipe fit, and how long is an epoch? Computed on
+the meta device (no weights, no download) from the recipe's architecture.
 
 Memory per GPU under FSDP full sharding with bf16 mixed precision and AdamW (an
 estimate; the standard accounting, e.g. ZeRO paper §3, Korthikanti et al. 2022):
@@ -17,6 +17,18 @@ CPU offload on any node count the report mentions, and with offload the minimum 
 count is set by host RAM: 16 bytes x 405.9B = 6.5 TB of state over the nodes, i.e. 7
 nodes at ~1 TB usable RAM each, the report's "seven HGX nodes ... with CPU parameter
 offloading".
+
+DPO with a LoRA adapter (``plan_dpo``), per GPU:
+
+* the frozen base in bf16: 2 bytes/parameter, divided over the GPUs under FSDP (in host RAM
+  with CPU offload), whole on each GPU under DDP;
+* the adapter's training state: 12 bytes/LoRA parameter with RMSProp (fp32 weight 4, fp32
+  gradient 4, square average 4; AdamW: 16), divided over the GPUs under FSDP;
+* no reference model: the reference is the same weights with the adapter disabled;
+* activations with checkpointing as above, for a micro-batch of ``pairs_per_device`` pairs
+  at worst ``2 x max_length`` tokens each (every sequence at the length cap);
+* logits: tokens x vocab x 10 bytes (bf16 logits, their fp32 upcast and the fp32
+  log-softmax that per-token log-probs are gathered from).
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 
 BYTES_STATE = 16  # fp32 master 4 + fp32 grad 4 + AdamW m, v 8
+BYTES_LORA = {"rmsprop": 12, "adamw_torch": 16}  # fp32 weight 4 + fp32 grad 4 + optimizer moments
 GiB = 1024**3
 
 
@@ -38,6 +51,9 @@ class ClusterConfig:
     usable_fraction: float = field(default=0.95, metadata={"help": "share of GPU memory usable after CUDA context etc.",
                                                                  "gt": 0, "le": 1})
     cpu_offload: bool = field(default=False, metadata={"help": "FSDP CPU offload of parameters, grads and optimizer"})
+    fsdp: bool = field(default=True, metadata={
+        "help": "the launch shards weights and state over all GPUs (FSDP full shard); false: DDP, a whole copy per GPU "
+                "(DPO under torchrun)"})
     cpu_ram_per_node_gb: float = field(default=1024.0, metadata={"help": "host RAM per node usable for offload", "ge": 0})
     dataset_tokens: float = field(default=390e6, metadata={"help": "SFT tokens per epoch (report: 390M)", "gt": 0})
     packing_efficiency: float = field(default=0.96, metadata={"help": "real tokens / slots (report: 96%)", "gt": 0, "le": 1})
@@ -60,9 +76,9 @@ class Plan:
                  f"GPUs                 {self.gpus}"]
         lines += [f"  {k:<19}{v:8.1f} GB" for k, v in self.memory.items()]
         lines += [f"host RAM per node    {self.host_ram_per_node_gb:8.1f} GB",
-                  f"tokens per step      {self.tokens_per_step:,}",
-                  f"steps per epoch      {self.steps_per_epoch:,}",
-                  f"fits                 {'yes' if self.fits else 'NO'}: {self.reason}"]
+                  f"tokens per step      {self.tokens_per_step:,}"]
+        lines += [f"steps per epoch      {self.steps_per_epoch:,}"] if self.steps_per_epoch >= 0 else []
+        lines += [f"fits                 {'yes' if self.fits else 'NO'}: {self.reason}"]
         return "\n".join(lines)
 
 
@@ -76,14 +92,18 @@ def meta_model(model_config: dict):
         return AutoModelForCausalLM.from_config(cfg)
 
 
+def _shape(model_config: dict):
+    """The meta model, its parameter count and one decoder layer's parameter count."""
+    model = meta_model(model_config)
+    return (model, sum(p.numel() for p in model.parameters()),
+            sum(p.numel() for p in model.model.layers[0].parameters()))
+
+
 def plan(model_config: dict, cluster: ClusterConfig, seq_len: int = 8192, rows_per_device: int = 1,
          grad_accum: int = 1, activation_checkpointing: bool = True) -> Plan:
     """Parameters, memory per GPU, tokens per step and steps per epoch for a recipe."""
-    model = meta_model(model_config)
-    n_params = sum(p.numel() for p in model.parameters())
-    c = model.config
-    h, L, V = c.hidden_size, c.num_hidden_layers, c.vocab_size
-    layer_params = sum(p.numel() for p in model.model.layers[0].parameters())
+    model, n_params, layer_params = _shape(model_config)
+    h, L, V = model.config.hidden_size, model.config.num_hidden_layers, model.config.vocab_size
     gpus = cluster.nodes * cluster.gpus_per_node
     s = seq_len * rows_per_device
     state = n_params * BYTES_STATE / gpus
@@ -94,28 +114,95 @@ def plan(model_config: dict, cluster: ClusterConfig, seq_len: int = 8192, rows_p
         "logits": s * V * 6 / 1e9,
     }
     mem["total"] = sum(mem.values())
-    budget = cluster.gpu_memory_gb * cluster.usable_fraction
     host = n_params * BYTES_STATE / cluster.nodes / 1e9 if cluster.cpu_offload else 0.0
     tokens = rows_per_device * gpus * grad_accum * seq_len
     steps = math.ceil(cluster.dataset_tokens / (tokens * cluster.packing_efficiency))
+    return Plan(n_params, L, gpus, mem, host, tokens, steps, *_verdict(mem, host, cluster))
+
+
+def lora_parameters(model, r: int) -> int:
+    """LoRA parameters of rank ``r`` on every linear layer but the output head (peft's
+    ``all-linear``): r x (in + out) each."""
+    import torch
+
+    return sum(r * (m.in_features + m.out_features) for n, m in model.named_modules()
+               if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head"))
+
+
+def plan_dpo(model_config: dict, cluster: ClusterConfig, max_length: int = 8192, pairs_per_device: int = 1,
+             pairs_per_step: int = 64, lora_r: int = 32, optimizer: str = "rmsprop",
+             activation_checkpointing: bool = True) -> Plan:
+    """Memory per GPU of LoRA DPO (see the module docstring); ``tokens_per_step`` is the
+    worst case, every sequence at ``max_length``."""
+    model, n_params, layer_params = _shape(model_config)
+    h, L, V = model.config.hidden_size, model.config.num_hidden_layers, model.config.vocab_size
+    gpus = cluster.nodes * cluster.gpus_per_node
+    shards = gpus if cluster.fsdp else 1
+    offload = cluster.fsdp and cluster.cpu_offload
+    s = 2 * pairs_per_device * max_length
+    lora = lora_parameters(model, lora_r) * BYTES_LORA[optimizer]
+    mem = {
+        "frozen base (bf16)": 0.0 if offload else n_params * 2 / shards / 1e9,
+        "LoRA + optimizer": lora / shards / 1e9,
+        "reference model": 0.0,
+        "gathered layers": 2 * layer_params * 2 / 1e9 if cluster.fsdp else 0.0,
+        "activations": (L * s * h * 2 + 34 * s * h) / 1e9 if activation_checkpointing else L * 34 * s * h / 1e9,
+        "logits": s * V * 10 / 1e9,
+    }
+    mem["total"] = sum(mem.values())
+    host = (n_params * 2 + lora) / cluster.nodes / 1e9 if offload else 0.0
+    return Plan(n_params, L, gpus, mem, host, 2 * pairs_per_step * max_length, -1, *_verdict(mem, host, cluster))
+
+
+def _verdict(mem: dict, host: float, cluster: ClusterConfig) -> tuple[bool, str]:
+    budget = cluster.gpu_memory_gb * cluster.usable_fraction
     if mem["total"] > budget:
-        fits, why = False, (f"needs {mem['total']:.1f} GB per GPU but {cluster.gpu_memory_gb:.0f} GB GPUs give "
-                            f"{budget:.1f} GB" + ("" if cluster.cpu_offload else "; try cpu_offload or more nodes"))
-    elif host > cluster.cpu_ram_per_node_gb:
-        fits, why = False, (f"CPU offload needs {host:.0f} GB of host RAM per node, more than the "
-                            f"{cluster.cpu_ram_per_node_gb:.0f} GB available; use more nodes")
-    else:
-        fits, why = True, f"{mem['total']:.1f} of {budget:.1f} GB per GPU" + (
-            f", {host:.0f} of {cluster.cpu_ram_per_node_gb:.0f} GB host RAM per node" if cluster.cpu_offload else "")
-    return Plan(n_params, L, gpus, mem, host, tokens, steps, fits, why)
+        return False, (f"needs {mem['total']:.1f} GB per GPU but {cluster.gpu_memory_gb:.0f} GB GPUs give "
+                       f"{budget:.1f} GB" + ("" if cluster.cpu_offload else "; try cpu_offload or more nodes"))
+    if host > cluster.cpu_ram_per_node_gb:
+        return False, (f"CPU offload needs {host:.0f} GB of host RAM per node, more than the "
+                       f"{cluster.cpu_ram_per_node_gb:.0f} GB available; use more nodes")
+    return True, f"{mem['total']:.1f} of {budget:.1f} GB per GPU" + (
+        f", {host:.0f} of {cluster.cpu_ram_per_node_gb:.0f} GB host RAM per node" if cluster.cpu_offload else "")
 
 
-def min_nodes(model_config: dict, cluster: ClusterConfig, max_nodes: int = 64, **kw) -> int | None:
-    """The fewest nodes on which ``plan`` fits (same cluster otherwise), or None."""
+def recipe_plan(cfg) -> tuple:
+    """``(planner, kwargs)`` for an ``SFTConfig`` or a ``DPOConfig``: ``planner(arch, cluster, **kwargs)``."""
+    if hasattr(cfg, "beta"):  # DPO
+        gpus = cfg.cluster.nodes * cfg.cluster.gpus_per_node
+        return plan_dpo, dict(max_length=cfg.max_length, pairs_per_device=cfg.pairs_per_device or max(
+            cfg.pairs_per_step // gpus, 1), pairs_per_step=cfg.pairs_per_step, lora_r=cfg.lora_r,
+            optimizer=cfg.optimizer, activation_checkpointing=cfg.gradient_checkpointing)
+    return plan, dict(seq_len=cfg.max_length, rows_per_device=cfg.rows_per_device, grad_accum=cfg.grad_accum,
+                      activation_checkpointing=cfg.gradient_checkpointing)
+
+
+def load_recipe(path, overrides=()):
+    """An SFT or DPO recipe, told apart by its keys (a DPO recipe sets ``pairs_per_step``)."""
+    import yaml
+
+    from hermes3.config import load_config
+
+    try:  # an unreadable file: load_config below says what is wrong, in one line
+        keys = set(yaml.safe_load(open(path, encoding="utf-8")) or {})
+    except (OSError, TypeError, ValueError, yaml.YAMLError):
+        keys = set()
+    if "pairs_per_step" in keys or "beta" in keys:
+        from hermes3.dpo import DPOConfig
+
+        return load_config(DPOConfig, path, overrides)
+    from hermes3.sft import SFTConfig
+
+    return load_config(SFTConfig, path, overrides)
+
+
+def min_nodes(model_config: dict, cluster: ClusterConfig, max_nodes: int = 64, planner=None, **kw) -> int | None:
+    """The fewest nodes on which ``planner`` (default ``plan``) fits (same cluster otherwise), or None."""
     from dataclasses import replace
 
+    planner = planner or plan
     for n in range(1, max_nodes + 1):
-        if plan(model_config, replace(cluster, nodes=n), **kw).fits:
+        if planner(model_config, replace(cluster, nodes=n), **kw).fits:
             return n
     return None
 

@@ -24,10 +24,7 @@ an FSDP config, the full-scale recipes in ``configs/sft/``.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,12 +33,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from hermes3 import engine
 from hermes3.config import ConfigError
+from hermes3.engine import COMPLETE, last_complete_checkpoint
 from hermes3.masking import IGNORE_INDEX
 from hermes3.paths import resolve, resolve_if_local, runs
 from hermes3.plan import ClusterConfig
 
-COMPLETE = "COMPLETE"
+__all__ = ["COMPLETE", "SFTConfig", "last_complete_checkpoint", "train"]
 # transformers.SchedulerType values that need no extra arguments (tests check they exist there)
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay")
@@ -61,7 +60,12 @@ class SFTConfig:
     overlong: str = field(default="drop", metadata={"help": "samples longer than max_length: drop | truncate | split",
                                                     "choices": ("drop", "truncate", "split")})
     rows_per_device: int = field(default=1, metadata={"help": "packed rows per device per micro-step (report: 1)", "ge": 1})
-    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps (report: 1; batch = GPUs)", "ge": 1})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps (report: 1; batch = GPUs); "
+                                                          "ignored when global_batch is set", "ge": 1})
+    global_batch: int = field(default=0, metadata={
+        "help": "packed rows per optimizer step over all processes (report: 48); gradient accumulation = "
+                "global_batch / (rows_per_device x processes), so the recipe means the same on 8 or 48 GPUs. "
+                "0: rows_per_device x grad_accum x processes", "ge": 0})
     epochs: float = field(default=4, metadata={"help": "training epochs (report: 4)", "ge": 0})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: run all epochs)", "ge": -1})
     lr: float = field(default=7e-6, metadata={"help": "peak learning rate (report: 7e-6 for 8B/70B, 3.5e-6 for 405B)", "gt": 0})
@@ -70,7 +74,9 @@ class SFTConfig:
                                                       "choices": SCHEDULERS})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (report: 0.01)", "ge": 0})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not stated in the report; 0: off)", "ge": 0})
-    loss_normalization: str = field(default="token", metadata={"help": "token | sample (see module docstring)",
+    loss_normalization: str = field(default="token", metadata={
+        "help": "token: summed cross-entropy / target tokens of the whole optimizer step (all micro-batches and "
+                "processes); sample: each conversation's mean over its tokens, averaged over the step's conversations",
                                                                "choices": ("token", "sample")})
     bf16: str = field(default="auto", metadata={"help": "auto (when the hardware has it) | true | false",
                                                  "choices": ("auto", "true", "false")})
@@ -185,9 +191,7 @@ def num_samples_with_targets(labels: torch.Tensor, position_ids: torch.Tensor) -
 
 
 def _trainer_class():
-    from transformers import Trainer
-
-    class HermesTrainer(Trainer):
+    class HermesTrainer(engine.trainer_base()):
         """Trainer with per-token or per-sample loss normalisation over the optimizer step,
         token counting for throughput and completion markers on checkpoints."""
 
@@ -242,49 +246,24 @@ def _trainer_class():
                 loss = loss * self.accelerator.num_processes
             return (loss, out) if return_outputs else loss
 
-        def _save_checkpoint(self, model, trial):
-            super()._save_checkpoint(model, trial)
-            if self.args.should_save:
-                folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-                (folder / COMPLETE).write_text(json.dumps({"step": self.state.global_step, "epoch": self.state.epoch}))
-
     return HermesTrainer
 
 
-def last_complete_checkpoint(output_dir: Path) -> Path | None:
-    """The newest ``checkpoint-N`` whose save finished; half-written ones are ignored."""
-    done = [p for p in output_dir.glob("checkpoint-*") if (p / COMPLETE).exists() and re.fullmatch(r"checkpoint-\d+", p.name)]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
 def _metrics_callback(csv_path: Path, plan, trainer_ref: dict):
-    from transformers import TrainerCallback
+    """Adds tokens/s and packing efficiency to every log; mirrors the rows to ``metrics.csv``."""
+    clock = {"t": time.perf_counter(), "tokens": 0}
 
-    class MetricsCallback(TrainerCallback):
-        """Adds tokens/s, packing efficiency and epoch to every log; mirrors logs to CSV."""
+    def row(state, logs):
+        tr = trainer_ref["trainer"]
+        now, toks = time.perf_counter(), tr.tokens_seen * tr.args.world_size
+        logs["tokens_per_second"] = (toks - clock["tokens"]) / max(now - clock["t"], 1e-9)
+        logs["packing_efficiency"] = plan.efficiency
+        clock.update(t=now, tokens=toks)
+        return {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "loss": logs.get("loss"),
+                "learning_rate": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
+                "tokens_per_second": logs["tokens_per_second"], "packing_efficiency": plan.efficiency}
 
-        def __init__(self):
-            self.t0, self.tok0 = time.perf_counter(), 0
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs is None or "loss" not in logs or not state.is_world_process_zero:
-                return
-            tr = trainer_ref["trainer"]
-            now, toks = time.perf_counter(), tr.tokens_seen * args.world_size
-            logs["tokens_per_second"] = (toks - self.tok0) / max(now - self.t0, 1e-9)
-            logs["packing_efficiency"] = plan.efficiency
-            self.t0, self.tok0 = now, toks
-            row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "loss": logs.get("loss"),
-                   "learning_rate": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
-                   "tokens_per_second": logs["tokens_per_second"], "packing_efficiency": plan.efficiency}
-            new = not csv_path.exists()
-            with csv_path.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(row))
-                if new:
-                    w.writeheader()
-                w.writerow(row)
-
-    return MetricsCallback()
+    return engine.csv_callback(csv_path, row)
 
 
 def train(cfg: SFTConfig) -> Path:
@@ -299,7 +278,7 @@ def train(cfg: SFTConfig) -> Path:
     hermes3.config.ConfigError: lr must be > 0, got 0
     """
     check_config(cfg)
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hermes3.attention import choose_attention
     from hermes3.modeling import check_model_folder, use_bf16
@@ -307,8 +286,10 @@ def train(cfg: SFTConfig) -> Path:
     from hermes3.packing import PaddingFreeCollator
 
     out = check_writable(cfg.output(), "SFT output folder")
-    if out.exists() and not cfg.resume and any(out.glob("checkpoint-*")):
-        raise ConfigError(f"{out} already holds checkpoints: pass resume=true to continue or choose another name")
+    resume_from = engine.check_fresh_or_resume(out, cfg.resume, "sft")
+    world = engine.world_size()
+    accum = (engine.grad_accum_for(cfg.global_batch, cfg.rows_per_device, world) if cfg.global_batch
+             else cfg.grad_accum)
     convs = load_conversations_for(cfg)
     model_path = resolve_model(cfg)
     check_model_folder(model_path)
@@ -331,68 +312,36 @@ def train(cfg: SFTConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     (out / "packing.json").write_text(json.dumps(plan.summary(), indent=2))
-    wandb_mode = cfg.wandb_mode or os.environ.get("WANDB_MODE", "offline")
-    if wandb_mode != "disabled":
-        os.environ.setdefault("WANDB_MODE", wandb_mode)
-        os.environ.setdefault("WANDB_PROJECT", "hermes3")
-        os.environ.setdefault("WANDB_RUN_GROUP", "sft")
-        os.environ.setdefault("WANDB_DIR", str(runs("wandb")))
-        Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
     if cfg.fsdp and not cuda:
         print("[hermes3 sft] fsdp is set, but transformers/accelerate apply FSDP on GPUs only: this CPU run "
               "shards nothing (DDP under torchrun). FSDP2 on CPU is checked in tests/test_sft_distributed.py.",
               file=sys.stderr)
-    args = TrainingArguments(
-        output_dir=str(out), run_name=cfg.name, per_device_train_batch_size=cfg.rows_per_device,
-        gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, bf16=use_bf16(cfg.bf16),
-        activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
-        save_strategy="steps" if cfg.save_steps else ("epoch" if cfg.save_each_epoch else "no"),
-        save_steps=cfg.save_steps or 500, save_only_model=False, seed=cfg.seed, data_seed=cfg.seed,
-        report_to=[] if wandb_mode == "disabled" else ["wandb"], remove_unused_columns=False,
-        dataloader_num_workers=0, use_cpu=not cuda,
-        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-        average_tokens_across_devices=True, fsdp=cfg.fsdp or "", fsdp_config=cfg.fsdp_config or None,
-        disable_tqdm=os.environ.get("TQDM_DISABLE") == "1")  # batch notebooks: no progress tables
-    trainer_ref: dict = {}
-    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PaddingFreeCollator(),
-                               processing_class=tok, callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref)])
-    trainer.loss_normalization, trainer.shuffle = cfg.loss_normalization, cfg.shuffle
-    if args.disable_tqdm:
-        # Without progress bars the Trainer prints every log dict instead (PrinterCallback): a line
-        # per step in a batch notebook. metrics.csv and W&B keep the numbers.
-        from transformers import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    trainer_ref["trainer"] = trainer
-    resume_from = None
-    if cfg.resume:
-        resume_from = last_complete_checkpoint(out)
-        if resume_from is None:
-            print(f"[hermes3 sft] no complete checkpoint in {out}: starting fresh")
-        else:
-            _truncate_csv(out / "metrics.csv", int(resume_from.name.split("-")[1]))
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if trainer.args.should_save:
-        final = out / "final"
-        trainer.save_model(str(final))
-        tok.save_pretrained(final)
-        (final / COMPLETE).write_text(json.dumps({"step": trainer.state.global_step}))
+    with engine.tracking(cfg.wandb_mode, "sft") as report_to:
+        args = engine.training_arguments(
+            out, cfg.name, cuda=cuda, wandb=report_to, save_steps=cfg.save_steps,
+            save_strategy="steps" if cfg.save_steps else ("epoch" if cfg.save_each_epoch else "no"),
+            per_device_train_batch_size=cfg.rows_per_device, gradient_accumulation_steps=accum,
+            num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps,
+            lr_scheduler_type=cfg.scheduler, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+            bf16=use_bf16(cfg.bf16), activation_checkpointing=cfg.gradient_checkpointing,
+            logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, average_tokens_across_devices=True,
+            fsdp=cfg.fsdp or "", fsdp_config=cfg.fsdp_config or None)
+        trainer_ref: dict = {}
+        trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PaddingFreeCollator(),
+                                   processing_class=tok,
+                                   callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref),
+                                              engine.config_callback(asdict(cfg))])
+        trainer.loss_normalization, trainer.shuffle = cfg.loss_normalization, cfg.shuffle
+        trainer_ref["trainer"] = trainer
+        if resume_from is not None:
+            engine.truncate_csv(out / "metrics.csv", engine.checkpoint_step(resume_from))
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if trainer.args.should_save:
+            final = out / "final"
+            trainer.save_model(str(final))
+            tok.save_pretrained(final)
+            engine.mark_complete(final, step=trainer.state.global_step)
     return out
-
-
-def _truncate_csv(path: Path, step: int) -> None:
-    """Drop logged rows after ``step`` (they are re-run on resume)."""
-    if not path.exists():
-        return
-    rows = list(csv.DictReader(path.open()))
-    keep = [r for r in rows if int(r["step"]) <= step]
-    with path.open("w", newline="") as f:
-        if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(keep)
 
 
 def read_metrics(output_dir: str | Path):

@@ -4,10 +4,14 @@
    Llama-shaped model with random weights: packed 8192-token rows, bf16, the CUDA attention
    (flash-attn varlen when installed, else our per-sample SDPA). Prints tokens/s and model FLOPs
    utilisation (MFU) against the GPU's dense bf16 peak.
-2. FP8 inference of one converted layer: `torch._scaled_mm` on our FP8_DYNAMIC weights with
+2. A few DPO steps through `hermes3.dpo.train` (the Trainer engine) on the same 1B shape: LoRA
+   r32 on all linear layers, packed pairs, bf16, activation checkpointing; prints pairs/s and
+   the peak GPU memory of training.
+3. FP8 inference of one converted layer: `torch._scaled_mm` on our FP8_DYNAMIC weights with
    per-token activation scales vs the bf16 matmul: time, TFLOP/s, error against our emulation.
 
     python scripts/gpu_check.py [--steps 8] [--workdir runs/gpu_check]
+    python scripts/gpu_check.py --cpu-dry-run     (the DPO check on a tiny shape, on CPU: the code path only)
 """
 
 from __future__ import annotations
@@ -46,22 +50,63 @@ def train_flops_per_token(model, seq_lens: list[int]) -> float:
     return 6 * matmul + attn
 
 
-def sft_check(workdir: Path, steps: int) -> dict:
+def _data_and_model(workdir: Path, shape: dict, name: str = "llama-1b-random") -> Path:
+    """The demo data build and a random-weight Llama of ``shape`` (built once in ``workdir``)."""
+    from transformers import AutoTokenizer
+
     from hermes3.config import load_config
     from hermes3.data.build import DataConfig, build
     from hermes3.modeling import tiny_llama
-    from hermes3.sft import SFTConfig, read_metrics, train
 
     data_cfg = load_config(DataConfig, ROOT / "configs/data/demo.yaml", [f"out_dir={workdir / 'data'}"])
     if not (workdir / "data" / "manifest.json").exists():
         build(data_cfg, progress=False)
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(workdir / "data" / "tokenizer")
-    model_dir = workdir / "llama-1b-random"
+    model_dir = workdir / name
     if not (model_dir / "config.json").exists():
-        tiny_llama(len(tok), **SHAPE_1B).to(torch.bfloat16).save_pretrained(model_dir)
+        tiny_llama(len(tok), **shape).to(torch.bfloat16).save_pretrained(model_dir)
         tok.save_pretrained(model_dir)
+    return model_dir
+
+
+def dpo_check(workdir: Path, steps: int, pairs: int = 16, shape: dict | None = None) -> dict:
+    """DPO steps through the engine; pairs/s over the steps after the first, peak memory of
+    training (CUDA: ``max_memory_allocated``; CPU dry run: not measured)."""
+    from transformers import TrainerCallback
+
+    from hermes3.dpo import DPOConfig, train
+
+    model_dir = _data_and_model(workdir, shape or SHAPE_1B, "llama-1b-random" if shape is None else "llama-dry-run")
+    cuda = torch.cuda.is_available()
+    marks: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+
+        def on_step_end(self, args, state, control, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+            marks.append(time.perf_counter())
+
+    out = workdir / "dpo"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = DPOConfig(model=str(model_dir), data=str(workdir / "data"), output_dir=str(out), pairs_per_step=pairs,
+                    max_steps=steps, warmup_steps=1, max_length=4096, gradient_checkpointing=True,
+                    bf16="true" if cuda else "false", heldout_fraction=0.0, wandb_mode="disabled")
+    t0 = time.perf_counter()
+    train(cfg, callbacks=(Clock(),))
+    return {"steps": steps, "pairs_per_step": pairs,
+            "pairs_per_s": pairs * (len(marks) - 1) / (marks[-1] - marks[0]) if len(marks) > 1 else float("nan"),
+            "peak_memory_GB": torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan"),
+            "wall_s": time.perf_counter() - t0}
+
+
+def sft_check(workdir: Path, steps: int) -> dict:
+    from hermes3.sft import SFTConfig, read_metrics, train
+
+    model_dir = _data_and_model(workdir, SHAPE_1B)
     out = workdir / "sft"
     shutil.rmtree(out, ignore_errors=True)
     cfg = SFTConfig(model=str(model_dir), data=str(workdir / "data"), output_dir=str(out), max_length=8192,
@@ -125,11 +170,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "gpu_check"))
+    ap.add_argument("--cpu-dry-run", action="store_true", help="only the DPO check, tiny shape, CPU, 2 steps")
     args = ap.parse_args()
+    if args.cpu_dry_run:
+        r = dpo_check(Path(args.workdir), 2, pairs=2, shape=dict(hidden_size=64, num_layers=2, num_heads=4))
+        print("## dpo (CPU dry run)\n" + "\n".join(f"{k:28s} {v}" for k, v in r.items()))
+        return
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device")
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, peak bf16 {peak_tflops():.0f} TFLOP/s")
-    rows = {"sft": sft_check(Path(args.workdir), args.steps)}
+    rows = {"sft": sft_check(Path(args.workdir), args.steps), "dpo": dpo_check(Path(args.workdir), args.steps)}
     if torch.cuda.get_device_capability() >= (8, 9):
         rows["fp8"] = fp8_check()
     for name, r in rows.items():

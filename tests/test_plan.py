@@ -42,3 +42,43 @@ def test_report_layouts():
     assert min_nodes(_arch("405b"), ClusterConfig(cpu_offload=True, cpu_ram_per_node_gb=1024)) == 7
     bad = plan(_arch("405b"), ClusterConfig(nodes=6, cpu_offload=True))
     assert not bad.fits and "host RAM" in bad.reason
+
+
+def test_dpo_memory_arithmetic_by_hand():
+    """LoRA DPO: bf16 base, 12 bytes per LoRA parameter (RMSProp), no reference copy."""
+    from hermes3.plan import plan_dpo
+
+    arch = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "tie_word_embeddings": False}
+    n = 1000 * 64 * 2 + 2 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64) + 64
+    layer = 64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128 + 2 * 64
+    # r x (in + out) per linear: q, o (64->64), k, v (64->32), gate, up (64->128), down (128->64); 2 layers
+    lora = 2 * 8 * (2 * 128 + 2 * 96 + 3 * 192)
+    s = 2 * 3 * 256  # 3 pairs per device, 2 sequences of at most 256 tokens each
+    ddp = plan_dpo(arch, ClusterConfig(nodes=1, gpus_per_node=4, fsdp=False), max_length=256, pairs_per_device=3,
+                   pairs_per_step=12, lora_r=8)
+    assert ddp.memory["frozen base (bf16)"] == pytest.approx(n * 2 / 1e9)
+    assert ddp.memory["LoRA + optimizer"] == pytest.approx(lora * 12 / 1e9)
+    assert ddp.memory["reference model"] == ddp.memory["gathered layers"] == 0
+    assert ddp.memory["activations"] == pytest.approx((2 * s * 64 * 2 + 34 * s * 64) / 1e9)
+    assert ddp.memory["logits"] == pytest.approx(s * 1000 * 10 / 1e9)
+    assert ddp.tokens_per_step == 12 * 2 * 256 and ddp.steps_per_epoch == -1
+    fsdp = plan_dpo(arch, ClusterConfig(nodes=1, gpus_per_node=4), max_length=256, pairs_per_device=3, lora_r=8,
+                    optimizer="adamw_torch")
+    assert fsdp.memory["frozen base (bf16)"] == pytest.approx(n * 2 / 4 / 1e9)
+    assert fsdp.memory["LoRA + optimizer"] == pytest.approx(lora * 16 / 4 / 1e9)
+    assert fsdp.memory["gathered layers"] == pytest.approx(2 * layer * 2 / 1e9)
+
+
+def test_dpo_recipes_fit_one_node_and_405b_does_not():
+    from hermes3.plan import load_recipe, plan_dpo, recipe_plan
+
+    for size, base_gb in (("8b", 16.06), ("70b", 141.1 / 8)):
+        cfg = load_recipe(f"configs/dpo/llama3.1-{size}.yaml")
+        planner, kw = recipe_plan(cfg)
+        p = planner(cfg.model_config, cfg.cluster, **kw)
+        assert planner is plan_dpo and p.fits and p.gpus == 8, p.reason
+        assert p.memory["frozen base (bf16)"] == pytest.approx(base_gb, abs=0.05) and p.memory["reference model"] == 0
+    # why there is no 405B DPO recipe: no node count fits at 8192-token sequences, even with CPU offload
+    big = [plan_dpo(_arch("405b"), ClusterConfig(nodes=n, cpu_offload=True)) for n in (1, 8)]
+    assert not any(p.fits for p in big) and all(p.memory["total"] > 110 for p in big)

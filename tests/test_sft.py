@@ -31,7 +31,8 @@ def _params(folder):
 @pytest.mark.parametrize("norm", ["token", "sample"])
 def test_grad_accumulation_equals_large_batch(base, smoke_data, tmp_path, norm):
     a = train(_cfg(base, smoke_data, tmp_path / "a", rows_per_device=8, grad_accum=1, max_steps=1, loss_normalization=norm))
-    b = train(_cfg(base, smoke_data, tmp_path / "b", rows_per_device=2, grad_accum=4, max_steps=1, loss_normalization=norm))
+    # the global batch (8 rows) as the setting: 4 micro-steps of 2 rows derived for 1 process
+    b = train(_cfg(base, smoke_data, tmp_path / "b", rows_per_device=2, global_batch=8, max_steps=1, loss_normalization=norm))
     la, lb = read_metrics(a).loss[0], read_metrics(b).loss[0]
     assert abs(la - lb) < 1e-5
     pa, pb = _params(a / "final"), _params(b / "final")
