@@ -71,6 +71,7 @@ def clean_failure(args: str, names: str, why: str) -> Run:
 
 
 SMOKE_SFT = "max_steps=2 max_length=512 warmup_steps=0"  # a few steps of 512-token rows
+ONE_NOTEBOOK = Run("reproduce --scale smoke --only 09", "one smoke notebook (see below)", expect="09_table3_plan")
 
 # The reviewed table: README command (whitespace-normalised, comment dropped) -> what runs instead.
 COMMANDS: dict[str, tuple[Run, ...]] = {
@@ -106,17 +107,12 @@ COMMANDS: dict[str, tuple[Run, ...]] = {
         Run(f"pack-stats {FC}", "FILE: embedded; default tokenizer: the data build's", expect='"samples": 3'),
         clean_failure(f"pack-stats {FC} --tokenizer NousResearch/Hermes-3-Llama-3.1-8B",
                       "NousResearch/Hermes-3-Llama-3.1-8B", "a Hub tokenizer: the Hub is off here"),),
-    "hermes3 reproduce --scale demo [--only 05,06]": (
-        Run("reproduce --scale smoke --only 09", "the demo scale writes the committed notebooks/ (make demo); "
-            "the full smoke run is tests/test_notebooks.py's; one notebook shows --only works",
-            expect="09_table3_plan"),),
+    # The demo scale rewrites the committed notebooks/ and figures/ (make demo, 43 min) and the full smoke
+    # run is tests/test_notebooks.py's: one smoke notebook (Table 3, no training) shows the runner and --only.
+    "hermes3 reproduce --scale demo [--only 05,06]": (ONE_NOTEBOOK,),
     # --- inline mentions
-    "hermes3 reproduce --scale demo": (
-        Run("reproduce --scale smoke --only 09", "the demo scale rewrites the committed notebooks/ (43 min)",
-            expect="09_table3_plan"),),
-    "hermes3 reproduce --scale smoke": (
-        Run("reproduce --scale smoke --only 09", "the full smoke run is tests/test_notebooks.py's",
-            expect="09_table3_plan"),),
+    "hermes3 reproduce --scale demo": (ONE_NOTEBOOK,),
+    "hermes3 reproduce --scale smoke": (ONE_NOTEBOOK,),
     "hermes3 data build": (
         Run("data build --help", "'point it at your sources': the demo build itself runs above at smoke size",
             expect="--config"),),
