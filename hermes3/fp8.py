@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from hermes3.errors import Hermes3Error
+from hermes3.paths import resolve_if_local
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
@@ -127,7 +128,8 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     from hermes3.modeling import ModelFolderError, check_model_folder
     from hermes3.outputs import atomic_dir
 
-    src, out = Path(model_dir), Path(out_dir)
+    # `runs/...` under $HERMES3_RUNS, the rule every config path follows (hermes3.paths)
+    src, out = Path(resolve_if_local(str(model_dir))), Path(resolve_if_local(str(out_dir)))
     try:  # missing folder or config, not a causal LM, damaged shards: here, not halfway through
         check_model_folder(src)
     except ModelFolderError as e:

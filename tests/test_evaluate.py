@@ -10,6 +10,7 @@ import pytest
 from hermes3.data.checkers import check
 from hermes3.evaluate import (
     GPT4ALL,
+    HUB_SUITES,
     OFFLINE_TASKS,
     EvalError,
     evaluate,
@@ -161,6 +162,16 @@ def test_unknown_task_is_one_line(smoke_data):
     with pytest.raises(EvalError, match="unknown task 'no_such_task'"):
         evaluate(tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2), ["no_such_task", "gsm8k_local"],
                  tokenizer=tok, limit=1)
+
+
+def test_hub_suites_name_lm_eval_tasks():
+    """`evaluate` trusts the built-in suites' names without building lm-eval's task index (offline it
+    refuses at once); this is the check it skips: every name is one lm-eval knows."""
+    from lm_eval.tasks import TaskManager
+
+    index = TaskManager()
+    names = sorted({t for suite in HUB_SUITES.values() for t in suite})
+    assert [t for t in names if not index.match_tasks([t])] == []
 
 
 def test_hub_suites_are_configured_as_in_table5():
