@@ -4,7 +4,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-EXTRAS  := dev,notebooks,train,eval,fp8,lab
+EXTRAS  := dev,notebooks,train,eval,fp8,lab,serve
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install test demo lab lint bench clean fp8-crosscheck vllm-check
