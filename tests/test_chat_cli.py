@@ -126,3 +126,85 @@ def test_bad_tools_file_is_one_line_exit_2(tmp_path, capsys, content, problem):
     assert main(["chat", "unused-model", "--tools", str(f)]) == 2
     sep = ":" if content == "[{]" else ": "
     assert capsys.readouterr().err == f"hermes3 chat: {f}{sep}{problem}\n"
+
+
+class FakeServer:
+    """A stdlib HTTP server speaking the OpenAI streaming protocol (server-sent events) the way
+    vLLM's hermes tool parser answers: the call's name in one delta, its arguments in pieces."""
+
+    def __init__(self, replies):
+        import http.server
+        import threading
+
+        self.requests, replies = [], list(replies)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):  # /v1/models
+                body = json.dumps({"object": "list", "data": [{"id": "served-hermes", "object": "model",
+                                                               "created": 0, "owned_by": "vllm"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                outer.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for delta in replies.pop(0):
+                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "served-hermes",
+                             "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_openai_url_streams_and_assembles_tool_calls(tmp_path, monkeypatch, capsys):
+    call = [{"role": "assistant", "content": "<SCRATCHPAD>look it up</SCRATCHPAD>"},
+            {"tool_calls": [{"index": 0, "id": "chatcmpl-tool-1", "type": "function",
+                             "function": {"name": "get_weather", "arguments": ""}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": '"Oslo"}'}}]}]
+    server = FakeServer([call, [{"content": "Cold"}, {"content": "."}]])
+    try:
+        tools = tmp_path / "tools.json"
+        tools.write_text(json.dumps(WEATHER))
+        monkeypatch.setattr(sys, "stdin", io.StringIO("Weather in Oslo?\n/tool 3 C\n"))
+        assert main(["chat", "--url", server.url, "--tools", str(tools), "--max-new-tokens", "20"]) == 0
+    finally:
+        server.httpd.shutdown()
+    assert capsys.readouterr().out == (
+        "assistant: <SCRATCHPAD>look it up</SCRATCHPAD>\n"
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n'
+        "  SCRATCHPAD: look it up\n"
+        '  tool_call: get_weather {"city": "Oslo"}\n'
+        "assistant: Cold.\n")
+    first, second = server.requests
+    assert first["model"] == "served-hermes" and first["stream"] is True and first["max_tokens"] == 20
+    assert first["tools"] == WEATHER
+    assert first["messages"] == [{"role": "user", "content": "Weather in Oslo?"}]
+    # the OpenAI wire format: the call with an id and JSON-string arguments, the result naming it
+    assert second["messages"][1:] == [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1_0", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "content": "3 C", "tool_call_id": "call_1_0"}]
+
+
+def test_unreachable_url_is_one_line_exit_2(capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["chat", "--url", f"http://127.0.0.1:{port}/v1", "--timeout", "5"]) == 2
+    assert capsys.readouterr().err == (f"hermes3 chat: http://127.0.0.1:{port}/v1: cannot list the served models "
+                                       "(APIConnectionError: Connection error.)\n")
