@@ -13,7 +13,7 @@
     hermes3 eval MODEL [--suite offline|standins|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 reproduce [--scale smoke|demo] [--only 05,06]   # the notebooks in order (alias: demo)
     hermes3 chat MODEL | --url http://127.0.0.1:8000/v1 [MODEL] [--system TEXT] [--tools tools.json]
-    hermes3 wandb-report [--offline --out report.json] [--entity E] [--project hermes3]
+    hermes3 wandb-report [--check runs/wandb/wandb] [--offline --out report.json] [--entity E] [--project hermes3]
 
 Bad input (a file, record, config key, argument or model folder) is one line on stderr,
 ``hermes3 <command>: <what and where>``, and exit code 2; ``--debug`` (anywhere on the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -386,6 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     sp.add_argument("--timeout", type=float, default=120.0, help="seconds per request, with --url")
     sp.set_defaults(fn=cmd_chat)
+    sp = sub.add_parser("wandb-report", help="a W&B Report per report item from the logged runs (offline: its spec)")
+    sp.add_argument("--entity", default=os.environ.get("WANDB_ENTITY"), help="W&B entity (default: $WANDB_ENTITY; "
+                    "online needs it or WANDB_API_KEY)")
+    sp.add_argument("--project", default="hermes3")
+    sp.add_argument("--offline", action="store_true", help="write the spec only (default without WANDB_API_KEY/--entity)")
+    sp.add_argument("--out", default=None, help="offline spec file (default: runs/wandb/report.json)")
+    sp.add_argument("--check", default=None, metavar="WANDB_DIR", help="first check every panel key against the runs "
+                    "in this folder, e.g. runs/wandb/wandb (exit 2 when one has no data)")
+    sp.set_defaults(fn=cmd_wandb_report)
     try:
         args = p.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, already printed as one line)
