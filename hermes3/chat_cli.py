@@ -116,7 +116,7 @@ class TransformersBackend:
             raise failure[0]
 
 
-def _openai_messages(messages: list[dict]) -> list[dict]:
+def openai_messages(messages: list[dict]) -> list[dict]:
     """Our messages in the OpenAI wire format: tool calls need an ``id`` and JSON-string
     arguments, and each tool result the ``tool_call_id`` it answers (in call order)."""
     out, pending = [], []
@@ -161,7 +161,7 @@ class OpenAIBackend:
         kw = {"tools": [t if "function" in t else {"type": "function", "function": t} for t in tools]} if tools else {}
         try:
             chunks = self.client.chat.completions.create(
-                model=self.model, messages=_openai_messages(messages), stream=True, max_tokens=self.max_new_tokens,
+                model=self.model, messages=openai_messages(messages), stream=True, max_tokens=self.max_new_tokens,
                 temperature=self.temperature, **kw)
             calls: dict[int, dict] = {}
             wrote = False
