@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 from hermes3.errors import Hermes3Error
-from hermes3.paths import runs
+from hermes3.paths import resolve, runs
 from hermes3.tracking import PROJECT
 
 # Panel kinds and the kind of logged key each needs: a history series (run.log of a number),
@@ -225,11 +225,12 @@ def main(args) -> int:
     """``hermes3 wandb-report`` (arguments from ``hermes3.cli``)."""
     secs = sections()
     if args.check:
-        problems = unlogged(secs, read_runs(args.check))
+        folder = resolve(args.check)  # runs/... lies under $HERMES3_RUNS
+        problems = unlogged(secs, read_runs(folder))
         if problems:
-            raise Hermes3Error(f"{args.check}: {len(problems)} panel keys have no data: " + "; ".join(problems))
+            raise Hermes3Error(f"{folder}: {len(problems)} panel keys have no data: " + "; ".join(problems))
         n = sum(len(s["panels"]) for s in secs)
-        print(f"all {n} panels of {len(secs)} sections find their keys in the runs under {args.check}")
+        print(f"all {n} panels of {len(secs)} sections find their keys in the runs under {folder}")
     offline = args.offline or not (os.environ.get("WANDB_API_KEY") or args.entity)
     if offline:
         out = Path(args.out) if args.out else runs("wandb", "report.json")
