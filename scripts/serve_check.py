@@ -151,12 +151,15 @@ def main() -> int:
             return 2
     items = read_records(data / "eval" / "tool_use.jsonl")[:args.limit]
     items = [items[i] for i in tool_call_items(data, args.limit)]
-    print(f"{len(items)} held-out tool-call items from {data / 'eval' / 'tool_use.jsonl'}")
+    print(f"{len(items)} held-out tool-call items from {data / 'eval' / 'tool_use.jsonl'}", flush=True)
 
     hf_hits = None
     if not args.skip_transformers:  # first, so the two models never share the RAM
         backend = TransformersBackend.from_folder(str(model), max_new_tokens=args.max_tokens)
-        hf_hits = [check(it["check"], "".join(backend.stream(it["prompt"], it["tools"])).strip())[0] for it in items]
+        t0, hf_hits = time.time(), []
+        for it in items:
+            hf_hits.append(check(it["check"], "".join(backend.stream(it["prompt"], it["tools"])).strip())[0])
+        print(f"transformers: {sum(hf_hits)}/{len(items)} exact in {time.time() - t0:.0f} s", flush=True)
         del backend
 
     max_len = min(4096, json.loads((model / "config.json").read_text()).get("max_position_embeddings", 4096))
@@ -181,7 +184,7 @@ def main() -> int:
             structured += bool(calls)
             ok, why = check(it["check"], text)
             served_hits.append(ok)
-            print(f"  {it['id']}: {'exact' if ok else why}; served tool_calls: {json.dumps(calls)[:160]}")
+            print(f"  {it['id']}: {'exact' if ok else why}; served tool_calls: {json.dumps(calls)[:160]}", flush=True)
         if not structured:
             raise CheckFailed("no reply came back with structured tool_calls: the tool-call round trip is unverified")
 
