@@ -167,6 +167,8 @@ def main() -> int:
     template, log = work / "hermes3.jinja", work / "server.log"
     template.write_text(HERMES_CHAT_TEMPLATE)
     port = free_port()
+    # a SIGTERM (a CI timeout, kill PID) unwinds through `finally` too, so the server never outlives us
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     proc = start_server(args.vllm_python, model, port, template, log, max_len)
     try:
         print(f"server ready in {wait_ready(proc, port, args.startup_timeout, log):.0f} s (pid {proc.pid}, port {port})")
