@@ -187,8 +187,10 @@ def main() -> int:
             ok, why = check(it["check"], text)
             served_hits.append(ok)
             print(f"  {it['id']}: {'exact' if ok else why}; served tool_calls: {json.dumps(calls)[:160]}", flush=True)
+        failures = []  # checks that need the model's cooperation: the plain and streamed requests still run
         if not structured:
-            raise CheckFailed("no reply came back with structured tool_calls: the tool-call round trip is unverified")
+            failures.append("no reply came back with structured tool_calls (the model wrote no <tool_call> block "
+                            "the hermes parser could take): the tool-call round trip is unverified")
 
         plain = [{"role": "user", "content": "Hello! Who are you?"}]
         r = client.chat.completions.create(model=SERVED_NAME, messages=plain, temperature=0, max_tokens=48)
@@ -220,7 +222,9 @@ def main() -> int:
     for stage, path in bench.get("inputs", {}).items():
         if Path(path) == model and "tool_calls" in bench.get("results", {}).get(stage, {}):
             print(f"  notebook 08 (lm-eval, {stage}):        {bench['results'][stage]['tool_calls']:.3f}")
-    return 0
+    for f in failures:
+        print(f"serve_check: FAILED: {f}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
