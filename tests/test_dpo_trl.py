@@ -70,7 +70,7 @@ def test_three_steps_match_trl_dpo_trainer_with_peft(smoke_data, tmp_path):
         assert abs(ours["rewards/margins"][k] - h["rewards/margins"]) < 5e-6, k
         assert abs(ours["rewards/accuracies"][k] - h["rewards/accuracies"]) < 1e-9, k
         assert abs(ours["learning_rate"][k] - h["learning_rate"]) < 1e-12, k
-    assert abs(ours["rewards/margins"][2]) > 1e-3  # the steps moved the adapter: the comparison can fail
+    assert abs(ours["rewards/margins"][2]) > 1e-4  # the steps moved the adapter (20x the tolerance): the comparison can fail
     mine = load_file(tmp_path / "ours" / "adapter" / "adapter_model.safetensors")
     trained = {n: p.detach() for n, p in t.model.named_parameters() if p.requires_grad}
     assert len(mine) == len(trained) > 10
