@@ -35,9 +35,23 @@ class StageError(RuntimeError):
     """A pipeline stage (notebook) failed; the message is one line."""
 
 
-def same_config(saved: dict, wanted: dict) -> bool:
+def same_config(saved: dict, wanted: dict, defaults: dict | None = None) -> bool:
+    """Whether a saved config equals the wanted one (``NOT_KEYS`` aside). A field missing from
+    ``saved`` was added to the config class after that run, which therefore ran with the
+    field's default: it is taken from ``defaults`` (``to_dict`` of the class's defaults).
+
+    >>> same_config({"lr": 1.0}, {"lr": 1.0, "global_batch": 0}, defaults={"global_batch": 0})
+    True
+    >>> same_config({"lr": 1.0}, {"lr": 1.0, "global_batch": 8}, defaults={"global_batch": 0})
+    False
+    """
+    saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **saved}
     norm = lambda d: json.loads(json.dumps({k: v for k, v in d.items() if k not in NOT_KEYS}, default=str))  # noqa: E731
     return norm(saved) == norm(wanted)
+
+
+def _defaults(cfg) -> dict:
+    return to_dict(type(cfg)())
 
 
 def _set_aside(out: Path, why: str) -> None:
@@ -73,7 +87,7 @@ def data(cfg) -> Path:
 
     out = cfg.output()
     manifest = _saved(out / "manifest.json")
-    if manifest is not None and same_config(manifest.get("config", {}), to_dict(cfg)):
+    if manifest is not None and same_config(manifest.get("config", {}), to_dict(cfg), _defaults(cfg)):
         return out
     if out.exists():
         _set_aside(out, "was built from another data config" if manifest else "is incomplete")
@@ -87,7 +101,7 @@ def sft(cfg) -> Path:
 
     out = cfg.output()
     saved = _saved(out / "config.json")
-    if saved is not None and same_config(saved, to_dict(cfg)):
+    if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)):
         if (out / "final" / COMPLETE).exists() and _intact(out / "final"):
             return out
         return train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
@@ -103,10 +117,10 @@ def dpo(cfg) -> Path:
 
     out = cfg.output()
     saved = _saved(out / "config.json")
-    if saved is not None and same_config(saved, to_dict(cfg)) and (out / COMPLETE).exists() and _intact(out / "merged"):
+    if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)) and (out / COMPLETE).exists() and _intact(out / "merged"):
         return out
     if out.exists() and any(out.iterdir()):
-        if saved is not None and same_config(saved, to_dict(cfg)):
+        if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)):
             shutil.rmtree(out)  # same config, interrupted: its partial files would be rebuilt as they were
         else:
             _set_aside(out, "was trained with another config")
