@@ -56,10 +56,10 @@ def gallery(manifest: dict) -> str:
                            f"(p={_p(r['p (McNemar)'])})" for r in rows if r["task"].endswith("_standin"))
         tc = _paired(rows, "tool calls")
         lk = st.get("likelihood/base -> SFT", {}).get("results", [])
-        lk = "".join(f"; held-out answer log-prob/token, {r['task'].removesuffix('_standin')}: {r['A']:.2f} -> "
-                     f"{r['B']:.2f} (95% CI of the gain {r['ci95_low']:+.2f}..{r['ci95_high']:+.2f}, higher on "
-                     f"{r['B higher']} of {r['items']} items, sign test p={_p(r['p (sign test)'])})"
-                     for r in lk if r["task"].endswith("_standin"))
+        lk = "; ".join(f"{r['task'].removesuffix('_standin')} {r['A']:.2f} -> {r['B']:.2f} (gain 95% CI "
+                       f"{r['ci95_low']:+.2f}..{r['ci95_high']:+.2f}, higher on {r['B higher']}/{r['items']} items, "
+                       f"sign test p={_p(r['p (sign test)'])})" for r in lk if r["task"].endswith("_standin"))
+        lk = f"; **held-out answer log-prob/token**: {lk}" if lk else ""
         lines.append(f"| SFT vs base (not in the report) | | generated answers checked: {groups}; **tool calls "
                      f"{100 * tc['A']:.0f}% -> {100 * tc['B']:.0f}%** of {tc['items']} held-out calls "
                      f"(p={_p(tc['p (McNemar)'])}){lk} |")
