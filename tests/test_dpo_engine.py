@@ -51,7 +51,9 @@ def test_two_process_ddp_matches_single_process(sft_model, smoke_data, tmp_path)
     assert list(a.columns) == list(b.columns) == COLUMNS and list(a.step) == list(b.step) == [1, 2, 3]
     for col in ("loss", "rewards/margins", "rewards/chosen", "logps/chosen", "grad_norm"):
         for x, y in zip(a[col], b[col], strict=True):
-            assert abs(x - y) < 1e-5, (col, x, y)
+            # 1e-5, plus float32 resolution of summed log-probs near -500 (ulp 3e-5): the in-process run
+            # and the torchrun workers use different thread counts, so reductions differ in order
+            assert abs(x - y) < 1e-5 + 2e-7 * abs(x), (col, x, y)
     assert a["rewards/margins"].abs().max() > 1e-4  # the adapter moved: a comparison that can fail
     pa, pb = _adapter(one), _adapter(tmp_path / "two")
     assert pa.keys() == pb.keys() and len(pa) > 10
@@ -80,8 +82,9 @@ def test_two_process_fsdp2_fully_shard_matches_single_process(sft_model, smoke_d
     assert max(abs(m) for m in one["margins"][1:]) > 1e-4
     pa, pb = (torch.load(tmp_path / f"{n}.json.pt") for n in (2, 4))
     assert pa.keys() == pb.keys() and all("lora_" in k for k in pa)
-    for k in pa:
-        torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
+    for k in pa:  # RMSProp divides by sqrt(v): round-off in tiny gradients shows in the weights
+        d = float((pa[k] - pb[k]).abs().max())
+        torch.testing.assert_close(pa[k], pb[k], atol=1e-4, rtol=1e-3, msg=f"{k}: max abs diff {d:.3g}")
 
 
 class _Kill(TrainerCallback):
@@ -171,7 +174,8 @@ def test_logged_lr_is_the_applied_lr_and_everything_is_on_the_engine_device(sft_
     assert seen["lr"] == pytest.approx([1e-4, 2e-4 / 3, 1e-4 / 3], rel=1e-12)
     assert m.learning_rate.tolist() == seen["lr"]
     # clipping at max_grad_norm=0.03: the logged norm is before clipping, the applied one after
-    assert seen["clipped"] == pytest.approx([min(g, 0.03) for g in m.grad_norm], rel=1e-5)
+    # clip_grad_norm_ scales by max_norm / (norm + 1e-6): the clipped norm is 0.03 within 1e-4 relative
+    assert seen["clipped"] == pytest.approx([min(g, 0.03) for g in m.grad_norm], rel=1e-4)
     assert m.grad_norm.max() > 0.03
     assert seen["engine"] == torch.device("cpu") and seen["devices"] == seen["inputs"] == {seen["engine"]}
 

@@ -126,9 +126,13 @@ COMMANDS: dict[str, tuple[Run, ...]] = {
     "hermes3 eval CKPT --suite gpt4all": (
         clean_failure("eval runs/sft/tiny/final --suite gpt4all", f"suite 'gpt4all' {HUB_OFF}",
                       "CKPT: the SFT run above; GPT4All's datasets come from the Hub"),),
-    "hermes3 dpo --config configs/dpo/llama3.1-8b.yaml": (
+    "torchrun --nproc_per_node 8 -m hermes3.cli dpo --config configs/dpo/llama3.1-8b.yaml": (
         clean_failure("dpo --config configs/dpo/llama3.1-8b.yaml", "runs/sft/llama3.1-8b/final does not exist",
-                      "needs the full-scale Llama 3.1 8B SFT run (GPUs)"),),
+                      "needs the full-scale Llama 3.1 8B SFT run and 8 GPUs; run in one process here"),),
+    "accelerate launch --config_file configs/accelerate/fsdp_lora.yaml -m hermes3.cli dpo --config "
+    "configs/dpo/llama3.1-70b.yaml": (
+        clean_failure("dpo --config configs/dpo/llama3.1-70b.yaml", "runs/sft/llama3.1-70b/final does not exist",
+                      "needs the full-scale Llama 3.1 70B SFT run and FSDP on GPUs; run in one process here"),),
     "hermes3 fp8 MERGED OUT": (
         Run("fp8 runs/dpo/tiny/merged runs/fp8/out", "MERGED: the DPO run above; OUT: a new folder",
             expect="Linear weights"),),
