@@ -70,6 +70,18 @@ STANDIN_GROUPS = {
 # The tasks of the four groups (every offline task but BBH): what Tables 2, 4 and 5 use at demo
 # scale, so an epoch checkpoint scored for Table 2 is a cache hit when scored again as final/.
 STANDIN_TASKS = tuple(t for t in OFFLINE_TASKS if any(t in g for g in STANDIN_GROUPS.values()))
+
+
+def standin_categories(groups=tuple(STANDIN_GROUPS)) -> dict[str, list[str]]:
+    """Each stand-in group's synthetic data categories (its ``hermes_*`` tasks): the held-out
+    items whose reference log-likelihood scores the group where generation sits at the floor.
+
+    >>> standin_categories(["gpt4all_standin", "mtbench_standin"])
+    {'gpt4all_standin': ['general', 'domain_expert'], 'mtbench_standin': ['roleplay', 'tool_use']}
+    """
+    return {g: [t.removeprefix("hermes_") for t in STANDIN_GROUPS[g] if t.startswith("hermes_")] for g in groups}
+
+
 PRIMARY_METRIC = {"ifeval_local": "prompt_level_strict_acc", "leaderboard_ifeval": "prompt_level_strict_acc"}
 
 

@@ -360,11 +360,9 @@ class Recipe:
         stand-in group (the group's synthetic categories): paired bootstrap interval and sign
         test (``compare.paired_likelihood``); recorded in the manifest."""
         from hermes3.compare import paired_likelihood
-        from hermes3.evaluate import STANDIN_GROUPS
+        from hermes3.evaluate import standin_categories
 
-        groups = {g: [t.removeprefix("hermes_") for t in STANDIN_GROUPS[g] if t.startswith("hermes_")]
-                  for g in GROUPS}
-        table = paired_likelihood(self.heldout(a), self.heldout(b), groups)
+        table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
         self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))
         return table

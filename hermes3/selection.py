@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes3 import pipeline
-from hermes3.evaluate import STANDIN_GROUPS, evaluate
+from hermes3.evaluate import STANDIN_GROUPS, evaluate, standin_categories
 from hermes3.report import minmax_select
 from hermes3.sft import SFTConfig, epoch_checkpoints
 
@@ -71,8 +71,7 @@ def _group_likelihoods(model_dir, data_dir, limit) -> dict:
     token of the group's synthetic categories (``hermes3.heldout``); higher is better."""
     from hermes3.heldout import heldout_scores
 
-    cats = {g: [t.removeprefix("hermes_") for t in STANDIN_GROUPS[g] if t.startswith("hermes_")]
-            for g in TABLE2_GROUPS.values()}
+    cats = standin_categories(TABLE2_GROUPS.values())
     s = heldout_scores(model_dir, data_dir, sorted({c for cs in cats.values() for c in cs}), limit=limit)
     by_cat = s.groupby("category").mean_logprob.mean()
     return {g: float(s[s.category.isin(cs)].mean_logprob.mean()) for g, cs in cats.items()} | {
