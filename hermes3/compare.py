@@ -71,7 +71,8 @@ def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets:
     correct items, McNemar p-value. Both results must come from the same items.
 
     ``tasks`` may map group names to their tasks (one row per group, its tasks' items pooled);
-    ``subsets`` adds rows over chosen items: ``{"tool calls": ("hermes_tool_use", [doc ids])}``."""
+    ``subsets`` adds rows over chosen items: ``{"tool calls": ("hermes_tool_use", [doc ids])}``, where
+    the task may also be a function ``result -> {doc_id: score}`` (another per-item score)."""
     import pandas as pd
 
     groups = tasks if isinstance(tasks, dict) else {t: [t] for t in tasks}
@@ -86,7 +87,8 @@ def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets:
         pool_b += ys
         rows.append(_row(name, xs, ys))
     for name, (task, ids) in (subsets or {}).items():
-        a, b = _per_item(result_a, task), _per_item(result_b, task)
+        score = task if callable(task) else (lambda r, t=task: _per_item(r, t))
+        a, b = score(result_a), score(result_b)
         rows.append(_row(name, [a[i] for i in ids], [b[i] for i in ids]))
     rows.append(_row("all", pool_a, pool_b))
     return pd.DataFrame(rows).set_index("task")

@@ -393,6 +393,23 @@ def tool_call_accuracy(result: EvalResult, ids: list[int]) -> float:
     return sum(hit[i] for i in ids) / len(ids) if ids else float("nan")
 
 
+def tool_call_functions(result: EvalResult, data_dir: str | Path, limit: int | None = None) -> dict[int, float]:
+    """``doc_id -> 1.0`` where the generation's tool calls, parsed by ``hermes3.parsing``, name
+    the expected functions in the expected order (arguments not compared), for the tool-call
+    items of ``hermes_tool_use``: the function-selection half of exact match, which BFCL's
+    AST metric also scores on its own. ``limit``: the item limit the evaluation used."""
+    from hermes3.parsing import parse_tool_calls
+
+    items = read_records(Path(data_dir) / "eval" / "tool_use.jsonl")[:limit]
+    out = {}
+    for s in result.samples["hermes_tool_use"]:
+        check = items[s["doc_id"]]["check"]
+        if check["kind"] == "tool_calls":
+            got = [c["name"] for c in parse_tool_calls(s["filtered_resps"][0]).tool_calls]
+            out[s["doc_id"]] = float(got == [c["name"] for c in check["calls"]])
+    return out
+
+
 def group_means(table) -> list[dict]:
     out = []
     prim = table[table.primary]

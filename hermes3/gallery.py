@@ -60,9 +60,12 @@ def gallery(manifest: dict) -> str:
                        f"{r['ci95_low']:+.2f}..{r['ci95_high']:+.2f}, higher on {r['B higher']}/{r['items']} items, "
                        f"sign test p={_p(r['p (sign test)'])})" for r in lk if r["task"].endswith("_standin"))
         lk = f"; **held-out answer log-prob/token**: {lk}" if lk else ""
+        fn = next((r for r in rows if r["task"] == "tool calls: right functions"), None)
+        fn = (f", right functions chosen {100 * fn['A']:.0f}% -> {100 * fn['B']:.0f}% (p={_p(fn['p (McNemar)'])})"
+              if fn else "")
         lines.append(f"| SFT vs base (not in the report) | | generated answers checked: {groups}; **tool calls "
-                     f"{100 * tc['A']:.0f}% -> {100 * tc['B']:.0f}%** of {tc['items']} held-out calls "
-                     f"(p={_p(tc['p (McNemar)'])}){lk} |")
+                     f"{100 * tc['A']:.0f}% -> {100 * tc['B']:.0f}%** exact match of {tc['items']} held-out calls "
+                     f"(p={_p(tc['p (McNemar)'])}){fn}{lk} |")
     d = st["dpo"]["results"]
     acc = d["heldout_accuracy"]
     lines.append(f"| Fig. 5 DPO | margin rises to ~4 over 1,200 steps (8B) | held-out margin "

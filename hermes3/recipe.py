@@ -321,7 +321,7 @@ class Recipe:
         from hermes3.evaluate import evaluate
 
         return evaluate(self.stage_model(name), self.preset.eval_suite, data_dir=self.data(),
-                        limit=self.preset.eval_limit)
+                        limit=self.preset.eval_limit, max_gen_toks=self.preset.max_gen_toks)
 
     def compare(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the same items: per stand-in group (items pooled), the
@@ -332,7 +332,8 @@ class Recipe:
         ra, rb = self.evaluate(a), self.evaluate(b)
         calls = tool_call_items(self.data(), self.preset.eval_limit)
         table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
-                       subsets={"tool calls": ("hermes_tool_use", calls)})
+                       subsets={"tool calls": ("hermes_tool_use", calls),
+                                "tool calls: right functions": (self._functions, calls)})
         self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))
         return table
@@ -375,8 +376,20 @@ class Recipe:
         calls = tool_call_items(self.data(), self.preset.eval_limit)
         self.record("benchmarks", inputs={k: str(self.stage_model(k)) for k in self.STAGES}, outputs={},
                     results={k: {**{r.task: r.value for r in v.table[v.table.primary].itertuples()},
-                                 "tool_calls": tool_call_accuracy(v, calls)} for k, v in res.items()})
+                                 "tool_calls": tool_call_accuracy(v, calls),
+                                 "tool_call_functions": _mean(self._functions(v).values())}
+                             for k, v in res.items()})
         return res
+
+    def _functions(self, result) -> dict:
+        from hermes3.evaluate import tool_call_functions
+
+        return tool_call_functions(result, self.data(), self.preset.eval_limit)
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def _digest_file(path: Path) -> str:

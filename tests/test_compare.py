@@ -71,3 +71,32 @@ def test_paired_likelihood_rejects_different_items():
     a = pd.DataFrame({"id": ["x"], "category": ["c"], "mean_logprob": [-1.0]})
     with pytest.raises(ValueError, match="different held-out items"):
         paired_likelihood(a, a.assign(id=["y"]), {"g": ["c"]})
+
+
+def test_tool_call_functions_scores_the_chosen_functions_only(tmp_path):
+    # Three eval items: two tool-call items and one answer item; generations written by hand.
+    import json
+
+    from hermes3.evaluate import tool_call_functions
+
+    (tmp_path / "eval").mkdir()
+    items = [{"check": {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}},
+             {"check": {"kind": "contains", "all": ["12"]}},
+             {"check": {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Lima"}},
+                                                        {"name": "get_weather", "arguments": {"city": "Oslo"}}]}}]
+    (tmp_path / "eval" / "tool_use.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    call = '<tool_call>\n{{"name": "{}", "arguments": {{"city": "{}"}}}}\n</tool_call>'
+    gens = [call.format("get_weather", "Paris"),                       # right function, wrong city
+            "It is 12 degrees.",
+            call.format("get_weather", "Lima")]                        # one of two calls
+    res = EvalResult(pd.DataFrame(), {}, {"hermes_tool_use": [
+        {"doc_id": i, "acc": 0.0, "filtered_resps": [g]} for i, g in enumerate(gens)]})
+    assert tool_call_functions(res, tmp_path) == {0: 1.0, 2: 0.0}
+    res.samples["hermes_tool_use"][0]["filtered_resps"] = ['{"name": "get_weather", "arguments": {}}']  # no tags
+    assert tool_call_functions(res, tmp_path)[0] == 0.0
+    # As a `paired` subset: the per-item function scores are paired like any task's.
+    other = EvalResult(pd.DataFrame(), {}, {"hermes_tool_use": [
+        {"doc_id": i, "acc": 0.0, "filtered_resps": [call.format("get_weather", "Oslo") * 2]} for i in range(3)]})
+    row = paired(res, other, {}, subsets={"fn": (lambda r: tool_call_functions(r, tmp_path), [0, 2])}).loc["fn"]
+    # item 0: A untagged, B two calls where one is expected (both 0); item 2: B right (gained)
+    assert (row["items"], row["A"], row["B"], row["B only"], row["A only"]) == (2, 0.0, 0.5, 1, 0)

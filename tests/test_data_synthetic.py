@@ -73,3 +73,19 @@ def test_unknown_category_and_check_kind():
         generate("poetry", random.Random(0))
     with pytest.raises(ValueError, match="unknown check kind"):
         check({"kind": "vibes"}, "x")
+
+
+def test_session_ends_on_a_call_that_is_its_held_out_check():
+    # A session: 3-7 finished rounds (request, call, result, answer), then a request whose call is
+    # the conversation's last message and the item's check (held out: a call with rounds in context).
+    rng = random.Random(3)
+    s = next(x for x in (generate("tool_use", rng) for _ in range(100)) if x.meta.get("kind") == "session")
+    roles = [m["role"] for m in s.messages]
+    rounds = len(roles) // 4
+    assert 4 <= rounds + 1 <= 8 and roles == ["user", "assistant", "tool", "assistant"] * rounds + ["user", "assistant"]
+    last = s.messages[-1]["tool_calls"][0]["function"]
+    assert s.check == {"kind": "tool_calls", "calls": [{"name": last["name"], "arguments": last["arguments"]}]}
+    assert s.prompt == s.messages[:-1] and s.prompt[-1]["role"] == "user"
+    assert {t["function"]["name"] for t in s.tools} == {
+        m["tool_calls"][0]["function"]["name"] for m in s.messages if m.get("tool_calls")}
+    assert check(s.check, assistant_text(s.messages[-1]))[0] and not check(s.check, "no call")[0]

@@ -271,10 +271,9 @@ AMOUNTS = [10, 20, 25, 50, 75, 100, 200, 500]
 def _tool_request(rng):
     """A request that one tool call answers: (question, tool, arguments, tool result, final
     answer, key of the answer). Argument values come from small closed sets (8 cities, 5
-    tickers, 5 currencies, 8 amounts), so a 5M-parameter model can learn each value's
-    mapping from request to JSON within the demo's minutes; held-out requests are unseen
-    combinations of phrasing, value and tool list (the data build drops any held-out prompt
-    that occurs in training)."""
+    tickers, 5 currencies, 8 amounts), so each value is seen often; held-out requests are
+    unseen combinations of phrasing, value and tool list (the data build drops any held-out
+    prompt that occurs in training)."""
     name = rng.choice(sorted(TOOLS))
     if name == "get_weather":
         city = rng.choice(CITIES)
@@ -307,20 +306,25 @@ def _result(name, content):
 
 
 def gen_tool_use(rng, distractors: int = 0):
-    # Single calls and sessions are drawn twice as often as the other kinds: calls are the
-    # held-out tool-call items and Hermes 3's flagship skill. A "session" is several request ->
-    # call -> result -> answer rounds under one tool system prompt (agentic use): the ~370-token
-    # tool prompt is paid once for 2-4 calls, so a CPU-sized budget trains more calls.
-    kind = rng.choice(["call", "call", "session", "session", "answer", "parallel", "json_mode", "rag"])
+    # Calls dominate the kinds: they are Hermes 3's flagship skill and the held-out tool-call
+    # items. A "session" is several request -> call -> result -> answer rounds under one tool
+    # system prompt (agentic use) that ends on a new request and its call: the ~350-token tool
+    # prompt is paid once for 4-8 calls, so a CPU-sized budget trains enough calls for the
+    # function to be chosen from the request, and its held-out form checks a call made with
+    # earlier rounds in context.
+    kind = rng.choice(["call", "call", "session", "session", "session", "session", "answer", "parallel",
+                       "json_mode", "rag"])
     if kind == "session":
-        rounds = [_tool_request(rng) for _ in range(rng.randint(2, 4))]
+        rounds = [_tool_request(rng) for _ in range(rng.randint(4, 8))]
         msgs = []
-        for q, name, args, result, answer, _ in rounds:
+        for q, name, args, result, answer, _ in rounds[:-1]:
             msgs += [{"role": "user", "content": q}, {"role": "assistant", "tool_calls": [_call(name, args)]},
                      _result(name, result), {"role": "assistant", "content": answer}]
+        q, name, args = rounds[-1][:3]
+        msgs += [{"role": "user", "content": q}, {"role": "assistant", "tool_calls": [_call(name, args)]}]
         names = sorted({r[1] for r in rounds})
-        return Task("tool_use", msgs, [TOOLS[n] for n in names], {"kind": "contains", "all": [rounds[-1][5]]},
-                    {"kind": kind})
+        return Task("tool_use", msgs, [TOOLS[n] for n in names],
+                    {"kind": "tool_calls", "calls": [{"name": name, "arguments": args}]}, {"kind": kind})
     if kind in ("call", "answer"):
         q, name, args, result, answer, key = _tool_request(rng)
         names = sorted({name, *rng.sample(sorted(TOOLS), min(distractors + 1, len(TOOLS)))})
