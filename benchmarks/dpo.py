@@ -4,7 +4,7 @@
 
 1. Peak memory of a DPO step: our LoRA DPO (reference = adapter disabled, no second model)
    vs full-parameter DPO with an explicit reference model (TRL's layout without peft), on a
-   Llama-shaped 141M-parameter fp32 model, each in a fresh subprocess. Goal <= 0.6x. Counted
+   Llama-shaped 142M-parameter fp32 model, each in a fresh subprocess. Goal <= 0.6x. Counted
    with torch's own CPU allocator accounting (what ``torch.cuda.max_memory_allocated`` is on a
    GPU): the model's resident weights plus the peak of the bytes torch allocated during the
    step (activations, logits, gradients, optimizer state). Peak RSS is printed beside it.
@@ -279,7 +279,7 @@ def main():
         return trainer_child(w, m, d, int(p), int(n), o)
     with tempfile.TemporaryDirectory() as tmp:
         data = data_build(Path(tmp))
-        # A Llama shape of 141M parameters and a small batch, so that weights, gradients and optimizer
+        # A Llama shape of 142M parameters and a small batch, so that weights, gradients and optimizer
         # state (what LoRA saves) weigh against the activations as in the recipes' 8B DPO with checkpointing
         big = _setup(Path(tmp), data, 1024, 12)
         shape = json.loads((big / "config.json").read_text())
