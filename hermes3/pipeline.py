@@ -5,8 +5,9 @@ each in a fresh kernel; the notebooks build what they need through the stage fun
 
 * ``data(cfg)``, ``sft(cfg)``, ``dpo(cfg)`` return the stage's output folder. An output built
   from the same config (saved beside it) is reused; one built from another config is moved
-  aside to ``<name>.stale-<time>`` (nothing is deleted) and rebuilt; an SFT run that was
-  interrupted, or whose final model was damaged since, resumes from its last complete checkpoint. The base model (``base_model``) is
+  aside to ``<name>.stale-<time>`` (nothing is deleted) and rebuilt; an SFT or DPO run that was
+  interrupted, or whose final model was damaged since, resumes from its last complete checkpoint
+  (``save_steps``; with none it starts over in the same folder). The base model (``base_model``) is
   keyed by a config hash in its folder name and evaluations by model bytes (``evaluate``).
 * A failing notebook stops the run with one line naming the stage and the error; the executed
   notebook keeps the traceback, and the next run resumes: finished stages are reused.
@@ -111,20 +112,20 @@ def sft(cfg) -> Path:
 
 
 def dpo(cfg) -> Path:
-    """The DPO run of ``cfg``: reused when complete, else trained from a fresh adapter (a DPO
-    run is minutes at demo scale, so an interrupted one restarts rather than resumes)."""
+    """The DPO run of ``cfg``: reused when complete, resumed when interrupted (from its last
+    complete ``checkpoint-N``, as SFT), else trained from a fresh adapter."""
     from hermes3.dpo import COMPLETE, train
 
     out = cfg.output()
     saved = _saved(out / "config.json")
-    if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)) and (out / COMPLETE).exists() and _intact(out / "merged"):
-        return out
+    if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)):
+        if (out / COMPLETE).exists() and _intact(out / "merged"):
+            return out
+        (out / COMPLETE).unlink(missing_ok=True)  # its merged model was damaged: not whole until retrained
+        return train(replace(cfg, resume=True))
     if out.exists() and any(out.iterdir()):
-        if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)):
-            shutil.rmtree(out)  # same config, interrupted: its partial files would be rebuilt as they were
-        else:
-            _set_aside(out, "was trained with another config")
-    return train(cfg)
+        _set_aside(out, "was trained with another config" if saved else "holds no config.json")
+    return train(replace(cfg, resume=False))
 
 
 def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks") -> list[Path]:

@@ -59,6 +59,8 @@ def test_reference_is_untouched_by_neftune(sft_model, smoke_data, tmp_path):
             mod.p = 0.0
     _, _, pol_clean, ref_clean = dpo_step_loss(model, batch, 0.1, neftune_alpha=0.0, return_logps=True)
     torch.testing.assert_close(ref_noisy, ref_clean, atol=0, rtol=0)
+    # the reference pass keeps no autograd graph (no activations held for backward), the policy pass does
+    assert ref_noisy.grad_fn is None and not ref_noisy.requires_grad and pol_noisy.grad_fn is not None
     assert (pol_noisy - pol_clean).abs().max() > 1e-4
 
 

@@ -166,6 +166,10 @@ def test_logged_lr_is_the_applied_lr_and_everything_is_on_the_engine_device(sft_
             seen["lr"].append(optimizer.param_groups[0]["lr"])
             seen["devices"].update(t.device for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
             seen["devices"].update(p.device for p in model.parameters())
+            # memory: optimizer state for the adapter only, never for the frozen base
+            seen["optimized"] = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            seen["stateful"] = {id(p) for p in optimizer.state}
+            seen["lora"] = {id(p) for n, p in model.named_parameters() if ".lora_A." in n or ".lora_B." in n}
 
     out = train(DPOConfig(**_common(sft_model, smoke_data, lr=1e-4, warmup_steps=0, max_steps=3, max_grad_norm=0.03,
                                     output_dir=str(tmp_path / "run"))), callbacks=(Probe(),))
@@ -178,6 +182,7 @@ def test_logged_lr_is_the_applied_lr_and_everything_is_on_the_engine_device(sft_
     assert seen["clipped"] == pytest.approx([min(g, 0.03) for g in m.grad_norm], rel=1e-4)
     assert m.grad_norm.max() > 0.03
     assert seen["engine"] == torch.device("cpu") and seen["devices"] == seen["inputs"] == {seen["engine"]}
+    assert len(seen["lora"]) == 2 * 7 * 2 and seen["optimized"] == seen["stateful"] == seen["lora"]
 
 
 def test_wandb_gets_the_rows_of_metrics_csv_and_the_dpo_config(sft_model, smoke_data, tmp_path, monkeypatch):

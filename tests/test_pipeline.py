@@ -2,6 +2,7 @@
 not, resumed when interrupted; a failing notebook is one line naming the stage."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import nbformat
@@ -55,21 +56,32 @@ def test_sft_stage_reuses_resumes_and_sets_aside(smoke_data, tmp_path, monkeypat
     assert json.loads((out / "config.json").read_text())["lr"] == 2e-3
 
 
-def test_dpo_stage_is_reused_only_when_complete(smoke_data, tmp_path, monkeypatch):
+def test_dpo_stage_is_reused_when_complete_and_resumed_when_interrupted(smoke_data, tmp_path, monkeypatch):
     sft = make_tiny_model(tmp_path / "sft", smoke_data / "tokenizer")
     cfg = DPOConfig(model=str(sft), data=str(smoke_data), output_dir=str(tmp_path / "dpo"), pairs_per_step=2,
-                    max_steps=1, max_length=512, wandb_mode="disabled", bf16="false")
+                    max_steps=2, save_steps=1, max_length=512, wandb_mode="disabled", bf16="false")
     out = pipeline.dpo(cfg)
     assert (out / "COMPLETE").exists() and (out / "merged" / "config.json").exists()
+    whole = (out / "metrics.csv").read_text().splitlines()
     import hermes3.dpo
+    import hermes3.engine
 
-    calls = []
-    monkeypatch.setattr(hermes3.dpo, "train", lambda c: calls.append(c) or c.output())
-    pipeline.dpo(cfg)
+    calls, picked = [], []
+    real_train, real_pick = hermes3.dpo.train, hermes3.engine.check_fresh_or_resume
+    monkeypatch.setattr(hermes3.dpo, "train", lambda c: calls.append(c) or real_train(c))
+    monkeypatch.setattr(hermes3.engine, "check_fresh_or_resume", lambda *a: picked.append(real_pick(*a)) or picked[-1])
+    pipeline.dpo(replace(cfg, wandb_mode="offline"))  # a setting that changes nothing: reused
     assert calls == []
-    (out / "COMPLETE").unlink()  # interrupted: the partial run is removed and trained again
+    # Killed while saving checkpoint-2: no COMPLETE marker there, no adapter, merged model or run marker.
+    for f in ("COMPLETE", "checkpoint-2/COMPLETE", "heldout.json"):
+        (out / f).unlink()
+    for d in ("adapter", "merged"):
+        shutil.rmtree(out / d)
     pipeline.dpo(cfg)
-    assert len(calls) == 1 and not out.exists()
+    assert calls[-1].resume and picked == [out / "checkpoint-1"]
+    resumed = (out / "metrics.csv").read_text().splitlines()
+    assert resumed[:2] == whole[:2] and len(resumed) == 3  # header and step 1 kept, step 2 re-run once
+    assert (out / "COMPLETE").exists() and (out / "merged" / "config.json").exists()
 
 
 def test_failing_stage_is_one_line(tmp_path):
