@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import time
 
 import nbformat
@@ -19,6 +18,7 @@ import pytest
 from conftest import ROOT, make_tiny_model
 from hermes3 import wandb_report
 from hermes3.cli import main
+from hermes3.paths import env_overrides
 
 
 def notebook_keys() -> dict[str, dict[str, str]]:
@@ -54,20 +54,14 @@ def trainer_runs(smoke_data, tmp_path_factory):
     from hermes3.sft import train as sft_train
 
     root = tmp_path_factory.mktemp("wandb-report")
-    saved = {k: os.environ.get(k) for k in ("WANDB_DIR", "WANDB_MODE")}
-    os.environ.update(WANDB_DIR=str(root / "wandb"), WANDB_MODE="offline")
-    try:
+    # A folder of this test's own: in the full suite, earlier tests have already set W&B up in this
+    # process (with the session's WANDB_DIR), and the stages must still log where they are told.
+    with env_overrides({"WANDB_DIR": str(root / "wandb"), "WANDB_MODE": "offline"}):
         model = make_tiny_model(root / "model", smoke_data / "tokenizer", seed=1)
         sft_train(SFTConfig(model=str(model), data=str(smoke_data), output_dir=str(root / "sft"), max_length=256,
                             max_steps=1, logging_steps=1, bf16="false", save_each_epoch=False, wandb_mode="offline"))
         dpo_train(DPOConfig(model=str(model), data=str(smoke_data), output_dir=str(root / "dpo"), max_steps=1,
                             pairs_per_step=4, max_length=512, bf16="false", wandb_mode="offline"))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     folder = root / "wandb" / "wandb"
     for _ in range(50):  # the wandb service may still be flushing the last records
         logged = wandb_report.read_runs(folder)
