@@ -51,6 +51,28 @@ def test_malformed_served_calls_fail_the_check(msg, error):
         serve_check.served_text(msg)
 
 
+def test_no_structured_call_fails_in_one_line_with_the_rates():
+    # the demo model today: 26 items, no reply the hermes parser could take a call from
+    line = serve_check.verdict([False] * 26, 0, [True] + [False] * 25)
+    assert line == ("0/26 replies came back with structured tool_calls (exact match: served 0/26 = 0.000, "
+                    "transformers 1/26 = 0.038): the model wrote no <tool_call> block for vLLM's hermes parser, "
+                    "so the tool-call round trip is unverified")
+    assert serve_check.verdict([False, False], 0, None) == (
+        "0/2 replies came back with structured tool_calls (exact match: served 0/2 = 0.000): the model wrote no "
+        "<tool_call> block for vLLM's hermes parser, so the tool-call round trip is unverified")
+    assert serve_check.verdict([True, False], 1, [True, True]) is None  # one structured reply verifies the trip
+
+
+def test_server_start_failure_is_one_line_naming_the_log(tmp_path):
+    log = tmp_path / "server.log"
+    log.write_text("INFO starting\nValueError: no such model\n\n")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(serve_check.CheckFailed) as e:
+        serve_check.wait_ready(proc, serve_check.free_port(), 5, log)
+    assert str(e.value) == f"the server exited with 3 during start-up (last log line: 'ValueError: no such model'; log: {log})"
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
