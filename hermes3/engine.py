@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hermes3.config import ConfigError
-from hermes3.paths import runs
+from hermes3.paths import env_overrides, runs
 
 COMPLETE = "COMPLETE"
 
@@ -115,25 +115,35 @@ def checkpoint_step(ckpt: Path) -> int:
 @contextlib.contextmanager
 def tracking(mode: str, group: str) -> Iterator[list[str]]:
     """The Trainer's ``report_to`` for a stage, with W&B's project, group and folder set for
-    the block only (a later stage in the same process gets its own group).
+    the block only, and the stage's run finished at its end (a later stage in the same process,
+    the next LR of a sweep or DPO after SFT, gets its own run and group).
     ``mode``: offline | online | disabled; empty: ``$WANDB_MODE`` or offline."""
     mode = mode or os.environ.get("WANDB_MODE", "offline")
     if mode == "disabled":
         yield []
         return
+    import wandb
+
     wanted = {"WANDB_MODE": mode, "WANDB_PROJECT": os.environ.get("WANDB_PROJECT", "hermes3"),
               "WANDB_RUN_GROUP": group, "WANDB_DIR": os.environ.get("WANDB_DIR") or str(runs("wandb"))}
     Path(wanted["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
+    # wandb reads its environment once per process (wandb.setup) and the Trainer's WandbCallback
+    # never finishes its run: without both lines below a second stage in the process would log
+    # into the first one's run, folder and group (measured: SFT then DPO gave one run, group sft).
+    live = wandb.setup().settings if os.environ.get("RANK", "0") == "0" else None  # the callback logs on rank 0
+    stage = {"mode": mode, "project": wanted["WANDB_PROJECT"], "run_group": group, "root_dir": wanted["WANDB_DIR"]}
+    keep = {k: getattr(live, k) for k in stage} if live else {}
+    for k, v in stage.items() if live else ():
+        setattr(live, k, v)
+    before = wandb.run
     try:
-        yield ["wandb"]
+        with env_overrides(wanted):
+            yield ["wandb"]
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        if wandb.run is not None and wandb.run is not before:
+            wandb.run.finish()
+        for k, v in keep.items():
+            setattr(live, k, v)
 
 
 def training_arguments(out: Path, name: str, *, cuda: bool, wandb: list[str], save_steps: int,

@@ -24,7 +24,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +65,28 @@ def resolve_if_local(path: str) -> str:
     if p.exists() or Path(path).is_absolute() or Path(path).parts[:1] == ("runs",):
         return str(p)
     return path
+
+
+@contextlib.contextmanager
+def env_overrides(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the ``with`` block only, then put back what was there
+    (unset stays unset), also when the block raises. Child processes and libraries that read
+    the environment see ``values`` inside the block (papermill kernels, W&B's Trainer callback).
+
+    >>> os.environ["H3_KEPT"] = "old"
+    >>> with env_overrides({"H3_NEW": "1", "H3_KEPT": "new"}):
+    ...     os.environ["H3_NEW"], os.environ["H3_KEPT"]
+    ('1', 'new')
+    >>> "H3_NEW" in os.environ, os.environ.pop("H3_KEPT")
+    (False, 'old')
+    """
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

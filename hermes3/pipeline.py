@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes3.config import to_dict
-from hermes3.paths import REPO, runs
+from hermes3.paths import REPO, env_overrides, runs
 
 # Settings that do not change what a stage builds.
 NOT_KEYS = {"resume", "wandb_mode", "logging_steps", "out_dir", "output_dir"}
@@ -156,10 +156,8 @@ def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | No
     env = {"HERMES3_BATCH": "1", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     if out_dir is not None and "HERMES3_FIGURES" not in os.environ:
         env["HERMES3_FIGURES"] = str(Path(out_dir) / "figures")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # papermill kernels inherit our environment
     done = []
-    try:
+    with env_overrides(env):  # papermill kernels inherit our environment
         total = notebooks(names, folder)
         for k, nb in enumerate(total, 1):
             t0 = time.time()
@@ -175,10 +173,4 @@ def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | No
                                  f"(traceback in {dest}; re-run to resume: finished stages are reused)") from None
             done.append((nb.stem, time.time() - t0))
             print(f"[hermes3] ({k}/{len(total)}) {nb.stem} done in {done[-1][1]:.0f}s", file=sys.stderr, flush=True)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return done

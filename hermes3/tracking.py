@@ -53,7 +53,7 @@ def log_table(run, key: str, df) -> None:
 
 def read_offline_run(folder: str | Path) -> dict:
     """What an offline run logged, read back from its ``run-*.wandb`` file:
-    ``{"config": {...}, "history": [{...}, ...], "summary": {...}}``.
+    ``{"config": {...}, "history": [{...}, ...], "summary": {...}, "group": str, "name": str}``.
 
     The file is wandb's LevelDB-style log (a 7-byte ``:W&B`` header, then 32 KiB blocks
     of chunks: crc32 (4), length (2, little endian), type (1: full, 2: first, 3: middle,
@@ -90,6 +90,8 @@ def read_offline_run(folder: str | Path) -> dict:
         elif which == "summary":
             out["summary"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update})
         elif which in ("config", "run"):  # the run record carries the initial config
+            if which == "run":
+                out["group"], out["name"] = rec.run.run_group, rec.run.display_name
             items = rec.config.update if which == "config" else rec.run.config.update
             out["config"].update({i.key: json.loads(i.value_json) for i in items})
     return out

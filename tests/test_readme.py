@@ -37,6 +37,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class Run:
     rc: int = 0
     expect: str = ""
     capture: str = ""  # a regex with named groups, read from stdout into the context of later commands
+    stdin: str = ""  # a checkout file fed to stdin (the README's `< file`); else stdin is empty
 
 
 def clean_failure(args: str, names: str, why: str) -> Run:
@@ -71,6 +73,9 @@ def clean_failure(args: str, names: str, why: str) -> Run:
 
 
 SMOKE_SFT = "max_steps=2 max_length=512 warmup_steps=0"  # a few steps of 512-token rows
+QUESTIONS = "configs/chat/questions.txt"
+CHAT_TOKENS = "--max-new-tokens 8"
+CHAT_WHY = "8 new tokens a reply, stdin: the README's scripted session (a user turn, a /tool line, a user turn)"
 ONE_NOTEBOOK = Run("reproduce --scale smoke --only 09", "one smoke notebook (see below)", expect="09_table3_plan")
 
 # The reviewed table: README command (whitespace-normalised, comment dropped) -> what runs instead.
@@ -140,6 +145,32 @@ COMMANDS: dict[str, tuple[Run, ...]] = {
         clean_failure("eval runs/fp8/tiny --suite table5 --backend vllm --apply-chat-template --add-bos-token",
                       f"suite 'table5' {HUB_OFF}", "OUT: the FP8 folder above; Table 5's datasets come from the Hub, "
                       "and vLLM serves on a GPU"),),
+    # --- After `make demo`: chat on the folders the chain above built (runs/demo/* is `make demo`'s), fed the
+    # README's scripted session; the W&B report offline (W&B is disabled here, so no run folders exist).
+    "hermes3 chat runs/demo/fp8 --tools configs/chat/tools.json": (
+        Run(f"chat runs/fp8/tiny --tools configs/chat/tools.json {CHAT_TOKENS}", CHAT_WHY, expect="assistant: ",
+            stdin=QUESTIONS),),
+    "hermes3 chat runs/demo/fp8 --tools configs/chat/tools.json --max-new-tokens 64 < configs/chat/questions.txt": (
+        Run(f"chat runs/fp8/tiny --tools configs/chat/tools.json {CHAT_TOKENS}", CHAT_WHY, expect="assistant: ",
+            stdin=QUESTIONS),),
+    "hermes3 chat runs/demo/sft/final --system \"You are Hermes, a helpful assistant.\" --max-new-tokens 64 "
+    "< configs/chat/questions.txt": (
+        Run(f"chat runs/sft/tiny/final --system \"You are Hermes, a helpful assistant.\" {CHAT_TOKENS}",
+            "the chain's SFT model for runs/demo/sft/final; " + CHAT_WHY, expect="assistant: ", stdin=QUESTIONS),),
+    "hermes3 chat MODEL": (
+        Run(f"chat runs/sft/tiny/final {CHAT_TOKENS}", "MODEL: the chain's SFT model; " + CHAT_WHY,
+            expect="assistant: ", stdin=QUESTIONS),),
+    "hermes3 chat --url http://127.0.0.1:8000/v1 --tools configs/chat/tools.json": (
+        clean_failure("chat --url http://127.0.0.1:8000/v1 --tools configs/chat/tools.json",
+                      "http://127.0.0.1:8000/v1: cannot list the served models",
+                      "no vLLM server runs here (make serve-check starts one, heavy)"),),
+    "hermes3 wandb-report --check runs/wandb/wandb --offline": (
+        clean_failure("wandb-report --check runs/wandb/wandb --offline", "wandb/wandb: no W&B runs",
+                      "W&B is disabled in this session, so no offline runs exist to check; "
+                      "tests/test_wandb_report.py checks real ones"),),
+    "hermes3 wandb-report --entity YOUR_ENTITY": (
+        clean_failure("wandb-report --entity YOUR_ENTITY", "W&B YOUR_ENTITY/hermes3: cannot save the report",
+                      "publishing needs W&B's server and a login; the same command offline is `hermes3 wandb-report`"),),
 }
 
 
@@ -263,6 +294,7 @@ def session(tmp_path_factory):
         env[var] = str(tmp / sub)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="disabled",
                TQDM_DISABLE="1", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    env.pop("WANDB_API_KEY", None)  # `hermes3 wandb-report` publishes when a key is set: here it stays offline
     return {"env": env, "tmp": tmp, "ctx": {}, "done": {}}
 
 
@@ -291,16 +323,17 @@ def _run(run: Run, item: Item, session) -> None:
         args = run.args.format(**session["ctx"])
     except KeyError as e:
         pytest.fail(f"README.md:{item.line}: `{item.text}` needs {e} from an earlier README command, which failed")
-    if args in session["done"]:  # the same substitution for two README mentions: run once
-        rc, out, err = session["done"][args]
+    if (args, run.stdin) in session["done"]:  # the same substitution for two README mentions: run once
+        rc, out, err = session["done"][args, run.stdin]
     else:
         try:
-            p = subprocess.run(_console_script() + args.split(), cwd=ROOT, env=session["env"], capture_output=True,
-                               text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+            with open(ROOT / run.stdin, "rb") if run.stdin else open(os.devnull, "rb") as stdin:
+                p = subprocess.run(_console_script() + shlex.split(args), cwd=ROOT, env=session["env"],
+                                   capture_output=True, text=True, timeout=TIMEOUT, stdin=stdin)
         except subprocess.TimeoutExpired:
             pytest.fail(f"README.md:{item.line}: `hermes3 {args}` ran over {TIMEOUT} s ({run.why}).\n{_how_to_add(item)}")
         rc, out, err = p.returncode, p.stdout, p.stderr
-        session["done"][args] = rc, out, err
+        session["done"][args, run.stdin] = rc, out, err
     where = f"README.md:{item.line}: `{item.text}`" + (f" (ran `hermes3 {args}`: {run.why})" if run.why != "as written" else "")
     if rc != run.rc:
         hint = "" if item.text in COMMANDS else "\n" + _how_to_add(item)
