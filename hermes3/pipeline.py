@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -26,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes3.config import to_dict
-from hermes3.paths import REPO, env_overrides, runs
+from hermes3.paths import REPO, env_overrides, resolve, runs
 
 # Settings that do not change what a stage builds.
 NOT_KEYS = {"resume", "wandb_mode", "logging_steps", "out_dir", "output_dir"}
@@ -96,19 +97,56 @@ def data(cfg) -> Path:
     return out
 
 
+def model_digest(model: str | Path) -> str | None:
+    """Digest of a local model folder's weights and config (None for a Hub id): what a stage
+    built from it depends on, beyond its path.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "config.json").write_text("{}")
+    >>> a = model_digest(d); _ = (d / "model.safetensors").write_bytes(b"w"); a != model_digest(d)
+    True
+    """
+    folder = Path(model)
+    if not folder.is_dir():
+        return None
+    h = hashlib.blake2b(digest_size=12)
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and (f.suffix == ".safetensors" or f.name == "config.json"):
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+# A run records the digest of the model it started from: a base re-built in the same folder
+# (another pre-training config) must not hand its old fine-tune to the next stage.
+_MODEL_DIGEST = "model_digest.txt"
+
+
+def _same_model(out: Path, digest: str | None) -> bool:
+    try:
+        return (out / _MODEL_DIGEST).read_text().strip() == (digest or "")
+    except OSError:
+        return True  # a run from before digests were recorded: its config is all we have
+
+
+def _trained(out: Path, digest: str | None) -> Path:
+    (out / _MODEL_DIGEST).write_text(digest or "")
+    return out
+
+
 def sft(cfg) -> Path:
     """The SFT run of ``cfg``: reused when complete, resumed when interrupted, else trained."""
     from hermes3.sft import COMPLETE, train
 
-    out = cfg.output()
+    out, digest = cfg.output(), model_digest(resolve(cfg.model))
     saved = _saved(out / "config.json")
-    if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)):
+    same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
+    if same and _same_model(out, digest):
         if (out / "final" / COMPLETE).exists() and _intact(out / "final"):
             return out
-        return train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
+        return _trained(train(replace(cfg, resume=True)), digest)  # from the last complete checkpoint, if any
     if out.exists() and any(out.iterdir()):
-        _set_aside(out, "was trained with another config" if saved else "holds no config.json")
-    return train(replace(cfg, resume=False))
+        _set_aside(out, "started from another model" if same else
+                   "was trained with another config" if saved else "holds no config.json")
+    return _trained(train(replace(cfg, resume=False)), digest)
 
 
 def dpo(cfg) -> Path:
@@ -116,16 +154,18 @@ def dpo(cfg) -> Path:
     complete ``checkpoint-N``, as SFT), else trained from a fresh adapter."""
     from hermes3.dpo import COMPLETE, train
 
-    out = cfg.output()
+    out, digest = cfg.output(), model_digest(resolve(cfg.model))
     saved = _saved(out / "config.json")
-    if saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg)):
+    same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
+    if same and _same_model(out, digest):
         if (out / COMPLETE).exists() and _intact(out / "merged"):
             return out
         (out / COMPLETE).unlink(missing_ok=True)  # its merged model was damaged: not whole until retrained
-        return train(replace(cfg, resume=True))
+        return _trained(train(replace(cfg, resume=True)), digest)
     if out.exists() and any(out.iterdir()):
-        _set_aside(out, "was trained with another config" if saved else "holds no config.json")
-    return train(replace(cfg, resume=False))
+        _set_aside(out, "started from another model" if same else
+                   "was trained with another config" if saved else "holds no config.json")
+    return _trained(train(replace(cfg, resume=False)), digest)
 
 
 def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks") -> list[Path]:

@@ -398,11 +398,7 @@ def _digest_file(path: Path) -> str:
 
 def _digest(folder: Path) -> str:
     """Digest of a model folder's weights and config (what a derived output depends on)."""
-    h = hashlib.blake2b(digest_size=12)
-    for f in sorted(folder.iterdir()):
-        if f.is_file() and (f.suffix == ".safetensors" or f.name == "config.json"):
-            h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()
+    return pipeline.model_digest(folder)
 
 
 def _pretrain_keyed(cfg, pretrain) -> Path:

@@ -54,6 +54,12 @@ def test_sft_stage_reuses_resumes_and_sets_aside(smoke_data, tmp_path, monkeypat
     pipeline.sft(replace(cfg, lr=2e-3))
     assert not calls[-1].resume and len(list(tmp_path.glob("run.stale-*"))) == 1
     assert json.loads((out / "config.json").read_text())["lr"] == 2e-3
+    # The base re-built in the same folder (another pre-training): same config, other weights -> retrained.
+    assert (out / "model_digest.txt").read_text() == pipeline.model_digest(base)
+    make_tiny_model(base, smoke_data / "tokenizer", seed=1)
+    pipeline.sft(replace(cfg, lr=2e-3))
+    assert len(calls) == 4 and not calls[-1].resume and len(list(tmp_path.glob("run.stale-*"))) == 2
+    assert (out / "model_digest.txt").read_text() == pipeline.model_digest(base)
 
 
 def test_dpo_stage_is_reused_when_complete_and_resumed_when_interrupted(smoke_data, tmp_path, monkeypatch):
