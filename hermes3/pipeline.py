@@ -57,7 +57,10 @@ def _defaults(cfg) -> dict:
 
 
 def _set_aside(out: Path, why: str) -> None:
-    stale = out.with_name(f"{out.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    stale, k = out.with_name(f"{out.name}.stale-{stamp}"), 1
+    while stale.exists():  # set aside twice within a second: never rename onto the first
+        stale, k = out.with_name(f"{out.name}.stale-{stamp}-{k}"), k + 1
     out.rename(stale)
     print(f"[hermes3] {out} {why}: moved to {stale.name}, rebuilding", file=sys.stderr)
 

@@ -90,6 +90,17 @@ def test_dpo_stage_is_reused_when_complete_and_resumed_when_interrupted(smoke_da
     assert (out / "COMPLETE").exists() and (out / "merged" / "config.json").exists()
 
 
+def test_set_aside_twice_in_one_second_keeps_both(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline.time, "strftime", lambda fmt: "20261202-045654")
+    for k in range(3):
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "x").write_text(str(k))
+        pipeline._set_aside(tmp_path / "run", "test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run.stale-20261202-045654", "run.stale-20261202-045654-1", "run.stale-20261202-045654-2"]
+    assert (tmp_path / "run.stale-20261202-045654-2" / "x").read_text() == "2"
+
+
 def test_failing_stage_is_one_line(tmp_path):
     folder = tmp_path / "nbs"
     folder.mkdir()
