@@ -130,7 +130,23 @@ def _same_model(out: Path, digest: str | None) -> bool:
         return True  # a run from before digests were recorded: its config is all we have
 
 
-def _trained(out: Path, digest: str | None) -> Path:
+def _run_stage(cfg, train, done: str, model_dir: str) -> Path:
+    """What SFT and DPO share: reuse a complete run (``done`` marker and an intact ``model_dir``)
+    built from the same config and model, resume one that is not complete, else set the old
+    folder aside and train fresh; the run then records the digest of the model it started from."""
+    out, digest = cfg.output(), model_digest(resolve(cfg.model))
+    saved = _saved(out / "config.json")
+    same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
+    if same and _same_model(out, digest):
+        if (out / done).exists() and _intact(out / model_dir):
+            return out
+        (out / done).unlink(missing_ok=True)  # its model was damaged: not whole until retrained
+        out = train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
+    else:
+        if out.exists() and any(out.iterdir()):
+            _set_aside(out, "started from another model" if same else
+                       "was trained with another config" if saved else "holds no config.json")
+        out = train(replace(cfg, resume=False))
     (out / _MODEL_DIGEST).write_text(digest or "")
     return out
 
@@ -139,17 +155,7 @@ def sft(cfg) -> Path:
     """The SFT run of ``cfg``: reused when complete, resumed when interrupted, else trained."""
     from hermes3.sft import COMPLETE, train
 
-    out, digest = cfg.output(), model_digest(resolve(cfg.model))
-    saved = _saved(out / "config.json")
-    same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
-    if same and _same_model(out, digest):
-        if (out / "final" / COMPLETE).exists() and _intact(out / "final"):
-            return out
-        return _trained(train(replace(cfg, resume=True)), digest)  # from the last complete checkpoint, if any
-    if out.exists() and any(out.iterdir()):
-        _set_aside(out, "started from another model" if same else
-                   "was trained with another config" if saved else "holds no config.json")
-    return _trained(train(replace(cfg, resume=False)), digest)
+    return _run_stage(cfg, train, f"final/{COMPLETE}", "final")
 
 
 def dpo(cfg) -> Path:
@@ -157,18 +163,7 @@ def dpo(cfg) -> Path:
     complete ``checkpoint-N``, as SFT), else trained from a fresh adapter."""
     from hermes3.dpo import COMPLETE, train
 
-    out, digest = cfg.output(), model_digest(resolve(cfg.model))
-    saved = _saved(out / "config.json")
-    same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
-    if same and _same_model(out, digest):
-        if (out / COMPLETE).exists() and _intact(out / "merged"):
-            return out
-        (out / COMPLETE).unlink(missing_ok=True)  # its merged model was damaged: not whole until retrained
-        return _trained(train(replace(cfg, resume=True)), digest)
-    if out.exists() and any(out.iterdir()):
-        _set_aside(out, "started from another model" if same else
-                   "was trained with another config" if saved else "holds no config.json")
-    return _trained(train(replace(cfg, resume=False)), digest)
+    return _run_stage(cfg, train, COMPLETE, "merged")
 
 
 def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks") -> list[Path]:

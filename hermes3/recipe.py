@@ -300,9 +300,9 @@ class Recipe:
         src = self.dpo() / "merged"
         out = self.root / "fp8"
         done = self.manifest()["stages"].get("fp8", {})
-        if not ((out / "config.json").exists() and done.get("inputs", {}).get("model_digest") == _digest(src)):
+        if not ((out / "config.json").exists() and done.get("inputs", {}).get("model_digest") == pipeline.model_digest(src)):
             convert(src, out, overwrite=True)
-        self.record("fp8", inputs={"model": str(src), "model_from": "dpo", "model_digest": _digest(src)},
+        self.record("fp8", inputs={"model": str(src), "model_from": "dpo", "model_digest": pipeline.model_digest(src)},
                     outputs={"dir": str(out)})
         return out
 
@@ -347,7 +347,7 @@ class Recipe:
         from hermes3.heldout import heldout_scores
 
         model = self.stage_model(name)
-        path = self.root / "heldout" / f"{name.replace(' ', '_')}-{_digest(model)[:12]}.csv"
+        path = self.root / "heldout" / f"{name.replace(' ', '_')}-{pipeline.model_digest(model)[:12]}.csv"
         if path.exists():
             return pd.read_csv(path)
         scores = heldout_scores(model, self.data(), list(CATEGORIES), limit=self.preset.heldout_limit)
@@ -394,11 +394,6 @@ def _mean(xs) -> float:
 
 def _digest_file(path: Path) -> str:
     return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
-
-
-def _digest(folder: Path) -> str:
-    """Digest of a model folder's weights and config (what a derived output depends on)."""
-    return pipeline.model_digest(folder)
 
 
 def _pretrain_keyed(cfg, pretrain) -> Path:
