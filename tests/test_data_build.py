@@ -92,6 +92,17 @@ def test_preference_pairs(smoke):
         # the pair's own task checker: the chosen answer passes it, the corrupted one fails
         assert check(p["check"], assistant_text(p["chosen"][0]))[0] is True, p
         assert check(p["check"], assistant_text(p["rejected"][0]))[0] is False, p
+    # every category gets more than one kind (the kinds rotate within a category)
+    assert all(len({p["kind"] for p in synth if p["category"] == c}) > 1 for c in {p["category"] for p in synth})
+    # A rejected tool call is a structured call (its <tool_call> is then the tag token, as the chosen
+    # call's), with the same functions and one wrong argument: never the call as escaped text.
+    calls = [p for p in synth if "tool_calls" in p["chosen"][0]]
+    assert {p["kind"] for p in calls} <= {"wrong_answer", "refusal"} and calls  # a refusal stays text
+    for p in (p for p in calls if p["kind"] == "wrong_answer"):
+        good, bad = p["chosen"][0]["tool_calls"], p["rejected"][0].get("tool_calls")
+        assert bad and not p["rejected"][0].get("content"), p
+        assert [c["function"]["name"] for c in bad] == [c["function"]["name"] for c in good]
+        assert [c["function"]["arguments"] for c in bad] != [c["function"]["arguments"] for c in good]
 
 
 def test_config_errors_are_one_line():

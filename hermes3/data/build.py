@@ -46,6 +46,7 @@ from hermes3.data.mixture import sample_by_tokens, table1, targets_from_shares
 from hermes3.data.synthetic import CATEGORIES, Task, generate
 from hermes3.loaders import convert_each, from_hh_rlhf, from_prompt_response, load_conversations, read_records
 from hermes3.masking import tokenize_and_mask
+from hermes3.parsing import parse_tool_calls
 from hermes3.paths import REPO, resolve, runs
 
 SOURCES = REPO / "data" / "sources"
@@ -280,8 +281,18 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
         cat = CATEGORIES[k % len(CATEGORIES)]
         t = next(_synthetic(cat, prng, cfg.evol_fraction))
         bad = corruptions(t, prng)
-        kind = kinds[k % len(kinds)] if kinds[k % len(kinds)] in bad else "wrong_answer"
+        # Rotate the kinds within each category too (k % 4 alone gave a category always the same kind).
+        want = kinds[(k // len(CATEGORIES) + k) % len(kinds)]
+        kind = want if want in bad else "wrong_answer"
         rejected = {"role": "assistant", "content": bad[kind]}
+        if "tool_calls" in t.messages[-1] and kind in ("wrong_answer", "broken_format"):
+            # A rejected call must be what the model emits: structured tool_calls, whose <tool_call> is
+            # the tag token. As text content the tag is escaped characters (content is never markup), so
+            # the pair would teach "drop the tag" rather than "get the arguments right". Invalid JSON has
+            # no structured form, so a call's broken format is a wrong argument too.
+            kind = "wrong_answer"
+            calls = parse_tool_calls(bad[kind]).tool_calls
+            rejected = {"role": "assistant", "tool_calls": [{"type": "function", "function": c} for c in calls]}
         prefs.append({"prompt": t.prompt, "tools": t.tools, "chosen": [t.messages[-1]], "rejected": [rejected],
                       "category": cat, "kind": kind, "source": "synthetic", "check": t.check})
     hh = read_records(PREFERENCE_SOURCES["hh_rlhf"])
