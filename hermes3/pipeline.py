@@ -130,24 +130,35 @@ def _same_model(out: Path, digest: str | None) -> bool:
         return True  # a run from before digests were recorded: its config is all we have
 
 
+def _state(cfg, done: str, model_dir: str) -> str:
+    """``complete`` (reuse), ``resume`` (same config and model, not finished) or ``fresh``."""
+    out = cfg.output()
+    saved = _saved(out / "config.json")
+    if saved is None or not same_config(saved, to_dict(cfg), _defaults(cfg)):
+        return "fresh"
+    if not _same_model(out, model_digest(resolve(cfg.model))):
+        return "fresh"
+    return "complete" if (out / done).exists() and _intact(out / model_dir) else "resume"
+
+
 def _run_stage(cfg, train, done: str, model_dir: str) -> Path:
     """What SFT and DPO share: reuse a complete run (``done`` marker and an intact ``model_dir``)
     built from the same config and model, resume one that is not complete, else set the old
     folder aside and train fresh; the run then records the digest of the model it started from."""
-    out, digest = cfg.output(), model_digest(resolve(cfg.model))
-    saved = _saved(out / "config.json")
-    same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
-    if same and _same_model(out, digest):
-        if (out / done).exists() and _intact(out / model_dir):
-            return out
+    out, state = cfg.output(), _state(cfg, done, model_dir)
+    if state == "complete":
+        return out
+    if state == "resume":
         (out / done).unlink(missing_ok=True)  # its model was damaged: not whole until retrained
         out = train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
     else:
         if out.exists() and any(out.iterdir()):
+            saved = _saved(out / "config.json")
+            same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
             _set_aside(out, "started from another model" if same else
                        "was trained with another config" if saved else "holds no config.json")
         out = train(replace(cfg, resume=False))
-    (out / _MODEL_DIGEST).write_text(digest or "")
+    (out / _MODEL_DIGEST).write_text(model_digest(resolve(cfg.model)) or "")
     return out
 
 
@@ -156,6 +167,13 @@ def sft(cfg) -> Path:
     from hermes3.sft import COMPLETE, train
 
     return _run_stage(cfg, train, f"final/{COMPLETE}", "final")
+
+
+def sft_complete(cfg) -> bool:
+    """Whether ``sft(cfg)`` would only read a finished run (nothing to train)."""
+    from hermes3.sft import COMPLETE
+
+    return _state(cfg, f"final/{COMPLETE}", "final") == "complete"
 
 
 def dpo(cfg) -> Path:

@@ -30,7 +30,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hermes3 import pipeline
+from hermes3 import parallel, pipeline
 from hermes3.config import load_config, to_dict
 from hermes3.paths import REPO, resolve, runs
 from hermes3.presets import preset
@@ -124,24 +124,45 @@ class Recipe:
                                                   "max_share_gap_points": float((rows["ours_%"] - rows["report_%"]).abs().max())})
         return out
 
+    def _base_config(self, label: str):
+        """The BaseConfig of a tiny size in ``bases`` (None for a folder or Hub id)."""
+        from hermes3.base_model import SIZES, BaseConfig
+
+        model = self.preset.bases[label]
+        if model not in SIZES:
+            return None
+        return load_config(BaseConfig, None, [f"size={model}", f"data={self.data()}", *self.preset.base_overrides,
+                                              f"out_dir={self.root / 'base' / model}"])
+
+    def bases(self) -> dict:
+        """Every base of Fig. 4 (tiny sizes pre-trained side by side, ``hermes3.parallel``), all with
+        the same token budget. ``{label: folder or Hub id}``."""
+        cfgs = {label: self._base_config(label) for label in self.preset.bases}
+        todo = {label: c for label, c in cfgs.items() if c is not None and not _pretrained(c)}
+        # Longest first: the biggest size is the critical path.
+        order = sorted(todo, key=lambda k: -list(self.preset.bases).index(k))
+        parallel.run_all(build_base, [todo[k] for k in order], desc="pre-training bases", names=order)
+        return {label: self.base(label) for label in self.preset.bases}
+
     def base(self, label: str | None = None) -> str:
         """A base model of ``label`` (default the main line's): tiny sizes are pre-trained here
         on the plain text of the training mixture, all with the same token budget."""
-        from hermes3.base_model import SIZES, BaseConfig, pretrain
-
         label = label or self.preset.main
-        model = self.preset.bases[label]
-        if model not in SIZES:
-            return model  # a folder or Hub id
-        data = self.data()
-        cfg = load_config(BaseConfig, None, [f"size={model}", f"data={data}", *self.preset.base_overrides,
-                                             f"out_dir={self.root / 'base' / model}"])
-        folder = _pretrain_keyed(cfg, pretrain)
+        cfg = self._base_config(label)
+        if cfg is None:
+            return self.preset.bases[label]  # a folder or Hub id
+        folder = build_base(cfg)
         metrics = json.loads((folder / "metrics.json").read_text())
-        self.record(f"base/{model}", inputs={"data": str(data)}, outputs={"dir": str(folder)},
+        self.record(f"base/{cfg.size}", inputs={"data": str(cfg.data)}, outputs={"dir": str(folder)},
                     config=metrics["config"], results={k: metrics[k] for k in (
                         "parameters", "train_tokens", "heldout_loss_trained", "seconds")})
         return str(folder)
+
+    def _train_all(self, cfgs: list, names: list[str], desc: str) -> None:
+        """Train the SFT runs of ``cfgs`` that are not complete, side by side; callers then read
+        them through ``pipeline.sft`` (reused, not retrained)."""
+        todo = [(c, n) for c, n in zip(cfgs, names) if not pipeline.sft_complete(c)]
+        parallel.run_all(pipeline.sft, [c for c, _ in todo], desc=desc, names=[n for _, n in todo])
 
     # ------------------------------------------------------------------ SFT configs
 
@@ -174,8 +195,10 @@ class Recipe:
 
         p = self.preset
         rows, items = [], {}
-        for lr in p.lrs:
-            cfg = self._lr_run(lr)
+        self.bases()  # all sizes now (Fig. 4 needs them): their pre-training runs side by side
+        cfgs = [self._lr_run(lr) for lr in p.lrs]
+        self._train_all(cfgs, [f"lr {lr:g}" for lr in p.lrs], "LR search runs")
+        for lr, cfg in zip(p.lrs, cfgs):
             out = pipeline.sft(cfg)
             s = heldout_scores(out / "final", self.data(), list(p.lr_categories), limit=p.heldout_limit)
             items[lr] = s.mean_logprob.to_numpy()
@@ -231,8 +254,10 @@ class Recipe:
         from hermes3.sft import read_metrics
 
         lr, out = self.selected_lr(), {}
-        for label in self.preset.bases:
-            run = pipeline.sft(self._lr_run(lr, label))
+        cfgs = [self._lr_run(lr, label) for label in self.preset.bases]
+        self._train_all(cfgs, list(self.preset.bases), "loss-curve runs")
+        for label, cfg in zip(self.preset.bases, cfgs):
+            run = pipeline.sft(cfg)
             held = heldout_scores(run / "final", self.data(), list(CATEGORIES), limit=self.preset.heldout_limit)
             base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
             out[label] = {"metrics": read_metrics(run), "heldout_loss": heldout_loss(held), "items": len(held),
@@ -396,15 +421,26 @@ def _digest_file(path: Path) -> str:
     return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
 
 
-def _pretrain_keyed(cfg, pretrain) -> Path:
-    """``pretrain`` into ``cfg.out_dir``, rebuilt when the folder holds another config's model."""
+def _pretrained(cfg) -> bool:
+    """Whether ``cfg.out_dir`` holds this config's base, pre-trained on this data."""
     out = Path(cfg.out_dir)
     saved = out / "metrics.json"
-    if saved.exists():
-        want = {k: v for k, v in to_dict(cfg).items() if k != "out_dir"}
-        have = json.loads(saved.read_text()).get("config", {})
-        if pipeline.same_config(have, want) and _same_data(out, cfg.data):
-            return out
+    if not saved.exists():
+        return False
+    want = {k: v for k, v in to_dict(cfg).items() if k != "out_dir"}
+    have = json.loads(saved.read_text()).get("config", {})
+    return pipeline.same_config(have, want) and _same_data(out, cfg.data)
+
+
+def build_base(cfg) -> Path:
+    """``pretrain(cfg)`` into ``cfg.out_dir``, unless it already holds that base; a folder that
+    holds another config's or data's model is set aside first."""
+    from hermes3.base_model import pretrain
+
+    out = Path(cfg.out_dir)
+    if _pretrained(cfg):
+        return out
+    if (out / "metrics.json").exists():
         pipeline._set_aside(out, "was pre-trained with another config or data")
     folder = pretrain(cfg, progress=False)
     (folder / "data_manifest.json").write_text((Path(cfg.data) / "manifest.json").read_text())

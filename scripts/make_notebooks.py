@@ -156,6 +156,10 @@ items separate the LRs, where 0/1 accuracy of a 5M model moves in steps of one i
 carries its 95% bootstrap interval over items; the selection's lead over both ends of the grid is a
 paired bootstrap interval. The selected LR is written to the run manifest, and notebook 05's SFT
 run trains at it.
+
+Independent runs go side by side (`hermes3.parallel`: one process per core, one thread each, 1.4×
+the throughput of one process on two threads at this size): the three base sizes of Fig. 4 are
+pre-trained here, then the five LR runs.
 """, [
 SETUP + """from hermes3.plots import plot_lr_search
 

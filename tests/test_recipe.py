@@ -24,6 +24,8 @@ def recipe(tmp_path, smoke_data, monkeypatch):
     r = Recipe("smoke", root=tmp_path / "smoke")
     monkeypatch.setattr(Recipe, "data", lambda self: smoke_data)
     monkeypatch.setattr(Recipe, "base", lambda self, label=None: str(tmp_path / f"base-{label or self.preset.main}"))
+    monkeypatch.setattr(Recipe, "bases", lambda self: {k: self.base(k) for k in self.preset.bases})
+    monkeypatch.setenv("HERMES3_WORKERS", "1")  # the fakes below live in this process only
     trained = []
 
     def fake_sft(cfg):

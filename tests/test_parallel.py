@@ -1,0 +1,47 @@
+"""hermes3.parallel: jobs in spawned one-thread processes, results in job order, errors named."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hermes3.parallel import default_workers, run_all
+
+
+def _threads_and_pid(x):
+    import torch
+
+    return x * 10, torch.get_num_threads(), os.getpid()
+
+
+def _fail_on_two(x):
+    if x == 2:
+        raise ValueError("two is bad")
+    return x
+
+
+def test_jobs_run_in_other_processes_in_job_order():
+    out = run_all(_threads_and_pid, [3, 1, 2], workers=2, desc="test")
+    assert [v for v, _, _ in out] == [30, 10, 20]
+    assert all(pid != os.getpid() for _, _, pid in out)
+    cores = len(os.sched_getaffinity(0))
+    assert {t for _, t, _ in out} == {max(1, cores // 2)}
+
+
+def test_one_worker_runs_in_this_process():
+    out = run_all(_threads_and_pid, [1, 2], workers=1)
+    assert [pid for _, _, pid in out] == [os.getpid()] * 2
+
+
+def test_a_failing_job_is_named():
+    with pytest.raises(RuntimeError, match=r"demo: job 'b' failed: two is bad"):
+        run_all(_fail_on_two, [1, 2], workers=2, desc="demo", names=["a", "b"])
+
+
+def test_workers_env(monkeypatch):
+    monkeypatch.setenv("HERMES3_WORKERS", "3")
+    assert default_workers(5) == 3 and default_workers(2) == 2
+    monkeypatch.setenv("HERMES3_WORKERS", "0")
+    with pytest.raises(ValueError, match="HERMES3_WORKERS must be a positive integer, got '0'"):
+        default_workers(2)
