@@ -54,9 +54,11 @@ def test_two_process_ddp_matches_single_process(sft_model, smoke_data, tmp_path)
             # 1e-5, plus float32 resolution of summed log-probs near -500 (ulp 3e-5): the in-process run
             # and the torchrun workers use different thread counts, so reductions differ in order
             assert abs(x - y) < 1e-5 + 2e-7 * abs(x), (col, x, y)
-    assert a["rewards/margins"].abs().max() > 1e-4  # the adapter moved: a comparison that can fail
     pa, pb = _adapter(one), _adapter(tmp_path / "two")
     assert pa.keys() == pb.keys() and len(pa) > 10
+    # The adapter moved (LoRA B starts at 0), so the weight comparison below can fail. Not the margins:
+    # after 3 steps on the smoke pairs they can be ~3e-5, no more than the comparison's tolerance.
+    assert max(v.abs().max().item() for k, v in pa.items() if "lora_B" in k) > 1e-4
     for k in pa:
         torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
     ha, hb = (json.loads((d / "heldout.json").read_text()) for d in (one, tmp_path / "two"))
