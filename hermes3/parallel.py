@@ -6,11 +6,13 @@ with 1 thread each ran 1.2 steps/s *each*, i.e. 1.4x the throughput. The LR sear
 and the three base sizes and their loss-curve runs (Fig. 4) are independent jobs, so the recipe
 runs them here first; its usual sequential loop then finds every run complete and only reads it.
 
-Each job runs in a fresh ``spawn`` process (no fork of a process holding torch threads or a
-Jupyter kernel), with ``torch.set_num_threads(cores // workers)``. A job's own progress bar
-goes to the worker's stderr; the caller sees one bar over jobs. An exception in a job is
-re-raised in the caller with the job named. With a GPU, one worker or one job, the jobs run
-in this process, one after another.
+Each job runs in a fresh interpreter (``python -m hermes3.parallel``, with this process's import
+path), with ``torch.set_num_threads(cores // workers)``. Not ``multiprocessing``: its ``spawn``
+re-imports the caller's script, so a script without an ``if __name__ == "__main__"`` guard (the
+README's snippets) would run itself again in every worker; and ``fork`` copies a process holding
+torch's thread pool or a Jupyter kernel. A job's own progress bar goes to stderr; the caller sees
+one bar over jobs. A failing job stops the others and is re-raised here with its name and
+traceback. With a GPU, one worker or one job, the jobs run in this process, one after another.
 
 ``HERMES3_WORKERS`` overrides the number of workers (``1`` = sequential, in process).
 
@@ -20,10 +22,14 @@ in this process, one after another.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -49,37 +55,66 @@ def default_workers(jobs: int) -> int:
     return max(1, min(_cores(), jobs))
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str = "jobs",
             names: Sequence[str] | None = None) -> list:
     """``[fn(job) for job in jobs]``, run in ``workers`` processes; results in job order.
 
-    ``fn`` must be importable (a module-level function) and jobs picklable (configs are
-    dataclasses). ``names`` label the jobs in errors and the progress bar."""
+    ``fn`` must be importable (a module-level function) and jobs and results picklable (configs
+    are dataclasses). ``names`` label the jobs in errors and the progress bar."""
     jobs = list(jobs)
     names = list(names) if names is not None else [str(i) for i in range(len(jobs))]
     workers = default_workers(len(jobs)) if workers is None else workers
     if workers <= 1 or len(jobs) <= 1:
         return [fn(job) for job in jobs]
     threads = max(1, _cores() // workers)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     results: list = [None] * len(jobs)
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
-        bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except Exception as e:
-                raise RuntimeError(f"{desc}: job {names[i]!r} failed: {e}") from e
-            bar.update(1)
-            bar.set_postfix_str(f"done: {names[i]}")
-        bar.close()
+    pending, running = list(range(len(jobs))), {}
+    bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
+    with tempfile.TemporaryDirectory(prefix="hermes3-parallel-") as tmp:
+        try:
+            while pending or running:
+                while pending and len(running) < workers:
+                    i = pending.pop(0)
+                    job_file, out_file = Path(tmp) / f"{i}.job", Path(tmp) / f"{i}.out"
+                    job_file.write_bytes(pickle.dumps((fn, jobs[i])))
+                    running[i] = subprocess.Popen([sys.executable, "-m", "hermes3.parallel", str(job_file),
+                                                   str(out_file), str(threads)], env=env)
+                time.sleep(0.1)
+                for i, proc in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[i]
+                    out_file = Path(tmp) / f"{i}.out"
+                    if not out_file.exists():
+                        raise RuntimeError(f"{desc}: job {names[i]!r} died (exit code {proc.returncode})")
+                    ok, value = pickle.loads(out_file.read_bytes())
+                    if not ok:
+                        raise RuntimeError(f"{desc}: job {names[i]!r} failed: {value}")
+                    results[i] = value
+                    bar.update(1)
+                    bar.set_postfix_str(f"done: {names[i]}")
+        finally:
+            for proc in running.values():  # an error or Ctrl-C here: stop the other jobs too
+                proc.kill()
+                proc.wait()
+            bar.close()
     return results
+
+
+def _worker(job_file: str, out_file: str, threads: int) -> None:
+    import traceback
+
+    import torch
+
+    torch.set_num_threads(threads)
+    fn, job = pickle.loads(Path(job_file).read_bytes())
+    try:
+        out = (True, fn(job))
+    except Exception as e:  # handed back to run_all, which raises it with the job's name
+        out = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+    Path(out_file).write_bytes(pickle.dumps(out))
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -21,6 +23,10 @@ def _fail_on_two(x):
     return x
 
 
+def _exit_hard(x):
+    os._exit(3)
+
+
 def test_jobs_run_in_other_processes_in_job_order():
     out = run_all(_threads_and_pid, [3, 1, 2], workers=2, desc="test")
     assert [v for v, _, _ in out] == [30, 10, 20]
@@ -35,8 +41,20 @@ def test_one_worker_runs_in_this_process():
 
 
 def test_a_failing_job_is_named():
-    with pytest.raises(RuntimeError, match=r"demo: job 'b' failed: two is bad"):
+    with pytest.raises(RuntimeError, match=r"demo: job 'b' failed: ValueError: two is bad\n.*Traceback"):
         run_all(_fail_on_two, [1, 2], workers=2, desc="demo", names=["a", "b"])
+    with pytest.raises(RuntimeError, match=r"demo: job 'a' died \(exit code 3\)"):
+        run_all(_exit_hard, [1, 2], workers=2, desc="demo", names=["a", "b"])
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    """multiprocessing's spawn would re-run this script in each worker (the README's snippets have
+    no ``if __name__ == "__main__"``); our workers only import what the job needs."""
+    script = tmp_path / "snippet.py"
+    script.write_text("from hermes3.parallel import run_all\nprint('start')\nprint(run_all(abs, [-1, -2, 3], workers=2))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "start\n[1, 2, 3]\n"
 
 
 def test_workers_env(monkeypatch):
