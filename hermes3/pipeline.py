@@ -130,22 +130,27 @@ def _same_model(out: Path, digest: str | None) -> bool:
         return True  # a run from before digests were recorded: its config is all we have
 
 
-def _state(cfg, done: str, model_dir: str) -> str:
-    """``complete`` (reuse), ``resume`` (same config and model, not finished) or ``fresh``."""
+def _state(cfg, done: str, model_dir: str, digest: str | None) -> tuple[str, str]:
+    """``(state, why)``: ``complete`` (reuse), ``resume`` (same config and model, not finished) or
+    ``fresh``, with why an existing folder cannot be continued. ``digest``: ``model_digest(cfg.model)``
+    (the caller's: hashing a large model's weights is not free)."""
     out = cfg.output()
     saved = _saved(out / "config.json")
-    if saved is None or not same_config(saved, to_dict(cfg), _defaults(cfg)):
-        return "fresh"
-    if not _same_model(out, model_digest(resolve(cfg.model))):
-        return "fresh"
-    return "complete" if (out / done).exists() and _intact(out / model_dir) else "resume"
+    if saved is None:
+        return "fresh", "holds no config.json"
+    if not same_config(saved, to_dict(cfg), _defaults(cfg)):
+        return "fresh", "was trained with another config"
+    if not _same_model(out, digest):
+        return "fresh", "started from another model"
+    return ("complete" if (out / done).exists() and _intact(out / model_dir) else "resume"), ""
 
 
 def _run_stage(cfg, train, done: str, model_dir: str) -> Path:
     """What SFT and DPO share: reuse a complete run (``done`` marker and an intact ``model_dir``)
     built from the same config and model, resume one that is not complete, else set the old
     folder aside and train fresh; the run then records the digest of the model it started from."""
-    out, state = cfg.output(), _state(cfg, done, model_dir)
+    out, digest = cfg.output(), model_digest(resolve(cfg.model))
+    state, why = _state(cfg, done, model_dir, digest)
     if state == "complete":
         return out
     if state == "resume":
@@ -153,12 +158,9 @@ def _run_stage(cfg, train, done: str, model_dir: str) -> Path:
         out = train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
     else:
         if out.exists() and any(out.iterdir()):
-            saved = _saved(out / "config.json")
-            same = saved is not None and same_config(saved, to_dict(cfg), _defaults(cfg))
-            _set_aside(out, "started from another model" if same else
-                       "was trained with another config" if saved else "holds no config.json")
+            _set_aside(out, why)
         out = train(replace(cfg, resume=False))
-    (out / _MODEL_DIGEST).write_text(model_digest(resolve(cfg.model)) or "")
+    (out / _MODEL_DIGEST).write_text(digest or "")
     return out
 
 
@@ -173,7 +175,7 @@ def sft_complete(cfg) -> bool:
     """Whether ``sft(cfg)`` would only read a finished run (nothing to train)."""
     from hermes3.sft import COMPLETE
 
-    return _state(cfg, f"final/{COMPLETE}", "final") == "complete"
+    return _state(cfg, f"final/{COMPLETE}", "final", model_digest(resolve(cfg.model)))[0] == "complete"
 
 
 def dpo(cfg) -> Path:

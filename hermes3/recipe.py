@@ -139,7 +139,7 @@ class Recipe:
         the same token budget. ``{label: folder or Hub id}``."""
         cfgs = {label: self._base_config(label) for label in self.preset.bases}
         todo = {label: c for label, c in cfgs.items() if c is not None and not _pretrained(c)}
-        # Longest first: the biggest size is the critical path.
+        # Presets list the sizes small to large: the largest, the critical path, starts first.
         order = sorted(todo, key=lambda k: -list(self.preset.bases).index(k))
         parallel.run_all(build_base, [todo[k] for k in order], desc="pre-training bases", names=order)
         return {label: self.base(label) for label in self.preset.bases}
