@@ -57,6 +57,18 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     assert out.stdout == "start\n[1, 2, 3]\n"
 
 
+def test_workers_do_not_repeat_the_wandb_offline_banner(tmp_path):
+    """transformers prints "[INFO] Running in WANDB offline mode" on import; a notebook cell that
+    runs jobs in parallel must not show it once per worker."""
+    script = tmp_path / "banner.py"
+    script.write_text("from hermes3.parallel import run_all\n"
+                      "print(run_all(exec, ['import transformers.integrations.integration_utils'] * 2, workers=2))\n")
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "[None, None]\n"
+
+
 def test_workers_env(monkeypatch):
     monkeypatch.setenv("HERMES3_WORKERS", "3")
     assert default_workers(5) == 3 and default_workers(2) == 2
