@@ -67,3 +67,20 @@ def setup(scale: str = "demo"):
     figures = figures_dir()
     figures.mkdir(parents=True, exist_ok=True)
     return Recipe(scale), Path(figures)
+
+
+def rounded(table, digits: int = 4):
+    """``table`` rounded to ``digits`` for display, except p-value columns (named ``p (...)``),
+    which keep two significant digits: ``round(4)`` shows a sign test over 160 items (p=1.4e-48)
+    as 0.0, which reads as "impossible" rather than "very small".
+
+    >>> import pandas as pd
+    >>> rounded(pd.DataFrame({"diff": [1.23456], "p (sign test)": [1.4e-48]}))
+         diff p (sign test)
+    0  1.2346       1.4e-48
+    """
+    out = table.round(digits)
+    for col in table.columns:
+        if str(col).startswith("p ("):
+            out[col] = table[col].map(lambda p: f"{p:.2g}")
+    return out
