@@ -44,18 +44,26 @@ def quiet() -> None:
     # Deprecation notices from library internals are not for notebook readers (pytest still shows them).
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import_wandb_integration_quietly()
     try:
         import transformers
 
-        # transformers prints "[INFO] Running in WANDB offline mode" when this module is first
-        # imported with WANDB_MODE=offline: import it here, quietly, once.
-        with contextlib.redirect_stdout(io.StringIO()):
-            import transformers.integrations.integration_utils  # noqa: F401
         transformers.logging.set_verbosity_warning()
         if os.environ.get("HERMES3_BATCH") == "1":
             transformers.logging.disable_progress_bar()
     except ImportError:
         pass
+
+
+def import_wandb_integration_quietly() -> None:
+    """transformers prints "[INFO] Running in WANDB offline mode" when its W&B integration is first
+    imported with WANDB_MODE=offline: import it here, with stdout swallowed (this kernel and each
+    ``hermes3.parallel`` worker would otherwise print it into the cell)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            import transformers.integrations.integration_utils  # noqa: F401
+        except ImportError:
+            pass
 
 
 def setup(scale: str = "demo"):

@@ -103,20 +103,14 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
 
 
 def _worker(job_file: str, out_file: str, threads: int) -> None:
-    import contextlib
-    import io
     import traceback
 
     import torch
 
+    from hermes3.notebook import import_wandb_integration_quietly
+
     torch.set_num_threads(threads)
-    # transformers prints "[INFO] Running in WANDB offline mode" when this module is first imported
-    # with WANDB_MODE=offline: once per worker in a notebook cell. The parent has already said it.
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            import transformers.integrations.integration_utils  # noqa: F401
-        except ImportError:
-            pass
+    import_wandb_integration_quietly()  # the parent has already shown the banner, if any
     fn, job = pickle.loads(Path(job_file).read_bytes())
     try:
         out = (True, fn(job))
