@@ -16,9 +16,8 @@ tiny-l is wider, not deeper: at 300 pre-training steps a 6-layer, 320-wide model
 parameters) ended no better than tiny-m on the tool-heavy demo mixture (held-out loss 0.927 vs
 0.914), while 384 wide at 4 layers reached 0.854, and is 15% faster per step on a CPU.
 
-``make demo`` pre-trains each for 600 steps of 8 rows of 256 tokens (1.2M tokens): the same tokens
-in 300 steps of 16 rows left tiny-m unable to copy a value from its context into the text that
-follows (a question's city or ticker into a tool result's JSON: at chance), which tool calls need.
+Steps and batch for ``make demo`` are set in ``hermes3.presets`` (why: updates, not only tokens,
+decide whether a tiny base learns to copy a value from its context, which tool calls need).
 
 Deterministic for a seed on one machine. The result is cached in ``runs/base/<size>-<key>``
 (key = hash of the config and the data manifest; ``hermes3.paths`` gives the runs root) and reused; nothing large is committed.
