@@ -428,7 +428,7 @@ def group_means(table) -> list[dict]:
 def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir: str | Path | None = None,
              limit: int | None = None, batch_size: int = 16, max_gen_toks: int = 192, add_bos_token: bool = False,
              apply_chat_template: bool = False, out_dir: str | Path | None = None, wandb_run=None,
-             backend: str = "hf", cache: bool = True) -> EvalResult:
+             backend: str = "hf", cache: bool = True, cache_only: bool = False) -> EvalResult | None:
     """Run ``suite`` on ``model`` (a folder, Hub id or in-memory model) with lm-eval.
 
     Offline tasks carry prompts already rendered in the Hermes format, so
@@ -441,7 +441,8 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
     With ``cache=True`` and a model folder, the lm-eval results are stored under
     ``runs/eval/cache/<key>`` ($HERMES3_EVAL_CACHE), keyed by the bytes of the model folder,
     the eval items and every setting here, so a pipeline re-run (or a second notebook scoring
-    the same checkpoint) reuses them instead of generating again.
+    the same checkpoint) reuses them instead of generating again. ``cache_only=True`` returns
+    the cached result or None, never evaluating.
     """
 
     if isinstance(model, (str, Path)):  # `hermes3 eval runs/sft/tiny/final`: under $HERMES3_RUNS, as configs are
@@ -466,6 +467,8 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
             if hit.exists():
                 stored = json.loads(hit.read_text())
                 return _finish(stored["raw"], stored["samples"], out_dir, wandb_run)
+        if cache_only:
+            return None
         raw, samples = _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, Path(tmp), batch_size,
                                     add_bos_token, apply_chat_template, backend, limit)
     if key is not None:

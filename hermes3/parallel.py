@@ -56,26 +56,37 @@ def default_workers(jobs: int) -> int:
 
 
 def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str = "jobs",
-            names: Sequence[str] | None = None) -> list:
+            names: Sequence[str] | None = None, after: dict[int, Sequence[int]] | None = None) -> list:
     """``[fn(job) for job in jobs]``, run in ``workers`` processes; results in job order.
 
     ``fn`` must be importable (a module-level function) and jobs and results picklable (configs
-    are dataclasses). ``names`` label the jobs in errors and the progress bar."""
+    are dataclasses); ``fn=call`` runs ``(function, argument)`` pairs, so one pool can hold jobs of
+    different kinds. ``names`` label the jobs in errors and the progress bar. ``after[i]`` lists
+    the jobs that must finish before job ``i`` starts (an LR-search run waits for its base, not
+    for the other bases); otherwise a free worker takes the first waiting job in list order."""
     jobs = list(jobs)
     names = list(names) if names is not None else [str(i) for i in range(len(jobs))]
+    after = {i: set(d) for i, d in (after or {}).items()}
+    for i, deps in after.items():
+        if not (0 <= i < len(jobs)) or any(not (0 <= d < len(jobs)) or d >= i for d in deps):
+            raise ValueError(f"{desc}: after[{i}] = {sorted(deps)}: a job can only wait for earlier jobs")
     workers = default_workers(len(jobs)) if workers is None else workers
     if workers <= 1 or len(jobs) <= 1:
-        return [fn(job) for job in jobs]
+        return [fn(job) for job in jobs]  # list order already puts every job after its dependencies
     threads = max(1, _cores() // workers)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     results: list = [None] * len(jobs)
-    pending, running = list(range(len(jobs))), {}
+    pending, running, finished = list(range(len(jobs))), {}, set()
     bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
     with tempfile.TemporaryDirectory(prefix="hermes3-parallel-") as tmp:
         try:
             while pending or running:
-                while pending and len(running) < workers:
-                    i = pending.pop(0)
+                while len(running) < workers:
+                    ready = [i for i in pending if after.get(i, set()) <= finished]
+                    if not ready:
+                        break
+                    i = ready[0]
+                    pending.remove(i)
                     job_file, out_file = Path(tmp) / f"{i}.job", Path(tmp) / f"{i}.out"
                     job_file.write_bytes(pickle.dumps((fn, jobs[i])))
                     running[i] = subprocess.Popen([sys.executable, "-m", "hermes3.parallel", str(job_file),
@@ -92,6 +103,7 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
                     if not ok:
                         raise RuntimeError(f"{desc}: job {names[i]!r} failed: {value}")
                     results[i] = value
+                    finished.add(i)
                     bar.update(1)
                     bar.set_postfix_str(f"done: {names[i]}")
         finally:
@@ -100,6 +112,12 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
                 proc.wait()
             bar.close()
     return results
+
+
+def call(pair: tuple[Callable, object]):
+    """``function(argument)`` of a ``(function, argument)`` pair: ``run_all(call, pairs)``."""
+    fn, arg = pair
+    return fn(arg)
 
 
 def _worker(job_file: str, out_file: str, threads: int) -> None:

@@ -137,12 +137,33 @@ class Recipe:
     def bases(self) -> dict:
         """Every base of Fig. 4 (tiny sizes pre-trained side by side, ``hermes3.parallel``), all with
         the same token budget. ``{label: folder or Hub id}``."""
-        cfgs = {label: self._base_config(label) for label in self.preset.bases}
-        todo = {label: c for label, c in cfgs.items() if c is not None and not _pretrained(c)}
-        # Presets list the sizes small to large: the largest, the critical path, starts first.
-        order = sorted(todo, key=lambda k: -list(self.preset.bases).index(k))
-        parallel.run_all(build_base, [todo[k] for k in order], desc="pre-training bases", names=order)
+        self._pretrain_and_train([], "pre-training bases")
         return {label: self.base(label) for label in self.preset.bases}
+
+    def _base_path(self, label: str) -> str:
+        """Where ``base(label)`` is (or will be), without building it."""
+        cfg = self._base_config(label)
+        return self.preset.bases[label] if cfg is None else str(cfg.out_dir)
+
+    def _pretrain_and_train(self, runs: list[tuple], desc: str) -> None:
+        """The bases that are missing and the SFT ``runs`` (``(config, name, base label)``) that are
+        not complete, in one pool: a run waits for its own base only. Why one pool: tiny-m's base
+        is done minutes before tiny-l's, and its LR-search runs fill that time (measured: the
+        search finished ~60 s sooner than after a separate pool of bases)."""
+        cfgs = {label: self._base_config(label) for label in self.preset.bases}
+        todo = [k for k, c in cfgs.items() if c is not None and not _pretrained(c)]
+        # Presets list the sizes small to large: the largest, the critical path, starts first.
+        todo.sort(key=lambda k: -list(self.preset.bases).index(k))
+        jobs = [(build_base, cfgs[k]) for k in todo]
+        names, after = [f"base {_slug(k)}" for k in todo], {}
+        for cfg, name, label in runs:
+            if label in todo:  # its base is about to be (re)built: the run cannot be complete
+                after[len(jobs)] = [todo.index(label)]
+            elif pipeline.sft_complete(cfg):
+                continue
+            jobs.append((pipeline.sft, cfg))
+            names.append(name)
+        parallel.run_all(parallel.call, jobs, desc=desc, names=names, after=after)
 
     def base(self, label: str | None = None) -> str:
         """A base model of ``label`` (default the main line's): tiny sizes are pre-trained here
@@ -157,12 +178,6 @@ class Recipe:
                     config=metrics["config"], results={k: metrics[k] for k in (
                         "parameters", "train_tokens", "heldout_loss_trained", "seconds")})
         return str(folder)
-
-    def _train_all(self, cfgs: list, names: list[str], desc: str) -> None:
-        """Train the SFT runs of ``cfgs`` that are not complete, side by side; callers then read
-        them through ``pipeline.sft`` (reused, not retrained)."""
-        todo = [(c, n) for c, n in zip(cfgs, names) if not pipeline.sft_complete(c)]
-        parallel.run_all(pipeline.sft, [c for c, _ in todo], desc=desc, names=[n for _, n in todo])
 
     # ------------------------------------------------------------------ SFT configs
 
@@ -179,7 +194,7 @@ class Recipe:
         main = label == self.preset.main
         folder = self.root / ("lr_search" if main else "loss_curves") / (f"lr-{lr:g}" if main else slug)
         return self._sft_config(self.preset.sft, [*self.preset.sft_overrides, *self.preset.lr_overrides],
-                                lr=lr, data=str(self.data()), model=self.base(label), output_dir=str(folder),
+                                lr=lr, data=str(self.data()), model=self._base_path(label), output_dir=str(folder),
                                 name=f"{self.scale}-{slug}-lr{lr:g}", save_each_epoch=False, wandb_mode="disabled")
 
     # ------------------------------------------------------------------ Fig. 2
@@ -195,9 +210,11 @@ class Recipe:
 
         p = self.preset
         rows, items = [], {}
-        self.bases()  # all sizes now (Fig. 4 needs them): their pre-training runs side by side
         cfgs = [self._lr_run(lr) for lr in p.lrs]
-        self._train_all(cfgs, [f"lr {lr:g}" for lr in p.lrs], "LR search runs")
+        # every base now (Fig. 4 needs them all), in the same pool as the LR runs
+        self._pretrain_and_train([(c, f"lr {lr:g}", p.main) for lr, c in zip(p.lrs, cfgs)],
+                                 "pre-training bases, LR search runs")
+        self.bases()  # records each base in the manifest
         for lr, cfg in zip(p.lrs, cfgs):
             out = pipeline.sft(cfg)
             s = heldout_scores(out / "final", self.data(), list(p.lr_categories), limit=p.heldout_limit)
@@ -249,16 +266,31 @@ class Recipe:
     def loss_curves(self) -> dict:
         """Fig. 4: each size fine-tuned one epoch at the selected LR from bases with the same
         pre-training budget. ``{label: {"metrics": DataFrame, "heldout_loss": float, ...}}``."""
-        from hermes3.data.synthetic import CATEGORIES
-        from hermes3.heldout import heldout_loss, heldout_scores
+        from hermes3.heldout import heldout_loss
         from hermes3.sft import read_metrics
 
         lr, out = self.selected_lr(), {}
         cfgs = [self._lr_run(lr, label) for label in self.preset.bases]
-        self._train_all(cfgs, list(self.preset.bases), "loss-curve runs")
+        jobs, names = [], []
+        for label, cfg in zip(self.preset.bases, cfgs):
+            final = cfg.output() / "final"
+            if not pipeline.sft_complete(cfg):
+                jobs.append((_sft_then_heldout, (cfg, self.data(), self.preset.heldout_limit, self.root / "heldout")))
+            elif self._heldout_cached(final) is None:
+                jobs.append((_heldout_job, (final, self.data(), self.preset.heldout_limit, self.root / "heldout")))
+            else:
+                continue
+            names.append(_slug(label))
+        # The two runs of other sizes differ ~4x in length, so one core would idle for most of this
+        # pool: the base's Table 5 evaluation (notebook 08; its model is final since notebook 03) fills it.
+        if len(jobs) % 2 and parallel.default_workers(len(jobs) + 1) > 1:
+            for name in self._uncached(["base"]):
+                jobs.append((_evaluate_job, self._eval_args(name)))
+                names.append(f"evaluate {name}")
+        parallel.run_all(parallel.call, jobs, desc="loss-curve runs", names=names)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
-            held = heldout_scores(run / "final", self.data(), list(CATEGORIES), limit=self.preset.heldout_limit)
+            held = heldout_cached(run / "final", self.data(), self.preset.heldout_limit, self.root / "heldout")
             base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
             out[label] = {"metrics": read_metrics(run), "heldout_loss": heldout_loss(held), "items": len(held),
                           "parameters": base_metrics["parameters"], "run": str(run)}
@@ -341,12 +373,26 @@ class Recipe:
             raise ValueError(f"unknown stage {name!r}; known: {', '.join(get)}")
         return get[name]()
 
+    def _eval_args(self, name: str) -> tuple:
+        p = self.preset
+        return (str(self.stage_model(name)), p.eval_suite, str(self.data()), p.eval_limit, p.max_gen_toks)
+
     def evaluate(self, name: str):
         """The preset's suite on a stage's model (cached by model bytes)."""
-        from hermes3.evaluate import evaluate
+        return _evaluate_job(self._eval_args(name))
 
-        return evaluate(self.stage_model(name), self.preset.eval_suite, data_dir=self.data(),
-                        limit=self.preset.eval_limit, max_gen_toks=self.preset.max_gen_toks)
+    def _uncached(self, names) -> list[str]:
+        """The stages among ``names`` whose evaluation is not cached yet."""
+        return [n for n in names if _evaluate_job(self._eval_args(n), cache_only=True) is None]
+
+    def evaluate_stages(self, names) -> dict:
+        """``{name: evaluate(name)}``, the uncached evaluations side by side (``hermes3.parallel``:
+        generation of two models in two one-thread processes took 108 s against 152 s one after the
+        other, measured on the 2-core demo machine)."""
+        todo = self._uncached(names)
+        parallel.run_all(parallel.call, [(_evaluate_job, self._eval_args(n)) for n in todo],
+                         desc="evaluations", names=todo)
+        return {n: self.evaluate(n) for n in names}
 
     def compare(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the same items: per stand-in group (items pooled), the
@@ -354,7 +400,7 @@ class Recipe:
         from hermes3.compare import paired
         from hermes3.evaluate import STANDIN_GROUPS, tool_call_items
 
-        ra, rb = self.evaluate(a), self.evaluate(b)
+        ra, rb = self.evaluate_stages([a, b]).values()
         calls = tool_call_items(self.data(), self.preset.eval_limit)
         table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
                        subsets={"tool calls": ("hermes_tool_use", calls),
@@ -363,23 +409,13 @@ class Recipe:
                     outputs={}, results=table.reset_index().to_dict("records"))
         return table
 
+    def _heldout_cached(self, model) -> Path | None:
+        return _heldout_file(model, self.data(), self.preset.heldout_limit, self.root / "heldout")
+
     def heldout(self, name: str):
         """Held-out reference log-likelihood of every category's items under a stage's model
         (``hermes3.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
-        import pandas as pd
-
-        from hermes3.data.synthetic import CATEGORIES
-        from hermes3.heldout import heldout_scores
-
-        model = self.stage_model(name)
-        path = self.root / "heldout" / f"{name.replace(' ', '_')}-{pipeline.model_digest(model)[:12]}.csv"
-        if path.exists():
-            return pd.read_csv(path)
-        scores = heldout_scores(model, self.data(), list(CATEGORIES), limit=self.preset.heldout_limit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scores.to_csv(path.with_suffix(".tmp"), index=False)
-        path.with_suffix(".tmp").replace(path)
-        return scores
+        return heldout_cached(self.stage_model(name), self.data(), self.preset.heldout_limit, self.root / "heldout")
 
     def compare_likelihood(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
@@ -388,6 +424,11 @@ class Recipe:
         from hermes3.compare import paired_likelihood
         from hermes3.evaluate import standin_categories
 
+        models = {n: self.stage_model(n) for n in (a, b)}
+        todo = [n for n, m in models.items() if self._heldout_cached(m) is None]
+        parallel.run_all(parallel.call, [(_heldout_job, (models[n], self.data(), self.preset.heldout_limit,
+                                                         self.root / "heldout")) for n in todo],
+                         desc="held-out likelihoods", names=todo)
         table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
         self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))
@@ -397,7 +438,7 @@ class Recipe:
         """Table 5 at this scale: ``{stage: EvalResult}`` on the preset's suite, same items for all."""
         from hermes3.evaluate import tool_call_accuracy, tool_call_items
 
-        res = {k: self.evaluate(k) for k in self.STAGES}
+        res = self.evaluate_stages(self.STAGES)
         calls = tool_call_items(self.data(), self.preset.eval_limit)
         self.record("benchmarks", inputs={k: str(self.stage_model(k)) for k in self.STAGES}, outputs={},
                     results={k: {**{r.task: r.value for r in v.table[v.table.primary].itertuples()},
@@ -410,6 +451,54 @@ class Recipe:
         from hermes3.evaluate import tool_call_functions
 
         return tool_call_functions(result, self.data(), self.preset.eval_limit)
+
+
+def _evaluate_job(args: tuple, cache_only: bool = False):
+    """``evaluate`` of ``(model, suite, data_dir, limit, max_gen_toks)``: a job for ``hermes3.parallel``."""
+    from hermes3.evaluate import evaluate
+
+    model, suite, data_dir, limit, max_gen_toks = args
+    return evaluate(model, suite, data_dir=data_dir, limit=limit, max_gen_toks=max_gen_toks, cache_only=cache_only)
+
+
+def _heldout_path(model, data: Path, limit: int | None, cache: Path) -> Path:
+    digest = pipeline.model_digest(model)
+    return cache / f"{digest}-{_digest_file(Path(data) / 'manifest.json')[:8]}-{limit}.csv"
+
+
+def _heldout_file(model, data: Path, limit: int | None, cache: Path) -> Path | None:
+    """The cached ``heldout_cached`` frame of this model, data and limit, or None."""
+    path = _heldout_path(model, data, limit, cache)
+    return path if path.exists() else None
+
+
+def heldout_cached(model, data: Path, limit: int | None, cache: Path):
+    """``heldout_scores`` of every category under ``model``, cached in ``cache`` by the model's
+    bytes, the data build and ``limit`` (parallel jobs and later notebooks read it)."""
+    import pandas as pd
+
+    from hermes3.data.synthetic import CATEGORIES
+    from hermes3.heldout import heldout_scores
+
+    path = _heldout_path(model, data, limit, cache)
+    if path.exists():
+        return pd.read_csv(path)
+    scores = heldout_scores(model, data, list(CATEGORIES), limit=limit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two workers never write one tmp file
+    scores.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return scores
+
+
+def _heldout_job(args: tuple) -> None:
+    heldout_cached(*args)
+
+
+def _sft_then_heldout(args: tuple) -> None:
+    """An SFT run and its final model's held-out scores, in one ``hermes3.parallel`` job."""
+    cfg, data, limit, cache = args
+    heldout_cached(pipeline.sft(cfg) / "final", data, limit, cache)
 
 
 def _mean(xs) -> float:

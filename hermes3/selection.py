@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from hermes3 import pipeline
+from hermes3 import parallel, pipeline
 from hermes3.evaluate import STANDIN_GROUPS, evaluate, standin_categories
 from hermes3.report import minmax_select
 from hermes3.sft import SFTConfig, epoch_checkpoints
@@ -78,6 +78,13 @@ def _group_likelihoods(model_dir, data_dir, limit) -> dict:
         f"hermes_{c}": float(v) for c, v in by_cat.items()}
 
 
+def _checkpoint_scores(job: tuple) -> dict:
+    metric, ckpt, data_dir, limit = job
+    if metric == "likelihood":
+        return _group_likelihoods(ckpt, data_dir, limit)
+    return dict(_group_scores(ckpt, data_dir, list(TABLE2_GROUPS.values()), limit, out_dir=Path(ckpt) / "eval"))
+
+
 def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = None, metric: str = "benchmarks"):
     """Table 2 for our run: per epoch checkpoint the four groups, their min-max normalised
     scores and the total; returns ``(table, selection)`` (``selection.best`` is the epoch).
@@ -90,13 +97,15 @@ def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = N
 
     if metric not in ("benchmarks", "likelihood"):
         raise ValueError(f"metric must be 'benchmarks' or 'likelihood', got {metric!r}")
+    ckpts = epoch_checkpoints(run_dir)
+    # The checkpoints are independent: scored side by side (hermes3.parallel), one per core.
+    scores = parallel.run_all(_checkpoint_scores, [(metric, ckpt, data_dir, limit) for _, ckpt in ckpts],
+                              desc="scoring epoch checkpoints", names=[Path(c).name for _, c in ckpts])
     rows = {}
-    for epoch, ckpt in epoch_checkpoints(run_dir):
+    for (epoch, _), s in zip(ckpts, scores):
         if metric == "likelihood":
-            s = _group_likelihoods(ckpt, data_dir, limit)
             members = [t for t in s if t not in TABLE2_GROUPS.values()]
         else:
-            s = _group_scores(ckpt, data_dir, list(TABLE2_GROUPS.values()), limit, out_dir=Path(ckpt) / "eval")
             members = [t for g in TABLE2_GROUPS.values() for t in STANDIN_GROUPS[g]]
         rows[f"epoch_{round(epoch)}"] = {name: s[g] for name, g in TABLE2_GROUPS.items()} | {t: s[t] for t in members}
     if not rows:

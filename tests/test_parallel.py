@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from hermes3.parallel import default_workers, run_all
+from hermes3.parallel import call, default_workers, run_all
 
 
 def _threads_and_pid(x):
@@ -35,6 +36,41 @@ def test_jobs_run_in_other_processes_in_job_order():
     assert all(pid != os.getpid() for _, _, pid in out)
     cores = len(os.sched_getaffinity(0))
     assert {t for _, t, _ in out} == {max(1, cores // 2)}
+
+
+def _dag_job(job):
+    """Files instead of clocks (a worker's start-up takes seconds): ``wait`` blocks until the
+    file exists, ``write`` creates it, ``check`` reports whether it exists."""
+    import time
+
+    action, path = job
+    path = Path(path)
+    if action == "write":
+        path.write_text("x")
+        return True
+    if action == "check":
+        return path.exists()
+    deadline = time.time() + 60
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    (path.parent / "slow-done").write_text("x")
+    return path.exists()
+
+
+def test_a_job_waits_for_its_dependencies_only(tmp_path):
+    """An LR-search run waits for its own base, not for the other bases: a free worker takes the
+    first job whose dependencies are done. The slow base only finishes once the run on the fast
+    base has run, so waiting for every base would time it out."""
+    jobs = [("wait", tmp_path / "fast-run"), ("check", tmp_path / "nothing"),
+            ("check", tmp_path / "slow-done"), ("write", tmp_path / "fast-run")]
+    slow, _, run_on_slow, run_on_fast = run_all(_dag_job, jobs, workers=2, after={2: [0], 3: [1]})
+    assert slow and run_on_fast and run_on_slow
+    with pytest.raises(ValueError, match=r"after\[0\] = \[1\]: a job can only wait for earlier jobs"):
+        run_all(_dag_job, jobs[:2], workers=2, after={0: [1]})
+
+
+def test_call_runs_mixed_jobs():
+    assert run_all(call, [(abs, -2), (str, 3)], workers=2) == [2, "3"]
 
 
 def test_one_worker_runs_in_this_process():

@@ -25,6 +25,8 @@ def recipe(tmp_path, smoke_data, monkeypatch):
     monkeypatch.setattr(Recipe, "data", lambda self: smoke_data)
     monkeypatch.setattr(Recipe, "base", lambda self, label=None: str(tmp_path / f"base-{label or self.preset.main}"))
     monkeypatch.setattr(Recipe, "bases", lambda self: {k: self.base(k) for k in self.preset.bases})
+    monkeypatch.setattr(Recipe, "_base_path", lambda self, label: self.base(label))
+    monkeypatch.setattr(Recipe, "_base_config", lambda self, label: None)  # nothing to pre-train
     monkeypatch.setenv("HERMES3_WORKERS", "1")  # the fakes below live in this process only
     trained = []
 

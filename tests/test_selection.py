@@ -48,6 +48,7 @@ def test_epoch_table_applies_the_min_max_rule(tmp_path, monkeypatch):
         return pd.Series({**{t: v[g] for g in groups for t in STANDIN_GROUPS[g]}, **v})
 
     monkeypatch.setattr(selection, "_group_scores", scores)
+    monkeypatch.setenv("HERMES3_WORKERS", "1")  # the fake lives in this process only
     table, sel = selection.epoch_table(run, tmp_path)
     # by hand: normalised (GPT4All, AGIEval, IFEval, MT-Bench) per epoch, x100, averaged
     # epoch 1: (100, 0, 0, 0) -> 25; epoch 2: (50, 100, 50, 100) -> 75; epoch 3: (0, 50, 100, 80) -> 57.5
@@ -75,6 +76,7 @@ def test_epoch_table_on_likelihood_groups_categories(tmp_path, monkeypatch):
         return pd.DataFrame(rows)
 
     monkeypatch.setattr(hermes3.heldout, "heldout_scores", scores)
+    monkeypatch.setenv("HERMES3_WORKERS", "1")  # the fake lives in this process only
     table, sel = selection.epoch_table(run, tmp_path, metric="likelihood")
     assert seen[0] == ["coding", "content_generation", "domain_expert", "general", "math", "roleplay", "steering",
                        "tool_use"]
