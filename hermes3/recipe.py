@@ -281,9 +281,10 @@ class Recipe:
             else:
                 continue
             names.append(_slug(label))
-        # The two runs of other sizes differ ~4x in length, so one core would idle for most of this
-        # pool: the base's Table 5 evaluation (notebook 08; its model is final since notebook 03) fills it.
-        if len(jobs) % 2 and parallel.default_workers(len(jobs) + 1) > 1:
+        # These jobs differ ~4x in length (tiny-s ~30 s, tiny-l ~2 min), so one core would idle for
+        # most of the pool: the base's Table 5 evaluation (notebook 08; its model is final since
+        # notebook 03) fills it. Not on one worker, where it would only move that work here.
+        if jobs and parallel.default_workers(len(jobs) + 1) > 1:
             for name in self._uncached(["base"]):
                 jobs.append((_evaluate_job, self._eval_args(name)))
                 names.append(f"evaluate {name}")
