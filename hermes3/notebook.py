@@ -29,7 +29,9 @@ QUIET = ("transformers", "datasets", "lm-eval", "lm_eval", "peft", "accelerate",
 
 
 def quiet() -> None:
-    """Warnings and errors only, from every library the stages use."""
+    """Warnings and errors only, from every library the stages use (and in ``hermes3.parallel``
+    workers started from here: they see ``HERMES3_QUIET``)."""
+    os.environ["HERMES3_QUIET"] = "1"
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

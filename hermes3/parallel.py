@@ -125,9 +125,11 @@ def _worker(job_file: str, out_file: str, threads: int) -> None:
 
     import torch
 
-    from hermes3.notebook import import_wandb_integration_quietly
+    from hermes3.notebook import import_wandb_integration_quietly, quiet
 
     torch.set_num_threads(threads)
+    if os.environ.get("HERMES3_QUIET") == "1":
+        quiet()  # a notebook's workers log as quietly as its kernel
     import_wandb_integration_quietly()  # the parent has already shown the banner, if any
     fn, job = pickle.loads(Path(job_file).read_bytes())
     try:

@@ -107,6 +107,18 @@ def test_workers_do_not_repeat_the_wandb_offline_banner(tmp_path):
     assert out.stdout == "[None, None]\n"
 
 
+def test_workers_of_a_quiet_notebook_are_quiet(tmp_path):
+    """lm-eval logs routine choices as warnings ("Overwriting default num_fewshot ..."); a notebook
+    silences them (hermes3.notebook.quiet), and its workers must too, or they reach the cell."""
+    script = tmp_path / "quiet.py"
+    script.write_text("import logging\nfrom hermes3.notebook import quiet\nfrom hermes3.parallel import call, run_all\n"
+                      "quiet()\nrun_all(call, [(logging.getLogger('lm_eval').warning, 'routine')] * 2, workers=2)\n"
+                      "run_all(call, [(logging.getLogger('lm_eval').error, 'real problem')] * 2, workers=2)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "routine" not in out.stderr and out.stderr.count("real problem") == 2
+
+
 def test_workers_env(monkeypatch):
     monkeypatch.setenv("HERMES3_WORKERS", "3")
     assert default_workers(5) == 3 and default_workers(2) == 2
