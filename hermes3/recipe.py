@@ -254,16 +254,14 @@ class Recipe:
 
     def sft(self) -> Path:
         """The main SFT run (every epoch checkpointed) at the LR search's selected LR."""
-        lr, cfg = self.selected_lr(), self._main_sft_config()
+        lr = self.selected_lr()
+        cfg = self._sft_config(self.preset.sft, self.preset.sft_overrides, lr=lr, data=str(self.data()),
+                               model=self.base(), output_dir=str(self.root / "sft"), name=f"{self.scale}-sft",
+                               save_each_epoch=True)
         out = pipeline.sft(cfg)
         self.record("sft", inputs={"lr": lr, "lr_from": "lr_search", "base": cfg.model, "data": cfg.data},
                     outputs={"dir": str(out), "final": str(out / "final")}, config=to_dict(cfg))
         return out
-
-    def _main_sft_config(self):
-        return self._sft_config(self.preset.sft, self.preset.sft_overrides, lr=self.selected_lr(),
-                                data=str(self.data()), model=self.base(), output_dir=str(self.root / "sft"),
-                                name=f"{self.scale}-sft", save_each_epoch=True)
 
     def loss_curves(self) -> dict:
         """Fig. 4: each size fine-tuned one epoch at the selected LR from bases with the same
@@ -274,12 +272,6 @@ class Recipe:
         lr, out = self.selected_lr(), {}
         cfgs = [self._lr_run(lr, label) for label in self.preset.bases]
         jobs, names = [], []
-        # The main SFT run (notebook 05) needs only the selected LR too: it trains here, side by side
-        # with these runs (it is the longest job, so it starts first).
-        main = self._main_sft_config()
-        if parallel.default_workers(2) > 1 and not pipeline.sft_complete(main):
-            jobs.append((pipeline.sft, main))
-            names.append("main SFT run (notebook 05)")
         for label, cfg in zip(self.preset.bases, cfgs):
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
@@ -289,9 +281,11 @@ class Recipe:
             else:
                 continue
             names.append(_slug(label))
-        # The main run takes ~5 min, these ~3 min together: the base's Table 5 evaluation (notebook
-        # 08; its model is final since notebook 03) fills the other core. Not on one worker, where it
-        # would only move that work here.
+        # These jobs differ ~4x in length (tiny-s ~30 s, tiny-l ~2 min), so one core would idle for
+        # most of the pool: the base's Table 5 evaluation (notebook 08; its model is final since
+        # notebook 03) fills it. Not on one worker, where it would only move that work here. (Not the
+        # main SFT run either: measured, one thread made it 353 s instead of 200 s on two, and
+        # notebooks 04 + 05 took 602 s instead of 537 s.)
         if jobs and parallel.default_workers(len(jobs) + 1) > 1:
             for name in self._uncached(["base"]):
                 jobs.append((_evaluate_job, self._eval_args(name)))
