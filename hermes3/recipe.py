@@ -275,9 +275,9 @@ class Recipe:
         for label, cfg in zip(self.preset.bases, cfgs):
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
-                jobs.append((_sft_then_heldout, (cfg, self.data(), self.preset.heldout_limit, self.root / "heldout")))
-            elif self._heldout_cached(final) is None:
-                jobs.append((_heldout_job, (final, self.data(), self.preset.heldout_limit, self.root / "heldout")))
+                jobs.append((_sft_then_heldout, (cfg, *self._heldout_settings())))
+            elif not _heldout_path(final, *self._heldout_settings()).exists():
+                jobs.append((_heldout_job, (final, *self._heldout_settings())))
             else:
                 continue
             names.append(_slug(label))
@@ -293,7 +293,7 @@ class Recipe:
         parallel.run_all(parallel.call, jobs, desc="loss-curve runs", names=names)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
-            held = heldout_cached(run / "final", self.data(), self.preset.heldout_limit, self.root / "heldout")
+            held = heldout_cached(run / "final", *self._heldout_settings())
             base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
             out[label] = {"metrics": read_metrics(run), "heldout_loss": heldout_loss(held), "items": len(held),
                           "parameters": base_metrics["parameters"], "run": str(run)}
@@ -412,13 +412,14 @@ class Recipe:
                     outputs={}, results=table.reset_index().to_dict("records"))
         return table
 
-    def _heldout_cached(self, model) -> Path | None:
-        return _heldout_file(model, self.data(), self.preset.heldout_limit, self.root / "heldout")
+    def _heldout_settings(self) -> tuple:
+        """What ``heldout_cached`` takes after the model: the data build, the limit, the cache folder."""
+        return self.data(), self.preset.heldout_limit, self.root / "heldout"
 
     def heldout(self, name: str):
         """Held-out reference log-likelihood of every category's items under a stage's model
         (``hermes3.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
-        return heldout_cached(self.stage_model(name), self.data(), self.preset.heldout_limit, self.root / "heldout")
+        return heldout_cached(self.stage_model(name), *self._heldout_settings())
 
     def compare_likelihood(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
@@ -428,9 +429,8 @@ class Recipe:
         from hermes3.evaluate import standin_categories
 
         models = {n: self.stage_model(n) for n in (a, b)}
-        todo = [n for n, m in models.items() if self._heldout_cached(m) is None]
-        parallel.run_all(parallel.call, [(_heldout_job, (models[n], self.data(), self.preset.heldout_limit,
-                                                         self.root / "heldout")) for n in todo],
+        todo = [n for n, m in models.items() if not _heldout_path(m, *self._heldout_settings()).exists()]
+        parallel.run_all(parallel.call, [(_heldout_job, (models[n], *self._heldout_settings())) for n in todo],
                          desc="held-out likelihoods", names=todo)
         table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
         self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
@@ -467,12 +467,6 @@ def _evaluate_job(args: tuple, cache_only: bool = False):
 def _heldout_path(model, data: Path, limit: int | None, cache: Path) -> Path:
     digest = pipeline.model_digest(model)
     return cache / f"{digest}-{_digest_file(Path(data) / 'manifest.json')[:8]}-{limit}.csv"
-
-
-def _heldout_file(model, data: Path, limit: int | None, cache: Path) -> Path | None:
-    """The cached ``heldout_cached`` frame of this model, data and limit, or None."""
-    path = _heldout_path(model, data, limit, cache)
-    return path if path.exists() else None
 
 
 def heldout_cached(model, data: Path, limit: int | None, cache: Path):
