@@ -664,11 +664,13 @@ def _content_as_text(HFLM, spans: dict[str, list]):
 def _lm(model, tokenizer, batch_size, add_bos_token, HFLM):
     """An lm-eval HF model. Generation stops at <|im_end|> (the turn end), so the model's
     generation config gets the tokenizer's eos; sdpa attention, since lm-eval pads left."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from hermes3.fp8 import load_model
 
     if isinstance(model, (str, Path)):
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model))
-        model = AutoModelForCausalLM.from_pretrained(str(model), attn_implementation="sdpa")
+        model = load_model(model, attn_implementation="sdpa")
     elif tokenizer is None:
         raise EvalError("an in-memory model needs its tokenizer")
     else:

@@ -296,6 +296,43 @@ def quantization_config(ignore: list[str]) -> dict:
     return cfg.model_dump(exclude_none=False)
 
 
+# compressed-tensors draws two bars while transformers loads its checkpoint ("Applying quantization
+# config", "Dispatching model"), with tqdm(disable=not show_progress) and show_progress=True: transformers
+# never passes False, and an explicit disable= wins over TQDM_DISABLE, so nothing else reaches them.
+_BAR_MODULES = ("compressed_tensors.quantization.lifecycle.apply", "compressed_tensors.offload.dispatch")
+
+
+def load_model(model_dir: str | Path, **kwargs):
+    """``AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)``, without compressed-tensors'
+    load-time progress bars when ``model_dir`` is an FP8 (compressed-tensors) checkpoint: a notebook
+    loading one model should not print four bars for steps that take milliseconds. The library's
+    ``tqdm`` is swapped for a disabled one during the call only. Any other folder or Hub id loads
+    as with ``from_pretrained``; e.g. ``load_model("runs/demo/fp8", attn_implementation="sdpa")``.
+    """
+    import importlib
+
+    from transformers import AutoModelForCausalLM
+
+    config = Path(model_dir) / "config.json"
+    quant = json.loads(config.read_text()).get("quantization_config", {}) if config.exists() else {}
+    if quant.get("quant_method") != "compressed-tensors":
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    saved = {}
+    for name in _BAR_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:  # another compressed-tensors layout: its bars are not ours to hide
+            continue
+        if hasattr(mod, "tqdm"):
+            saved[mod] = mod.tqdm
+            mod.tqdm = lambda *a, _tqdm=mod.tqdm, **k: _tqdm(*a, **{**k, "disable": True})
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    finally:
+        for mod, bar in saved.items():
+            mod.tqdm = bar
+
+
 def emulate(model_dir: str | Path, fp8_dir: str | Path):
     """Our own FP8 emulation: the bf16 model with every quantized Linear's weight replaced
     by its dequantized FP8 weight and its input fake-quantized per token."""
@@ -325,7 +362,7 @@ def quality(bf16_dir: str | Path, fp8_dir: str | Path, texts: list[str], max_tok
 
     tok = AutoTokenizer.from_pretrained(str(bf16_dir))
     a = AutoModelForCausalLM.from_pretrained(str(bf16_dir), attn_implementation="sdpa").eval()
-    b = AutoModelForCausalLM.from_pretrained(str(fp8_dir), attn_implementation="sdpa").eval()
+    b = load_model(fp8_dir, attn_implementation="sdpa").eval()
     nll_a = nll_b = kl = n = 0.0
     for t in texts:
         ids = tok(t, add_special_tokens=False, return_tensors="pt").input_ids[:, :max_tokens]

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from conftest import make_tiny_model
-from hermes3.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, quantize_weight
+from hermes3.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, load_model, quantize_weight
 from hermes3.modeling import tiny_llama
 
 
@@ -64,6 +64,26 @@ def test_transformers_loads_output_and_matches_emulation(model_dir, tmp_path):
     ids = torch.randint(0, 500, (2, 23))
     with torch.no_grad():
         torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=0, rtol=0)
+
+
+def test_load_model_prints_no_compressed_tensors_bars(model_dir, tmp_path, capfd):
+    import compressed_tensors.offload.dispatch as dispatch
+    import compressed_tensors.quantization.lifecycle.apply as apply
+
+    convert(model_dir, tmp_path / "fp8")
+    before = (apply.tqdm, dispatch.tqdm)
+    AutoModelForCausalLM.from_pretrained(tmp_path / "fp8")
+    assert "Applying quantization config" in capfd.readouterr().err  # the bars this hides
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "fp8").eval()
+    capfd.readouterr()
+    ours = load_model(tmp_path / "fp8").eval()
+    err = capfd.readouterr().err
+    assert "Applying quantization config" not in err and "Dispatching model" not in err
+    assert (apply.tqdm, dispatch.tqdm) == before  # swapped during the call only
+    ids = torch.randint(0, 500, (2, 23))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, theirs(ids).logits, atol=0, rtol=0)
+    assert type(load_model(model_dir)).__name__ == "LlamaForCausalLM"  # not FP8: plain from_pretrained
 
 
 def test_errors_are_one_line(model_dir, tmp_path):

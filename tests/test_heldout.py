@@ -3,9 +3,9 @@ forward pass over the full logits, in the items' own order."""
 
 import pytest
 import torch
-from conftest import make_tiny_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from conftest import make_tiny_model
 from hermes3.data.build import load_eval
 from hermes3.data.synthetic import CATEGORIES
 from hermes3.heldout import _pairs, heldout_loss, heldout_scores, reference_logprobs
