@@ -296,16 +296,17 @@ def quantization_config(ignore: list[str]) -> dict:
     return cfg.model_dump(exclude_none=False)
 
 
-# compressed-tensors draws two bars while transformers loads its checkpoint ("Applying quantization
-# config", "Dispatching model"), with tqdm(disable=not show_progress) and show_progress=True: transformers
-# never passes False, and an explicit disable= wins over TQDM_DISABLE, so nothing else reaches them.
+# compressed-tensors draws "Applying quantization config" while transformers loads its checkpoint, with
+# tqdm(disable=not show_progress) and show_progress=True: transformers never passes False, and an
+# explicit disable= wins over TQDM_DISABLE, so nothing else reaches it. Its "Dispatching model" bar (same
+# pattern) comes at the first forward pass, where a hook decompresses the weights: outside this call.
 _BAR_MODULES = ("compressed_tensors.quantization.lifecycle.apply", "compressed_tensors.offload.dispatch")
 
 
 def load_model(model_dir: str | Path, **kwargs):
     """``AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)``, without compressed-tensors'
-    load-time progress bars when ``model_dir`` is an FP8 (compressed-tensors) checkpoint: a notebook
-    loading one model should not print four bars for steps that take milliseconds. The library's
+    load-time progress bar when ``model_dir`` is an FP8 (compressed-tensors) checkpoint: a notebook
+    loading one model should not print bars for steps that take milliseconds. The library's
     ``tqdm`` is swapped for a disabled one during the call only. Any other folder or Hub id loads
     as with ``from_pretrained``; e.g. ``load_model("runs/demo/fp8", attn_implementation="sdpa")``.
     """

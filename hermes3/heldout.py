@@ -48,6 +48,8 @@ def reference_logprobs(model, tok, items: list[dict], batch_size: int = 16) -> l
     of length, so a 1,200-token tool session is not padded against 40-token questions; and the
     vocabulary projection and log-softmax run only at the answer positions (the prompt's logits are
     never used). Right padding with an attention mask leaves every real position's value as it is.
+    ``get_decoder()`` then ``get_output_embeddings()`` is the whole head of Llama-family models; one
+    that scales or soft-caps logits after the projection (Gemma 2) would need that step here too.
     """
     model.eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
