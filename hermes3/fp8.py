@@ -296,19 +296,22 @@ def quantization_config(ignore: list[str]) -> dict:
     return cfg.model_dump(exclude_none=False)
 
 
-# compressed-tensors draws "Applying quantization config" while transformers loads its checkpoint, with
-# tqdm(disable=not show_progress) and show_progress=True: transformers never passes False, and an
-# explicit disable= wins over TQDM_DISABLE, so nothing else reaches it. Its "Dispatching model" bar (same
-# pattern) comes at the first forward pass, where a hook decompresses the weights: outside this call.
-_BAR_MODULES = ("compressed_tensors.quantization.lifecycle.apply", "compressed_tensors.offload.dispatch")
+# compressed-tensors draws bars while transformers loads its checkpoint ("Applying quantization config",
+# "Compressing model") and at the first forward pass, where a hook decompresses the weights ("Dispatching
+# model", "Decompressing model"). Two pass tqdm(disable=not show_progress) with show_progress=True, which
+# transformers never changes, and an explicit disable= wins over TQDM_DISABLE: nothing else reaches them.
+_BAR_MODULES = ("compressed_tensors.quantization.lifecycle.apply", "compressed_tensors.offload.dispatch",
+                "compressed_tensors.compressors.model_compressors.model_compressor")
 
 
 def load_model(model_dir: str | Path, **kwargs):
     """``AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)``, without compressed-tensors'
-    load-time progress bar when ``model_dir`` is an FP8 (compressed-tensors) checkpoint: a notebook
-    loading one model should not print bars for steps that take milliseconds. The library's
-    ``tqdm`` is swapped for a disabled one during the call only. Any other folder or Hub id loads
-    as with ``from_pretrained``; e.g. ``load_model("runs/demo/fp8", attn_implementation="sdpa")``.
+    load-time progress bars when ``model_dir`` is an FP8 (compressed-tensors) checkpoint: a notebook
+    loading one model should not print four bars for steps that take milliseconds. The library's
+    ``tqdm`` is swapped for a disabled one during the call only, and the decompression that the
+    library defers to the first forward pass runs here (a one-token forward), inside that call. Any
+    other folder or Hub id loads as with ``from_pretrained``; e.g.
+    ``load_model("runs/demo/fp8", attn_implementation="sdpa")``.
     """
     import importlib
 
@@ -328,7 +331,11 @@ def load_model(model_dir: str | Path, **kwargs):
             saved[mod] = mod.tqdm
             mod.tqdm = lambda *a, _tqdm=mod.tqdm, **k: _tqdm(*a, **{**k, "disable": True})
     try:
-        return AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+        if hasattr(model, "ct_decompress_hook"):
+            with torch.no_grad():
+                model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=model.device))
+        return model
     finally:
         for mod, bar in saved.items():
             mod.tqdm = bar
