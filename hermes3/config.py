@@ -104,14 +104,18 @@ def _build(cls, data: dict, prefix: str = ""):
     return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in data.items()})
 
 
-def _merge(cls, base: dict, new: dict) -> None:
+def _merge(cls, base: dict, new: dict, path: tuple = ()) -> None:
     """Deep-merge ``new`` into ``base`` for nested dataclass sections; any other value
-    (dict-valued fields included) is replaced whole."""
-    hints = typing.get_type_hints(cls)
+    (dict-valued fields included) is replaced whole, except along ``path``: the keys of a dotted
+    override, so ``shares.tool_use=75`` changes that one share and keeps the YAML's others."""
+    hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
     for k, v in new.items():
         typ = hints.get(k)
-        if dataclasses.is_dataclass(typ) and isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(typ, base[k], v)
+        deeper = isinstance(v, dict) and isinstance(base.get(k), dict)
+        if deeper and dataclasses.is_dataclass(typ):
+            _merge(typ, base[k], v, path[1:])
+        elif deeper and path[:1] == (k,) and len(path) > 1:
+            _merge(None, base[k], v, path[1:])
         else:
             base[k] = v
 
@@ -211,7 +215,7 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
         except ConfigError as e:
             raise ConfigError(f"override {item}: {e}", e.key) from None
         origin.update(dict.fromkeys(_flat(patch), f"override {item}"))
-        _merge(cls, data, patch)
+        _merge(cls, data, patch, tuple(k.strip().split(".")))
     try:
         cfg = _build(cls, data)
         check(cfg)

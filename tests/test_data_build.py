@@ -114,6 +114,16 @@ def test_config_errors_are_one_line():
     assert cfg.filters.min_tokens == 8 and cfg.filters.source_ranks["synthetic"] == 0  # nested defaults kept
 
 
+def test_dotted_override_of_a_dict_field_changes_one_key():
+    """``shares.tool_use=75`` once replaced the YAML's whole ``shares`` (a 100% tool-use build)."""
+    demo = "configs/data/demo.yaml"
+    yaml_shares = load_config(DataConfig, demo).shares
+    cfg = load_config(DataConfig, demo, ["shares.tool_use=75"])
+    assert cfg.shares == {**yaml_shares, "tool_use": 75}
+    assert len(yaml_shares) == 8
+    assert load_config(DataConfig, demo, ["shares={general: 1}"]).shares == {"general": 1}  # a whole value replaces
+
+
 def test_no_sft_target_comes_from_a_preference_pair(smoke):
     """HH-RLHF "chosen" answers are only the less harmful of two: DPO pairs, never SFT targets."""
     from hermes3.paths import REPO as ROOT
