@@ -114,7 +114,7 @@ def _merge(cls, base: dict, new: dict, path: tuple = ()) -> None:
         deeper = isinstance(v, dict) and isinstance(base.get(k), dict)
         if deeper and dataclasses.is_dataclass(typ):
             _merge(typ, base[k], v, path[1:])
-        elif deeper and path[:1] == (k,) and len(path) > 1:
+        elif deeper and len(path) > 1:  # the dotted key goes below k (its patch is one key per level)
             _merge(None, base[k], v, path[1:])
         else:
             base[k] = v
