@@ -32,16 +32,23 @@ def use_bf16(flag) -> bool:
 
 def tiny_llama_config(vocab_size: int, hidden_size: int = 256, num_layers: int = 4, num_heads: int = 4,
                       num_kv_heads: int | None = None, intermediate_size: int | None = None,
-                      max_position_embeddings: int = 8192, **kw):
-    """A Llama-3.1-shaped config (RMSNorm, SwiGLU, RoPE theta 500k, GQA) at toy size.
-    The defaults give about 5M parameters with a 2k vocabulary."""
+                      max_position_embeddings: int = 8192, tie_word_embeddings: bool = False, **kw):
+    """A Llama-3.1-shaped config (RMSNorm, SwiGLU, RoPE theta 500k, GQA, untied input and output
+    embeddings) at toy size. The defaults give about 4M parameters with a 2k vocabulary.
+
+    Untied as in Llama 3.1 8B/70B/405B (``tie_word_embeddings: false`` in their configs), and it
+    matters here: a tool call writes a value in another token than the request did (` T` `okyo` in
+    the question, `T` `okyo` inside the JSON string), and with one matrix for reading and writing
+    tokens the demo SFT model put the city's first token at chance (argmax right on 33% of 55
+    fresh single calls, chance 12.5%); untied, 75%, and held-out tool calls went 21/45 -> 26/45
+    (measured once each on the demo data, tiny-m base 600 x 8, SFT at 3e-4)."""
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
         num_attention_heads=num_heads, num_key_value_heads=num_kv_heads or max(1, num_heads // 2),
         intermediate_size=intermediate_size or hidden_size * 8 // 3 // 16 * 16,
-        max_position_embeddings=max_position_embeddings, rope_theta=500000.0, tie_word_embeddings=True,
+        max_position_embeddings=max_position_embeddings, rope_theta=500000.0, tie_word_embeddings=tie_word_embeddings,
         use_cache=False, **kw)
 
 

@@ -50,9 +50,16 @@ def model_dir(smoke_data, tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("bf16"), smoke_data / "tokenizer", seed=4, hidden_size=64)
 
 
+def rep_vocab(model_dir) -> int:
+    return json.loads((model_dir / "config.json").read_text())["vocab_size"]
+
+
 def test_transformers_loads_output_and_matches_emulation(model_dir, tmp_path):
     rep = convert(model_dir, tmp_path / "fp8")
-    assert rep.quantized == 14 and rep.ratio < 0.7
+    # 14 linears of 2 layers quantized; lm_head (untied, as in Llama 3.1) is kept like the embedding
+    assert rep.quantized == 14 and rep.ratio < 0.75
+    kept_in, kept_out = rep.by_class["ignored linear"]
+    assert kept_in == kept_out == 64 * rep_vocab(model_dir) * 4  # hidden x vocab, fp32 as saved
     cfg = json.loads((tmp_path / "fp8" / "config.json").read_text())["quantization_config"]
     assert cfg["quant_method"] == "compressed-tensors" and cfg["format"] == "float-quantized"
     g = cfg["config_groups"]["group_0"]
