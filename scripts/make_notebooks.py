@@ -205,10 +205,10 @@ SETUP + """from hermes3.plots import plot_loss_curves
 recipe, FIGURES = setup(scale)
 curves = recipe.loss_curves()
 table = pd.DataFrame({k: {"parameters": v["parameters"], "steps": len(v["metrics"]),
-                          "final train loss (last 10 steps)": v["metrics"].loss.tail(10).mean(),
+                          "final train loss (last 20 steps)": v["final_train_loss"],
                           "held-out loss": v["heldout_loss"], "held-out items": v["items"]} for k, v in curves.items()}).T
 display(table.round(4))
-train_order = list(table["final train loss (last 10 steps)"]) == sorted(table["final train loss (last 10 steps)"], reverse=True)
+train_order = list(table["final train loss (last 20 steps)"]) == sorted(table["final train loss (last 20 steps)"], reverse=True)
 held_order = list(table["held-out loss"]) == sorted(table["held-out loss"], reverse=True)
 print(f"larger model -> lower final training loss: {train_order}; lower held-out loss: {held_order}")""",
 """fig = plot_loss_curves(curves, path=FIGURES / "fig4_loss_curves.png")
