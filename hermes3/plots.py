@@ -166,7 +166,7 @@ def plot_lr_search(scores, tasks: list[str], best: float, path=None, report_note
     return _save(fig, path)
 
 
-def plot_loss_curves(curves: dict, path=None, smooth: int = 20):
+def plot_loss_curves(curves: dict, path=None, *, smooth: int):
     """Fig. 4 layout: training loss vs step, one line per model size (a ``smooth``-step rolling
     mean over the raw per-step loss, drawn faintly). ``curves``: label -> metrics frame, or
     label -> ``{"metrics": frame, "heldout_loss": float}`` (the held-out loss goes in the legend)."""

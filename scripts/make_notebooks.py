@@ -201,17 +201,18 @@ training loss, each model's **held-out loss** on the reference answers of the he
 eight categories (`hermes3.heldout`).
 """, [
 SETUP + """from hermes3.plots import plot_loss_curves
+from hermes3.recipe import FINAL_STEPS
 
 recipe, FIGURES = setup(scale)
 curves = recipe.loss_curves()
-table = pd.DataFrame({k: {"parameters": v["parameters"], "steps": len(v["metrics"]),
-                          "final train loss (last 20 steps)": v["final_train_loss"],
+train_col = f"final train loss (last {FINAL_STEPS} steps)"  # the end point of Fig. 4's rolling mean
+table = pd.DataFrame({k: {"parameters": v["parameters"], "steps": len(v["metrics"]), train_col: v["final_train_loss"],
                           "held-out loss": v["heldout_loss"], "held-out items": v["items"]} for k, v in curves.items()}).T
 display(table.round(4))
-train_order = list(table["final train loss (last 20 steps)"]) == sorted(table["final train loss (last 20 steps)"], reverse=True)
+train_order = list(table[train_col]) == sorted(table[train_col], reverse=True)
 held_order = list(table["held-out loss"]) == sorted(table["held-out loss"], reverse=True)
 print(f"larger model -> lower final training loss: {train_order}; lower held-out loss: {held_order}")""",
-"""fig = plot_loss_curves(curves, path=FIGURES / "fig4_loss_curves.png")
+"""fig = plot_loss_curves(curves, path=FIGURES / "fig4_loss_curves.png", smooth=FINAL_STEPS)
 run = tracking.start("sft", f"fig4-{scale}", {"sizes": list(curves), "lr": recipe.selected_lr()}, mode=wandb_mode)
 tracking.log_figure(run, "fig4", fig)
 tracking.log_table(run, "fig4_table", table.reset_index())
