@@ -48,7 +48,9 @@ def test_greedy_chat_streams_what_generate_gives(tiny_model, monkeypatch, capsys
     a1 = _reference(tiny_model, first, 12)
     second = first + [{"role": "assistant", "content": a1}, {"role": "user", "content": "What is 2+2?"}]
     a2 = _reference(tiny_model, second, 12)
-    assert a1 and a2 and "<" not in a1 + a2  # random weights, plain text: no structure lines expected
+    # Random weights: no complete tool call or tag pair in either reply (the untied model's second one has
+    # a stray `</tool_call>`, which is text), so the chat lists nothing after them.
+    assert a1 and a2
     assert out == f"assistant: {a1}\nassistant: {a2}\n"
 
 

@@ -181,11 +181,11 @@ def test_dpo_starts_at_ln2_and_writes_the_merged_model(tiny_model, smoke_data, t
 
 def test_fp8_writes_compressed_tensors(tiny_model, tmp_path, capsys):
     """2 layers x 7 Linear weights (q, k, v, o, gate, up, down) become FP8 with a per-row
-    scale; the embedding and the 5 norms (2 per layer, 1 final) stay as they were: 6 kept
-    (the tiny model ties lm_head to the embedding, so no lm_head tensor is stored)."""
+    scale; the embedding, the untied lm_head (as in Llama 3.1) and the 5 norms (2 per layer, 1
+    final) stay as they were: 7 kept."""
     out = tmp_path / "fp8"
     assert main(["fp8", str(tiny_model), str(out)]) == 0
-    assert capsys.readouterr().out.startswith("quantized 14 Linear weights, kept 6 tensors;")
+    assert capsys.readouterr().out.startswith("quantized 14 Linear weights, kept 7 tensors;")
     q = json.loads((out / "config.json").read_text())["quantization_config"]
     assert (q["quant_method"], q["format"], q["ignore"]) == ("compressed-tensors", "float-quantized", ["lm_head"])
     w = q["config_groups"]["group_0"]["weights"]
@@ -197,7 +197,7 @@ def test_fp8_writes_compressed_tensors(tiny_model, tmp_path, capsys):
     for k in fp8:
         assert header[k.replace(".weight", ".weight_scale")]["shape"] == [src[k]["shape"][0], 1]
     kept = sorted(k for k in header if k not in fp8 and not k.endswith("weight_scale"))
-    assert kept == sorted(k for k in src if k not in fp8) and len(kept) == 6 and "lm_head.weight" not in src
+    assert kept == sorted(k for k in src if k not in fp8) and len(kept) == 7 and "lm_head.weight" in kept
     assert all(header[k]["dtype"] == src[k]["dtype"] for k in kept)
     assert not (tmp_path / "fp8.tmp").exists()
 

@@ -59,8 +59,14 @@ def test_two_process_ddp_matches_single_process(sft_model, smoke_data, tmp_path)
     # The adapter moved (LoRA B starts at 0), so the weight comparison below can fail. Not the margins:
     # after 3 steps on the smoke pairs they can be ~3e-5, no more than the comparison's tolerance.
     assert max(v.abs().max().item() for k, v in pa.items() if "lora_B" in k) > 1e-4
+    # RMSProp divides each gradient element by its own running RMS, so an element whose gradient is near
+    # zero turns reduction-order noise into a visible share of its step (the metrics above compare the
+    # gradients themselves). Measured with untied embeddings: 2 of 35,840 elements outside (1e-5, 1e-4),
+    # the worst 4.4e-5 off. So: every element within a tenth of one LR step (1e-4), all but 0.1% tight.
+    loose = sum(int(((pa[k] - pb[k]).abs() > 1e-5 + 1e-4 * pb[k].abs()).sum()) for k in pa)
+    assert loose <= sum(v.numel() for v in pa.values()) // 1000, loose
     for k in pa:
-        torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
+        torch.testing.assert_close(pa[k], pb[k], atol=1e-4, rtol=0, msg=k)
     ha, hb = (json.loads((d / "heldout.json").read_text()) for d in (one, tmp_path / "two"))
     # held-out margins: beta x differences of float32 log-probs near -350 (ulp 3e-5), so 3e-5
     for x, y in zip(ha["after"]["margins"], hb["after"]["margins"], strict=True):
