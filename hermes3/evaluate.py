@@ -61,6 +61,12 @@ CATEGORY_TASKS = ("general", "domain_expert", "math", "roleplay", "coding", "too
                   "steering")
 OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local", "agieval_local", "bbh_local")
 AGIEVAL_EN = ("aqua-rat", "lsat-ar", "lsat-lr", "lsat-rc", "sat-en", "sat-en-without-passage", "sat-math")
+# Seconds per task for the demo's SFT model on one thread of the slow 2-core demo host (measured
+# 2026-12-03, each task alone, max_gen_toks 128): how hermes3.recipe splits one evaluation into
+# parts of equal time for parallel workers. Only the split depends on it, never a score.
+TASK_SECONDS = {"hermes_general": 5.0, "hermes_domain_expert": 3.8, "hermes_math": 5.5, "hermes_roleplay": 9.2,
+                "hermes_coding": 16.7, "hermes_tool_use": 17.1, "hermes_content_generation": 4.0,
+                "hermes_steering": 8.2, "ifeval_local": 9.8, "gsm8k_local": 10.2, "agieval_local": 55.3}
 STANDIN_GROUPS = {
     "gpt4all_standin": ("hermes_general", "hermes_domain_expert"),
     "agieval_standin": ("hermes_math", "hermes_coding", "gsm8k_local", "agieval_local"),
@@ -438,11 +444,13 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
     ``samples_<task>.jsonl`` and ``scores.csv``. ``backend="vllm"`` uses lm-eval's vLLM
     model (needs vllm installed and a model folder or Hub id).
 
-    With ``cache=True`` and a model folder, the lm-eval results are stored under
-    ``runs/eval/cache/<key>`` ($HERMES3_EVAL_CACHE), keyed by the bytes of the model folder,
-    the eval items and every setting here, so a pipeline re-run (or a second notebook scoring
-    the same checkpoint) reuses them instead of generating again. ``cache_only=True`` returns
-    the cached result or None, never evaluating.
+    Each task runs in its own lm-eval call (its own batches), so a task's scores do not depend on
+    which other tasks share the call. With ``cache=True`` and a model folder, each task's lm-eval
+    results are stored under ``runs/eval/cache/<key>`` ($HERMES3_EVAL_CACHE), keyed by the bytes of
+    the model folder, the task's items and every setting here, so a pipeline re-run (or a second
+    notebook scoring the same checkpoint, or a suite that shares tasks) reuses them instead of
+    generating again, and one suite can be evaluated in parts by parallel workers
+    (``hermes3.recipe``). ``cache_only=True`` returns the cached result or None, never evaluating.
     """
 
     if isinstance(model, (str, Path)):  # `hermes3 eval runs/sft/tiny/final`: under $HERMES3_RUNS, as configs are
@@ -458,29 +466,47 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
         if offline:
             write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,
                                 limit, max_gen_toks)
-        key = None
+        keys, units = {}, {}
         if cache and isinstance(model, (str, Path)) and Path(model).is_dir():
-            key = cache_key(Path(model), Path(tmp), tasks, limit=limit, batch_size=batch_size,
-                            max_gen_toks=max_gen_toks, add_bos_token=add_bos_token,
-                            apply_chat_template=apply_chat_template, backend=backend)
-            hit = _cache_dir() / key / "raw.json"
-            if hit.exists():
-                stored = json.loads(hit.read_text())
-                return _finish(stored["raw"], stored["samples"], out_dir, wandb_run)
-        if cache_only:
+            digest = model_digest(Path(model))
+            for task, shots in tasks.items():
+                keys[task] = cache_key(digest, Path(tmp), task, shots, limit=limit, batch_size=batch_size,
+                                       max_gen_toks=max_gen_toks, add_bos_token=add_bos_token,
+                                       apply_chat_template=apply_chat_template, backend=backend)
+                hit = _cache_dir() / keys[task] / "raw.json"
+                if hit.exists():
+                    units[task] = json.loads(hit.read_text())
+        todo = {t: s for t, s in tasks.items() if t not in units}
+        if todo and cache_only:
             return None
-        raw, samples = _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, Path(tmp), batch_size,
-                                    add_bos_token, apply_chat_template, backend, limit)
-    if key is not None:
-        # json round-trip, so a cache hit returns exactly what a miss returns
-        raw, samples = json.loads(json.dumps(raw, default=str)), json.loads(json.dumps(samples, default=str))
-        folder = _cache_dir() / key
-        tmp_dir = folder.with_name(folder.name + ".tmp")
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        (tmp_dir / "raw.json").write_text(json.dumps({"raw": raw, "samples": samples}))
-        if not folder.exists():
-            tmp_dir.rename(folder)  # complete or absent: an interrupted run leaves only a .tmp
+        if todo:
+            fresh = _run_lm_eval(model, tokenizer, suite, todo, needs_hub, Path(tmp), batch_size,
+                                 add_bos_token, apply_chat_template, backend, limit)
+            for task, unit in fresh.items():
+                # json round-trip, so a cache hit returns exactly what a miss returns
+                units[task] = unit = json.loads(json.dumps(unit, default=str))
+                if task in keys:
+                    _store(keys[task], unit)
+    raw, samples = {}, {}
+    for task in tasks:  # the suite's order, whichever tasks came from the cache
+        for k, v in units[task]["raw"].items():
+            raw.setdefault(k, {}).update(v)
+        samples.update(units[task]["samples"])
     return _finish(raw, samples, out_dir, wandb_run)
+
+
+def _store(key: str, unit: dict) -> None:
+    """One task's results into the cache: complete or absent (an interrupted run leaves a .tmp)."""
+    folder = _cache_dir() / key
+    tmp_dir = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")  # two workers never share a tmp
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    (tmp_dir / "raw.json").write_text(json.dumps(unit))
+    try:
+        tmp_dir.rename(folder)
+    except OSError:  # another worker stored the same task first: the same result
+        import shutil
+
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _cache_dir() -> Path:
@@ -497,23 +523,35 @@ def _is_model_file(name: str) -> bool:
     return name in MODEL_FILES or name.endswith(".safetensors") or (name.startswith("pytorch_model") and name.endswith(".bin"))
 
 
-def cache_key(model_dir: Path, task_dir: Path, tasks: dict, **settings) -> str:
-    """Digest of what decides an evaluation's result: the bytes of the model folder and of the
-    written offline tasks (items, prompts, scorers), the settings, and lm-eval's version."""
+def model_digest(model_dir: Path) -> str:
+    """Digest of a model folder's weights, config and tokenizer files (``_is_model_file``)."""
     import hashlib
-    from importlib.metadata import version
 
     h = hashlib.blake2b(digest_size=16)
     for f in sorted(p for p in model_dir.iterdir() if p.is_file() and _is_model_file(p.name)):
         h.update(f.name.encode())
         with f.open("rb") as fh:
             h.update(hashlib.file_digest(fh, "blake2b").digest())
+    return h.hexdigest()
+
+
+def cache_key(model: str, task_dir: Path, task: str, shots, **settings) -> str:
+    """Digest of what decides one task's result: the model's bytes (``model_digest``), the
+    task's written files (items, prompts) and the shared ones (scorers, content spans), the
+    source of prompts, generation and checkers, the settings, and lm-eval's version."""
+    import hashlib
+    from importlib.metadata import version
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(model.encode())
     for src in (Path(__file__), Path(__file__).parent / "data" / "checkers.py"):  # prompts, generation, scorers
         h.update(src.read_bytes())
     here = str(task_dir.resolve()).encode()
     for f in sorted(p for p in task_dir.rglob("*") if p.is_file()):
+        if f.stem in OFFLINE_TASKS and f.stem != task:  # another task's items and YAML
+            continue
         h.update(str(f.relative_to(task_dir)).encode() + f.read_bytes().replace(here, b"<tasks>"))
-    h.update(json.dumps({"tasks": tasks, "lm_eval": version("lm_eval"), **settings}, sort_keys=True,
+    h.update(json.dumps({"task": task, "shots": shots, "lm_eval": version("lm_eval"), **settings}, sort_keys=True,
                         default=str).encode())
     return h.hexdigest()
 
@@ -555,17 +593,15 @@ def _run_lm_eval(model, tokenizer, suite, tasks, needs_hub, task_dir: Path, batc
         raise EvalError(f"backend must be 'hf' or 'vllm', got {backend!r}")
     # lm-eval's own task index (thousands of YAML files, ~12 s on 2 cores) only when a Hub task needs it
     tm = TaskManager(include_path=str(task_dir) if offline else None, include_defaults=len(offline) < len(tasks))
-    raw = {}
-    for shots in sorted({v for v in tasks.values()}, key=lambda x: -1 if x is None else x):
-        names = [t for t, s in tasks.items() if s == shots]
-        r = lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=shots, limit=None if offline else limit,
+    units = {}
+    for task, shots in tasks.items():  # one call per task: its batches hold its own requests only
+        r = lm_eval.simple_evaluate(model=lm, tasks=[task], num_fewshot=shots, limit=None if offline else limit,
                                     task_manager=tm, log_samples=True, apply_chat_template=apply_chat_template,
                                     fewshot_as_multiturn=apply_chat_template, bootstrap_iters=1000,
                                     confirm_run_unsafe_code=False)
-        for k in ("results", "n-samples", "configs", "versions", "samples"):
-            raw.setdefault(k, {}).update(r.get(k, {}))
-    samples = raw.pop("samples", {})
-    return raw, samples
+        units[task] = {"raw": {k: r.get(k, {}) for k in ("results", "n-samples", "configs", "versions")},
+                       "samples": r.get("samples", {})}
+    return units
 
 
 def _finish(raw: dict, samples: dict, out_dir, wandb_run) -> EvalResult:

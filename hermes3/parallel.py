@@ -114,6 +114,23 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
     return results
 
 
+def balance(costs: dict, parts: int) -> list[list]:
+    """The keys of ``costs`` in at most ``parts`` groups of about equal total cost: longest first,
+    each into the lightest group so far (LPT). Groups keep ``costs``' order; no empty groups.
+
+    >>> balance({"a": 5, "b": 3, "c": 3, "d": 1}, 2)
+    [['a', 'd'], ['b', 'c']]
+    """
+    groups: list[list] = [[] for _ in range(max(1, parts))]
+    load = [0.0] * len(groups)
+    for key in sorted(costs, key=lambda k: -costs[k]):
+        i = load.index(min(load))
+        groups[i].append(key)
+        load[i] += costs[key]
+    order = {k: i for i, k in enumerate(costs)}
+    return [sorted(g, key=order.get) for g in groups if g]
+
+
 def call(pair: tuple[Callable, object]):
     """``function(argument)`` of a ``(function, argument)`` pair: ``run_all(call, pairs)``."""
     fn, arg = pair

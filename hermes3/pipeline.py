@@ -186,6 +186,13 @@ def dpo(cfg) -> Path:
     return _run_stage(cfg, train, COMPLETE, "merged")
 
 
+def dpo_complete(cfg) -> bool:
+    """Whether ``dpo(cfg)`` would only read a finished run (nothing to train)."""
+    from hermes3.dpo import COMPLETE
+
+    return _state(cfg, COMPLETE, "merged", model_digest(resolve(cfg.model)))[0] == "complete"
+
+
 def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks") -> list[Path]:
     nbs = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if names:

@@ -253,14 +253,17 @@ class Recipe:
 
     # ------------------------------------------------------------------ SFT, Fig. 4, Table 2
 
+    def _main_sft_config(self):
+        return self._sft_config(self.preset.sft, self.preset.sft_overrides, lr=self.selected_lr(),
+                                data=str(self.data()), model=self._base_path(self.preset.main),
+                                output_dir=str(self.root / "sft"), name=f"{self.scale}-sft", save_each_epoch=True)
+
     def sft(self) -> Path:
         """The main SFT run (every epoch checkpointed) at the LR search's selected LR."""
-        lr = self.selected_lr()
-        cfg = self._sft_config(self.preset.sft, self.preset.sft_overrides, lr=lr, data=str(self.data()),
-                               model=self.base(), output_dir=str(self.root / "sft"), name=f"{self.scale}-sft",
-                               save_each_epoch=True)
+        self.base()
+        cfg = self._main_sft_config()
         out = pipeline.sft(cfg)
-        self.record("sft", inputs={"lr": lr, "lr_from": "lr_search", "base": cfg.model, "data": cfg.data},
+        self.record("sft", inputs={"lr": cfg.lr, "lr_from": "lr_search", "base": cfg.model, "data": cfg.data},
                     outputs={"dir": str(out), "final": str(out / "final")}, config=to_dict(cfg))
         return out
 
@@ -273,7 +276,7 @@ class Recipe:
         lr, out = self.selected_lr(), {}
         cfgs = [self._lr_run(lr, label) for label in self.preset.bases]
         jobs, names = [], []
-        for label, cfg in zip(self.preset.bases, cfgs):
+        for label, cfg in reversed(list(zip(self.preset.bases, cfgs))):  # largest (longest) first
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
                 jobs.append((_sft_then_heldout, (cfg, *self._heldout_settings())))
@@ -282,15 +285,19 @@ class Recipe:
             else:
                 continue
             names.append(_slug(label))
-        # These jobs differ ~4x in length (tiny-s ~30 s, tiny-l ~2 min), so one core would idle for
-        # most of the pool: the base's Table 5 evaluation (notebook 08; its model is final since
-        # notebook 03) fills it. Not on one worker, where it would only move that work here. (Not the
-        # main SFT run either: measured, one thread made it 353 s instead of 200 s on two, and
-        # notebooks 04 + 05 took 602 s instead of 537 s.)
+        # The main SFT run (notebook 05; its LR is known now) trains in this pool too, first, on one
+        # thread, while the other core runs these one-epoch runs and the base's Table 5 evaluation
+        # (notebook 08; its model is final since notebook 03). Measured on a slow 2-core host:
+        # the 4-epoch run took 304 s on two threads after a 261 s pool, and 0.72 s/step on one
+        # thread (~420 s) beside it. Not on one worker, where it would only move that work here.
         if jobs and parallel.default_workers(len(jobs) + 1) > 1:
-            for name in self._uncached(["base"]):
-                jobs.append((_evaluate_job, self._eval_args(name)))
-                names.append(f"evaluate {name}")
+            main = self._main_sft_config()
+            if not pipeline.sft_complete(main):
+                jobs.insert(0, (pipeline.sft, main))
+                names.insert(0, "main SFT run (notebook 05)")
+            for job, name in self._eval_parts(["base"]):
+                jobs.append(job)
+                names.append(name)
         parallel.run_all(parallel.call, jobs, desc="loss-curve runs", names=names)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
@@ -347,6 +354,13 @@ class Recipe:
                       name=f"{self.scale}-dpo")
         from hermes3.compare import bootstrap_mean
 
+        if parallel.default_workers(3) > 1 and not pipeline.dpo_complete(cfg):
+            # DPO on one thread beside the SFT model's evaluation (Table 4 needs both) and the
+            # held-out likelihoods notebook 08 compares: independent jobs of ~3 minutes each side
+            # instead of one after the other on two threads.
+            jobs = [((pipeline.dpo, cfg), "DPO"), *self._eval_parts(["SFT"]), *self._heldout_parts(["base", "SFT"])]
+            parallel.run_all(parallel.call, [j for j, _ in jobs], desc="DPO, SFT evaluation",
+                             names=[n for _, n in jobs])
         out = pipeline.dpo(cfg)
         held = json.loads((out / "heldout.json").read_text())
         after = held.get("after", {})
@@ -387,20 +401,30 @@ class Recipe:
         return (str(self.stage_model(name)), p.eval_suite, str(self.data()), p.eval_limit, p.max_gen_toks)
 
     def evaluate(self, name: str):
-        """The preset's suite on a stage's model (cached by model bytes)."""
+        """The preset's suite on a stage's model (cached by model bytes, per task)."""
         return _evaluate_job(self._eval_args(name))
 
-    def _uncached(self, names) -> list[str]:
-        """The stages among ``names`` whose evaluation is not cached yet."""
-        return [n for n in names if _evaluate_job(self._eval_args(n), cache_only=True) is None]
+    def _eval_parts(self, names) -> list[tuple]:
+        """``[(job, label)]``: the uncached tasks of each stage's evaluation in parts of about equal
+        time, one per worker (``evaluate`` caches per task, so the parts add up to the whole).
+        Why parts: one evaluation alone on two threads took 196 s; generation of a tiny model
+        gains little from a second thread, two one-thread processes gain nearly 2x."""
+        from hermes3.evaluate import TASK_SECONDS, resolve_tasks
+
+        workers = parallel.default_workers(2)
+        out = []
+        for name in names:
+            model, suite, *rest = self._eval_args(name)
+            todo = [t for t in resolve_tasks(suite)[0] if _evaluate_job((model, [t], *rest), cache_only=True) is None]
+            parts = parallel.balance({t: TASK_SECONDS.get(t, 10.0) for t in todo}, workers)
+            out += [((_evaluate_job, (model, part, *rest)), f"evaluate {name} ({i + 1}/{len(parts)})")
+                    for i, part in enumerate(parts)]
+        return out
 
     def evaluate_stages(self, names) -> dict:
-        """``{name: evaluate(name)}``, the uncached evaluations side by side (``hermes3.parallel``:
-        generation of two models in two one-thread processes took 108 s against 152 s one after the
-        other, measured on the 2-core demo machine)."""
-        todo = self._uncached(names)
-        parallel.run_all(parallel.call, [(_evaluate_job, self._eval_args(n)) for n in todo],
-                         desc="evaluations", names=todo)
+        """``{name: evaluate(name)}``, the uncached tasks in parts side by side (``_eval_parts``)."""
+        jobs = self._eval_parts(names)
+        parallel.run_all(parallel.call, [j for j, _ in jobs], desc="evaluations", names=[n for _, n in jobs])
         return {n: self.evaluate(n) for n in names}
 
     def compare(self, a: str, b: str):
@@ -427,6 +451,12 @@ class Recipe:
         (``hermes3.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
         return heldout_cached(self.stage_model(name), *self._heldout_settings())
 
+    def _heldout_parts(self, names) -> list[tuple]:
+        """``[(job, label)]`` computing the uncached held-out likelihoods of these stages."""
+        models = {n: self.stage_model(n) for n in names}
+        return [((_heldout_job, (m, *self._heldout_settings())), f"held-out likelihood {n}")
+                for n, m in models.items() if not _heldout_path(m, *self._heldout_settings()).exists()]
+
     def compare_likelihood(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
         stand-in group (the group's synthetic categories): paired bootstrap interval and sign
@@ -434,10 +464,8 @@ class Recipe:
         from hermes3.compare import paired_likelihood
         from hermes3.evaluate import standin_categories
 
-        models = {n: self.stage_model(n) for n in (a, b)}
-        todo = [n for n, m in models.items() if not _heldout_path(m, *self._heldout_settings()).exists()]
-        parallel.run_all(parallel.call, [(_heldout_job, (models[n], *self._heldout_settings())) for n in todo],
-                         desc="held-out likelihoods", names=todo)
+        jobs = self._heldout_parts([a, b])
+        parallel.run_all(parallel.call, [j for j, _ in jobs], desc="held-out likelihoods", names=[n for _, n in jobs])
         table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
         self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))

@@ -235,6 +235,33 @@ def test_results_are_cached_by_model_bytes_and_settings(smoke_data, tmp_path, mo
     assert not list((tmp_path / "cache").glob("*.tmp"))
 
 
+def test_cache_is_per_task_so_a_suite_can_be_evaluated_in_parts(smoke_data, tmp_path, monkeypatch):
+    """A task evaluated once is reused by any suite that holds it, and the parts add up to
+    exactly what one uncached run of the whole list gives (each task runs in its own call)."""
+    from transformers import AutoTokenizer
+
+    import hermes3.evaluate as ev
+    from hermes3.modeling import tiny_llama
+
+    monkeypatch.setenv("HERMES3_EVAL_CACHE", str(tmp_path / "cache"))
+    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
+    folder = tmp_path / "model"
+    tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    kw = dict(data_dir=smoke_data, limit=2, batch_size=4, max_gen_toks=8)
+    ran = []
+    real = ev._run_lm_eval
+    monkeypatch.setattr(ev, "_run_lm_eval", lambda *a: ran.append(sorted(a[3])) or real(*a))
+    evaluate(folder, ["hermes_math"], **kw)
+    assert evaluate(folder, ["hermes_math", "gsm8k_local"], cache_only=True, **kw) is None
+    parts = evaluate(folder, ["hermes_math", "gsm8k_local"], **kw)
+    assert ran == [["hermes_math"], ["gsm8k_local"]]  # the second call ran only the new task
+    whole = evaluate(folder, ["hermes_math", "gsm8k_local"], cache=False, **kw)
+    pd.testing.assert_frame_equal(parts.table, whole.table)
+    assert parts.samples == whole.samples and parts.raw["results"] == whole.raw["results"]
+    assert evaluate(folder, ["gsm8k_local"], cache_only=True, **kw).table.task.tolist() == ["gsm8k_local"]
+
+
 def test_standins_suite_is_the_four_groups_task_list():
     """Table 2's per-epoch scoring (a task list) and the 'standins' suite resolve to the same tasks,
     so the last epoch checkpoint and final/ share one cache entry."""

@@ -138,3 +138,29 @@ def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_pat
     rec = recipe.manifest()["stages"]["likelihood/base -> SFT"]
     assert rec["inputs"] == {"base": str(models["base"]), "SFT": str(models["SFT"])}
     assert [r["task"] for r in rec["results"]][-1] == "all"
+
+
+def test_evaluations_split_into_balanced_parts_of_uncached_tasks(recipe, monkeypatch, tmp_path):
+    """Each stage's uncached tasks go to one part per worker, balanced by TASK_SECONDS; cached
+    tasks are not evaluated again; the parts cover each task exactly once."""
+    import hermes3.evaluate
+    import hermes3.recipe as rc
+
+    monkeypatch.setenv("HERMES3_WORKERS", "2")
+    monkeypatch.setattr(Recipe, "stage_model", lambda self, name: tmp_path / name)
+    cached = {("SFT", "agieval_local"), ("SFT", "hermes_math")}
+    monkeypatch.setattr(rc, "_evaluate_job", lambda args, cache_only=False: (
+        "hit" if (Path(args[0]).name, args[1][0]) in cached else None))
+    monkeypatch.setattr(hermes3.evaluate, "TASK_SECONDS", {"agieval_local": 50.0, "hermes_tool_use": 20.0})
+    parts = recipe._eval_parts(["base", "SFT"])
+    names = [n for _, n in parts]
+    assert names == ["evaluate base (1/2)", "evaluate base (2/2)", "evaluate SFT (1/2)", "evaluate SFT (2/2)"]
+    suite = set(hermes3.evaluate.resolve_tasks(recipe.preset.eval_suite)[0])
+    base = [job[1][1] for job, _ in parts[:2]]
+    sft = [job[1][1] for job, _ in parts[2:]]
+    assert sorted(base[0] + base[1]) == sorted(suite)
+    assert sorted(sft[0] + sft[1]) == sorted(suite - {t for _, t in cached})
+    cost = lambda part: sum({"agieval_local": 50.0, "hermes_tool_use": 20.0}.get(t, 10.0) for t in part)  # noqa: E731
+    assert [cost(p) for p in base] == [80.0, 80.0]  # 50 + 3 x 10 | 20 + 6 x 10 (unlisted tasks: 10 s)
+    monkeypatch.setenv("HERMES3_WORKERS", "1")
+    assert [n for _, n in recipe._eval_parts(["base"])] == ["evaluate base (1/1)"]
