@@ -330,12 +330,15 @@ def prepare(cfg: DPOConfig):
 
 @torch.no_grad()
 def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16, per_pair: bool = False,
-                   peft=None, reference_only: bool = False) -> dict:
+                   peft=None, reference_only: bool = False, ref_cache: dict | None = None) -> dict:
     """Held-out reward metrics (no noise, no dropout), each the mean over the pairs; ``per_pair``
     adds ``margins``, each pair's reward margin in order (for an interval on the accuracy).
     ``model`` runs the passes (wrapped under DDP/FSDP), ``peft`` is the unwrapped PeftModel.
     ``reference_only``: the model before DPO, i.e. the reference itself (policy = reference:
-    loss ln 2, margins 0, log-probs of the SFT model)."""
+    loss ln 2, margins 0, log-probs of the SFT model). ``ref_cache``: a dict kept across calls on
+    the same ``pairs``: the reference (adapters off, frozen weights) gives the same log-probs at
+    every evaluation, so they are computed once (TRL's ``precompute_ref_log_probs`` idea; in the
+    demo, 7 reference passes over the held-out pairs became 1)."""
     peft = model if peft is None else peft
     device = next(peft.parameters()).device
     was = model.training
@@ -343,8 +346,14 @@ def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16,
     sums, n, margins = None, 0, []
     for k in range(0, len(pairs), batch_pairs):
         batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate_packed(pairs[k:k + batch_pairs]).items()}
-        with peft.disable_adapter():
-            ref = sequence_logps(model, batch)
+        key = (k, batch_pairs, len(pairs))
+        if ref_cache is not None and key in ref_cache:
+            ref = ref_cache[key]
+        else:
+            with peft.disable_adapter():
+                ref = sequence_logps(model, batch)
+            if ref_cache is not None:
+                ref_cache[key] = ref
         pol = ref if reference_only else sequence_logps(model, batch)
         losses, logged = pair_terms(pol, ref, beta)
         margins += logged[:, 2].tolist()
@@ -397,9 +406,9 @@ def train(cfg: DPOConfig, callbacks: tuple = ()) -> Path:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         with trainer.accelerator.autocast():
             before = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, peft=unwrapped(trainer),
-                                    reference_only=True) if held else {}
-            after = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, per_pair=True,
-                                   peft=unwrapped(trainer)) if held else {}
+                                    reference_only=True, ref_cache=trainer.heldout_ref_cache) if held else {}
+            after = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, per_pair=True, peft=unwrapped(trainer),
+                                   ref_cache=trainer.heldout_ref_cache) if held else {}
         if trainer.is_fsdp_enabled:  # one adapter file, not shards (peft's format for merge)
             trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
         trainer.save_model(str(out / "adapter"))

@@ -93,7 +93,8 @@ def _heldout_callback(trainer_ref: dict, held: list[dict], beta: float, every: i
     def score(state, reference_only=False):
         tr = trainer_ref["trainer"]
         with tr.accelerator.autocast():
-            m = evaluate_pairs(tr.model_wrapped, held, beta, peft=unwrapped(tr), reference_only=reference_only)
+            m = evaluate_pairs(tr.model_wrapped, held, beta, peft=unwrapped(tr), reference_only=reference_only,
+                               ref_cache=tr.heldout_ref_cache)
         if state.is_world_process_zero:
             engine.append_csv(path, {"step": state.global_step, **m})
 
@@ -140,5 +141,6 @@ def build_trainer(cfg, out: Path, model, tok, train_pairs: list[dict], held: lis
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_pairs, data_collator=collate,
                                processing_class=tok, callbacks=cbs)
     trainer.beta, trainer.neftune_alpha, trainer.noise_seed = cfg.beta, cfg.neftune_alpha, cfg.seed
+    trainer.heldout_ref_cache = {}  # reference log-probs of the held-out pairs (``evaluate_pairs``)
     trainer_ref["trainer"] = trainer
     return trainer

@@ -21,6 +21,8 @@ message content stay text (``hermes3.encoding``).
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -97,3 +99,30 @@ def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list
 def heldout_loss(scores) -> float:
     """Token-weighted held-out loss (nats per token) of a ``heldout_scores`` frame."""
     return float(-scores.logprob.sum() / scores.tokens.sum())
+
+
+def heldout_path(model, data: Path, limit: int | None, cache: Path) -> Path:
+    """Where ``heldout_cached`` keeps the scores of ``model``: named by the digest of its weights
+    and config, of the data build's manifest, and ``limit``."""
+    from hermes3.pipeline import model_digest
+
+    data_digest = hashlib.blake2b((Path(data) / "manifest.json").read_bytes(), digest_size=12).hexdigest()
+    return Path(cache) / f"{model_digest(model)}-{data_digest[:8]}-{limit}.csv"
+
+
+def heldout_cached(model, data: Path, limit: int | None, cache: Path):
+    """``heldout_scores`` of every category under ``model``, cached in ``cache`` (``heldout_path``),
+    so parallel jobs, Table 2's epoch scores and later notebooks compute each model once."""
+    import pandas as pd
+
+    from hermes3.data.synthetic import CATEGORIES
+
+    path = heldout_path(model, data, limit, cache)
+    if path.exists():
+        return pd.read_csv(path)
+    scores = heldout_scores(model, data, list(CATEGORIES), limit=limit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two workers never write one tmp file
+    scores.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return scores

@@ -146,17 +146,20 @@ class Recipe:
         cfg = self._base_config(label)
         return self.preset.bases[label] if cfg is None else str(cfg.out_dir)
 
-    def _pretrain_and_train(self, runs: list[tuple], desc: str) -> None:
+    def _pretrain_and_train(self, runs: list[tuple], desc: str, then=None) -> dict:
         """The bases that are missing and the SFT ``runs`` (``(config, name, base label)``) that are
         not complete, in one pool: a run waits for its own base only. Why one pool: tiny-m's base
         is done minutes before tiny-l's, and its LR-search runs fill that time (measured: the
-        search finished ~60 s sooner than after a separate pool of bases)."""
+        search finished ~60 s sooner than after a separate pool of bases). ``then(config)``: a
+        ``(function, argument)`` job for each run trained here, started when that run is done
+        (short scoring jobs fill the core that the last run leaves idle); returns ``{name: its
+        result}``."""
         cfgs = {label: self._base_config(label) for label in self.preset.bases}
         todo = [k for k, c in cfgs.items() if c is not None and not _pretrained(c)]
         # Presets list the sizes small to large: the largest, the critical path, starts first.
         todo.sort(key=lambda k: -list(self.preset.bases).index(k))
         jobs = [(build_base, cfgs[k]) for k in todo]
-        names, after = [f"base {_slug(k)}" for k in todo], {}
+        names, after, follow = [f"base {_slug(k)}" for k in todo], {}, {}
         for cfg, name, label in runs:
             if label in todo:  # its base is about to be (re)built: the run cannot be complete
                 after[len(jobs)] = [todo.index(label)]
@@ -164,7 +167,13 @@ class Recipe:
                 continue
             jobs.append((pipeline.sft, cfg))
             names.append(name)
-        parallel.run_all(parallel.call, jobs, desc=desc, names=names, after=after)
+            if then is not None:
+                after[len(jobs)] = [len(jobs) - 1]
+                follow[name] = len(jobs)
+                jobs.append(then(cfg))
+                names.append(f"{name}: scores")
+        results = parallel.run_all(parallel.call, jobs, desc=desc, names=names, after=after)
+        return {name: results[i] for name, i in follow.items()}
 
     def base(self, label: str | None = None) -> str:
         """A base model of ``label`` (default the main line's): tiny sizes are pre-trained here
@@ -212,13 +221,17 @@ class Recipe:
         p = self.preset
         rows, items = [], {}
         cfgs = [self._lr_run(lr) for lr in p.lrs]
-        # every base now (Fig. 4 needs them all), in the same pool as the LR runs
-        self._pretrain_and_train([(c, f"lr {lr:g}", p.main) for lr, c in zip(p.lrs, cfgs)],
-                                 "pre-training bases, LR search runs")
+        # every base now (Fig. 4 needs them all), in the same pool as the LR runs and their scoring
+        score = (self.data(), list(p.lr_categories), p.heldout_limit)
+        scored = self._pretrain_and_train([(c, f"lr {lr:g}", p.main) for lr, c in zip(p.lrs, cfgs)],
+                                          "pre-training bases, LR search runs",
+                                          then=lambda cfg: (_final_heldout_scores, (cfg, *score)))
         self.bases()  # records each base in the manifest
         for lr, cfg in zip(p.lrs, cfgs):
             out = pipeline.sft(cfg)
-            s = heldout_scores(out / "final", self.data(), list(p.lr_categories), limit=p.heldout_limit)
+            s = scored.get(f"lr {lr:g}")
+            if s is None:  # a run complete before this call
+                s = heldout_scores(out / "final", *score[:2], limit=score[2])
             items[lr] = s.mean_logprob.to_numpy()
             row = {"lr": lr}
             for col, x in [*((c, s[s.category == c].mean_logprob) for c in p.lr_categories),
@@ -280,7 +293,7 @@ class Recipe:
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
                 jobs.append((_sft_then_heldout, (cfg, *self._heldout_settings())))
-            elif not _heldout_path(final, *self._heldout_settings()).exists():
+            elif not _held().heldout_path(final, *self._heldout_settings()).exists():
                 jobs.append((_heldout_job, (final, *self._heldout_settings())))
             else:
                 continue
@@ -301,7 +314,7 @@ class Recipe:
         parallel.run_all(parallel.call, jobs, desc="loss-curve runs", names=names)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
-            held = heldout_cached(run / "final", *self._heldout_settings())
+            held = _held().heldout_cached(run / "final", *self._heldout_settings())
             base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
             metrics = read_metrics(run)
             # The end of Fig. 4's plotted curve (its rolling mean over FINAL_STEPS): a shorter tail of
@@ -326,7 +339,7 @@ class Recipe:
         run = self.sft()
         metric = self.preset.epoch_metric
         table, sel = epoch_table(run, self.data(), limit=self.preset.heldout_limit if metric == "likelihood"
-                                 else self.preset.eval_limit, metric=metric)
+                                 else self.preset.eval_limit, metric=metric, cache=self._heldout_settings()[2])
         ckpts = {f"epoch_{round(e)}": p for e, p in epoch_checkpoints(run)}
         chosen = ckpts[sel.best]
         self.record("epoch_selection", inputs={"sft_run": str(run)}, outputs={"checkpoints": {k: str(v) for k, v in ckpts.items()}},
@@ -449,13 +462,13 @@ class Recipe:
     def heldout(self, name: str):
         """Held-out reference log-likelihood of every category's items under a stage's model
         (``hermes3.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
-        return heldout_cached(self.stage_model(name), *self._heldout_settings())
+        return _held().heldout_cached(self.stage_model(name), *self._heldout_settings())
 
     def _heldout_parts(self, names) -> list[tuple]:
         """``[(job, label)]`` computing the uncached held-out likelihoods of these stages."""
         models = {n: self.stage_model(n) for n in names}
         return [((_heldout_job, (m, *self._heldout_settings())), f"held-out likelihood {n}")
-                for n, m in models.items() if not _heldout_path(m, *self._heldout_settings()).exists()]
+                for n, m in models.items() if not _held().heldout_path(m, *self._heldout_settings()).exists()]
 
     def compare_likelihood(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
@@ -498,38 +511,29 @@ def _evaluate_job(args: tuple, cache_only: bool = False):
     return evaluate(model, suite, data_dir=data_dir, limit=limit, max_gen_toks=max_gen_toks, cache_only=cache_only)
 
 
-def _heldout_path(model, data: Path, limit: int | None, cache: Path) -> Path:
-    digest = pipeline.model_digest(model)
-    return cache / f"{digest}-{_digest_file(Path(data) / 'manifest.json')[:8]}-{limit}.csv"
+def _held():
+    """``hermes3.heldout``, imported when needed (it imports torch; the recipe's import does not)."""
+    from hermes3 import heldout
 
-
-def heldout_cached(model, data: Path, limit: int | None, cache: Path):
-    """``heldout_scores`` of every category under ``model``, cached in ``cache`` by the model's
-    bytes, the data build and ``limit`` (parallel jobs and later notebooks read it)."""
-    import pandas as pd
-
-    from hermes3.data.synthetic import CATEGORIES
-    from hermes3.heldout import heldout_scores
-
-    path = _heldout_path(model, data, limit, cache)
-    if path.exists():
-        return pd.read_csv(path)
-    scores = heldout_scores(model, data, list(CATEGORIES), limit=limit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two workers never write one tmp file
-    scores.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return scores
+    return heldout
 
 
 def _heldout_job(args: tuple) -> None:
-    heldout_cached(*args)
+    _held().heldout_cached(*args)
+
+
+def _final_heldout_scores(args: tuple):
+    """``heldout_scores`` of a finished SFT run's final model: ``(config, data, categories, limit)``."""
+    from hermes3.heldout import heldout_scores
+
+    cfg, data, categories, limit = args
+    return heldout_scores(pipeline.sft(cfg) / "final", data, categories, limit=limit)
 
 
 def _sft_then_heldout(args: tuple) -> None:
     """An SFT run and its final model's held-out scores, in one ``hermes3.parallel`` job."""
     cfg, data, limit, cache = args
-    heldout_cached(pipeline.sft(cfg) / "final", data, limit, cache)
+    _held().heldout_cached(pipeline.sft(cfg) / "final", data, limit, cache)
 
 
 def _mean(xs) -> float:

@@ -66,40 +66,48 @@ def select_lr(scores, group: str) -> float:
     return float(best.sort_values(["train_loss", "lr"]).lr.iloc[0])
 
 
-def _group_likelihoods(model_dir, data_dir, limit) -> dict:
+def _group_likelihoods(model_dir, data_dir, limit, cache=None) -> dict:
     """Per stand-in group (and per category): the mean held-out log-probability per reference
-    token of the group's synthetic categories (``hermes3.heldout``); higher is better."""
-    from hermes3.heldout import heldout_scores
+    token of the group's synthetic categories (``hermes3.heldout``); higher is better. With a
+    ``cache`` folder, every category is scored once per model (``heldout.heldout_cached``)."""
+    from hermes3.heldout import heldout_cached, heldout_scores
 
     cats = standin_categories(TABLE2_GROUPS.values())
-    s = heldout_scores(model_dir, data_dir, sorted({c for cs in cats.values() for c in cs}), limit=limit)
+    wanted = sorted({c for cs in cats.values() for c in cs})
+    if cache is not None:
+        s = heldout_cached(model_dir, data_dir, limit, cache)
+        s = s[s.category.isin(wanted)]
+    else:
+        s = heldout_scores(model_dir, data_dir, wanted, limit=limit)
     by_cat = s.groupby("category").mean_logprob.mean()
     return {g: float(s[s.category.isin(cs)].mean_logprob.mean()) for g, cs in cats.items()} | {
         f"hermes_{c}": float(v) for c, v in by_cat.items()}
 
 
 def _checkpoint_scores(job: tuple) -> dict:
-    metric, ckpt, data_dir, limit = job
+    metric, ckpt, data_dir, limit, cache = job
     if metric == "likelihood":
-        return _group_likelihoods(ckpt, data_dir, limit)
+        return _group_likelihoods(ckpt, data_dir, limit, cache)
     return dict(_group_scores(ckpt, data_dir, list(TABLE2_GROUPS.values()), limit, out_dir=Path(ckpt) / "eval"))
 
 
-def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = None, metric: str = "benchmarks"):
+def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = None, metric: str = "benchmarks",
+                cache: str | Path | None = None):
     """Table 2 for our run: per epoch checkpoint the four groups, their min-max normalised
     scores and the total; returns ``(table, selection)`` (``selection.best`` is the epoch).
 
     ``metric="benchmarks"`` scores the groups' tasks by generation (the report's way);
     ``"likelihood"`` by held-out answer log-likelihood per group, the continuous stand-in that
     moves at demo scale, where generated answers sit near the floor. The min-max rule is the
-    same either way: it only needs higher to be better."""
+    same either way: it only needs higher to be better. ``cache``: a folder for the likelihood
+    scores (``heldout.heldout_cached``), shared with the later stages that score the same model."""
     import pandas as pd
 
     if metric not in ("benchmarks", "likelihood"):
         raise ValueError(f"metric must be 'benchmarks' or 'likelihood', got {metric!r}")
     ckpts = epoch_checkpoints(run_dir)
     # The checkpoints are independent: scored side by side (hermes3.parallel), one per core.
-    scores = parallel.run_all(_checkpoint_scores, [(metric, ckpt, data_dir, limit) for _, ckpt in ckpts],
+    scores = parallel.run_all(_checkpoint_scores, [(metric, ckpt, data_dir, limit, cache) for _, ckpt in ckpts],
                               desc="scoring epoch checkpoints", names=[Path(c).name for _, c in ckpts])
     rows = {}
     for (epoch, _), s in zip(ckpts, scores):

@@ -64,6 +64,29 @@ def test_reference_is_untouched_by_neftune(sft_model, smoke_data, tmp_path):
     assert (pol_noisy - pol_clean).abs().max() > 1e-4
 
 
+def test_heldout_reference_logps_are_computed_once(sft_model, smoke_data, tmp_path, monkeypatch):
+    """With a ref_cache, later held-out evaluations reuse the reference log-probs (adapters off,
+    weights frozen) and give exactly what a fresh computation gives, after the policy moved."""
+    import hermes3.dpo as dpo
+
+    model, _, pairs, _, _ = prepare(_cfg(sft_model, smoke_data, tmp_path))
+    held, cache, passes = pairs[:6], {}, []
+    real = dpo.sequence_logps
+    monkeypatch.setattr(dpo, "sequence_logps", lambda m, b: passes.append(1) or real(m, b))
+    before = dpo.evaluate_pairs(model, held, 0.1, batch_pairs=4, reference_only=True, ref_cache=cache)
+    assert len(passes) == 2 and len(cache) == 2  # two batches, reference only
+    with torch.no_grad():  # the policy moves (as DPO steps move it); the reference does not
+        for n, prm in model.named_parameters():
+            if "lora_B" in n:
+                prm.add_(0.01 * torch.randn_like(prm))
+    passes.clear()
+    cached = dpo.evaluate_pairs(model, held, 0.1, batch_pairs=4, per_pair=True, ref_cache=cache)
+    assert len(passes) == 2  # the policy passes only
+    fresh = dpo.evaluate_pairs(model, held, 0.1, batch_pairs=4, per_pair=True)
+    assert cached == fresh and cached["rewards/margins"] != 0.0
+    assert before == dpo.evaluate_pairs(model, held, 0.1, batch_pairs=4, reference_only=True, ref_cache=cache)
+
+
 def test_packed_equals_padded_loss_and_gradients(sft_model, smoke_data, tmp_path):
     model, tok, pairs, _, _ = prepare(_cfg(sft_model, smoke_data, tmp_path))
     with torch.no_grad():  # a non-zero adapter, so policy and reference differ

@@ -57,7 +57,7 @@ def _scores_favouring(lr_best: float):
 
 
 def _epochs_favouring(best: str):
-    def table(run_dir, data_dir, limit=None, metric="benchmarks"):
+    def table(run_dir, data_dir, limit=None, metric="benchmarks", cache=None):
         rows = {"epoch_1": [1.0, 1.0, 1.0, 1.0], "epoch_2": [0.0, 0.0, 0.0, 0.0]}
         if best == "epoch_2":
             rows = {"epoch_1": [0.0] * 4, "epoch_2": [1.0] * 4}

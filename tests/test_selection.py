@@ -84,6 +84,17 @@ def test_epoch_table_on_likelihood_groups_categories(tmp_path, monkeypatch):
     assert table.loc["AGIEval", "epoch_2"] == -1.25        # math unchanged, coding +0.5: mean of 4 items
     assert table.loc["hermes_math", "epoch_2"] == -1.5
     assert list(table.loc["Total Score"]) == [0.0, 100.0] and sel.best == "epoch_2"
+    # with a cache folder: each checkpoint scored once, the same table, read back on a second call
+    (tmp_path / "manifest.json").write_text("{}")  # the data build's manifest names the cache files
+    for step in (10, 20):
+        (run / f"checkpoint-{step}" / "config.json").write_text(json.dumps({"step": step}))
+    seen.clear()
+    cached, _ = selection.epoch_table(run, tmp_path, metric="likelihood", cache=tmp_path / "held")
+    pd.testing.assert_frame_equal(cached, table)
+    assert len(seen) == 2 and len(list((tmp_path / "held").glob("*.csv"))) == 2
+    pd.testing.assert_frame_equal(selection.epoch_table(run, tmp_path, metric="likelihood", cache=tmp_path / "held")[0],
+                                  table)
+    assert len(seen) == 2
     with pytest.raises(ValueError, match="metric must be"):
         selection.epoch_table(run, tmp_path, metric="loss")
 
