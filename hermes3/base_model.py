@@ -10,7 +10,7 @@ three with the same token budget, so size is the only difference):
 
     tiny-s   hidden 128, 2 layers   ~1.4M parameters (vocab 4k, untied embeddings)
     tiny-m   hidden 256, 4 layers   ~5.0M
-    tiny-l   hidden 320, 4 layers   ~7.2M (4 heads of 80)
+    tiny-l   hidden 320, 4 layers   ~7.1M (4 heads of 80)
 
 tiny-l is wider, not deeper: at 300 pre-training steps a 6-layer, 320-wide model (~8M parameters,
 embeddings tied then) ended no better than tiny-m on the tool-heavy demo mixture (held-out loss
