@@ -206,10 +206,11 @@ def test_bbh_prompts_are_three_shot(tmp_path):
     assert '"\\n\\nQ:"' in (tmp_path / "bbh_local.yaml").read_text()
 
 
-def test_results_are_cached_by_model_bytes_and_settings(smoke_data, tmp_path, monkeypatch):
+@pytest.fixture
+def saved_model(smoke_data, tmp_path, monkeypatch):
+    """A tiny model folder with the smoke tokenizer, an empty eval cache, and small settings."""
     from transformers import AutoTokenizer
 
-    import hermes3.evaluate as ev
     from hermes3.modeling import tiny_llama
 
     monkeypatch.setenv("HERMES3_EVAL_CACHE", str(tmp_path / "cache"))
@@ -217,7 +218,14 @@ def test_results_are_cached_by_model_bytes_and_settings(smoke_data, tmp_path, mo
     folder = tmp_path / "model"
     tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2).save_pretrained(folder)
     tok.save_pretrained(folder)
-    kw = dict(data_dir=smoke_data, limit=2, batch_size=4, max_gen_toks=8)
+    return folder, tok, dict(data_dir=smoke_data, limit=2, batch_size=4, max_gen_toks=8)
+
+
+def test_results_are_cached_by_model_bytes_and_settings(saved_model, tmp_path, monkeypatch):
+    import hermes3.evaluate as ev
+    from hermes3.modeling import tiny_llama
+
+    folder, tok, kw = saved_model
     tasks = ["hermes_math", "gsm8k_local"]
     calls = []
     real = ev._run_lm_eval
@@ -235,20 +243,12 @@ def test_results_are_cached_by_model_bytes_and_settings(smoke_data, tmp_path, mo
     assert not list((tmp_path / "cache").glob("*.tmp"))
 
 
-def test_cache_is_per_task_so_a_suite_can_be_evaluated_in_parts(smoke_data, tmp_path, monkeypatch):
+def test_cache_is_per_task_so_a_suite_can_be_evaluated_in_parts(saved_model, monkeypatch):
     """A task evaluated once is reused by any suite that holds it, and the parts add up to
     exactly what one uncached run of the whole list gives (each task runs in its own call)."""
-    from transformers import AutoTokenizer
-
     import hermes3.evaluate as ev
-    from hermes3.modeling import tiny_llama
 
-    monkeypatch.setenv("HERMES3_EVAL_CACHE", str(tmp_path / "cache"))
-    tok = AutoTokenizer.from_pretrained(smoke_data / "tokenizer")
-    folder = tmp_path / "model"
-    tiny_llama(len(tok), hidden_size=32, num_layers=1, num_heads=2).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    kw = dict(data_dir=smoke_data, limit=2, batch_size=4, max_gen_toks=8)
+    folder, _, kw = saved_model
     ran = []
     real = ev._run_lm_eval
     monkeypatch.setattr(ev, "_run_lm_eval", lambda *a: ran.append(sorted(a[3])) or real(*a))
