@@ -62,7 +62,9 @@ class BaseConfig:
     heldout: float = field(default=0.05, metadata={"help": "fraction of documents held out for the loss report",
                                                       "gt": 0, "lt": 1})
     seed: int = field(default=0, metadata={"help": "initialisation and data order", "ge": 0})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (CPU and CUDA)"})
+    bf16: str = field(default="auto", metadata={
+        "help": "bf16 autocast: auto (a bf16 GPU, or a CPU with native bf16; fp32 on an AVX2-only CPU, where "
+                "emulated bf16 is ~15x slower) | true | false", "choices": ("auto", "true", "false")})
     tie_embeddings: bool = field(default=False, metadata={
         "help": "one matrix for input and output embeddings (Llama 3.1 unties them; see hermes3.modeling)"})
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/base/<size>-<key>"})
@@ -110,7 +112,7 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     from transformers import AutoTokenizer
 
     from hermes3.config import ConfigError, check
-    from hermes3.modeling import tiny_llama
+    from hermes3.modeling import tiny_llama, use_bf16
     from hermes3.outputs import check_writable
 
     check(cfg)
@@ -140,12 +142,13 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     order = torch.randperm(len(train), generator=g)
     t0, pos, losses = time.perf_counter(), 0, []
     dev_type = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = use_bf16(cfg.bf16)
     for _ in tqdm(range(cfg.steps), desc=f"pretrain {cfg.size}", disable=not progress):
         if pos + cfg.batch_size > len(order):
             order, pos = torch.randperm(len(train), generator=g), 0
         b = train[order[pos:pos + cfg.batch_size]]
         pos += cfg.batch_size
-        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=b[:, :-1], labels=b[:, :-1], use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -156,7 +159,7 @@ def pretrain(cfg: BaseConfig, progress: bool = True) -> Path:
     after = heldout_loss(model, held)
     metrics = {"size": cfg.size, "parameters": sum(p.numel() for p in model.parameters()),
                "heldout_loss_untrained": before, "heldout_loss_trained": after, "train_loss_last": losses[-1],
-               "train_tokens": cfg.steps * cfg.batch_size * cfg.seq_len, "seconds": time.perf_counter() - t0,
+               "train_tokens": cfg.steps * cfg.batch_size * cfg.seq_len, "seconds": time.perf_counter() - t0, "bf16": bf16,
                "config": {k: v for k, v in asdict(cfg).items() if k != "out_dir"}}
     from hermes3.outputs import atomic_dir
 

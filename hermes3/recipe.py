@@ -185,8 +185,8 @@ class Recipe:
         folder = build_base(cfg)
         metrics = json.loads((folder / "metrics.json").read_text())
         self.record(f"base/{cfg.size}", inputs={"data": str(cfg.data)}, outputs={"dir": str(folder)},
-                    config=metrics["config"], results={k: metrics[k] for k in (
-                        "parameters", "train_tokens", "heldout_loss_trained", "seconds")})
+                    config=metrics["config"], results={k: metrics.get(k) for k in (
+                        "parameters", "train_tokens", "heldout_loss_trained", "seconds", "bf16")})
         return str(folder)
 
     # ------------------------------------------------------------------ SFT configs

@@ -290,7 +290,7 @@ def config_cases() -> list[Case]:
             ("lr=0", "lr must be > 0"), ("heldout=1", "heldout must be < 1"), ("heldout=0", "heldout must be > 0"),
             ("batch_size=0", "batch_size must be >= 1"), ("seq_len=1", "seq_len must be >= 2"),
             ("size=tiny-xl", "size must be one of 'tiny-s', 'tiny-m', 'tiny-l', got 'tiny-xl'"),
-            ("bf16=sometimes", "bf16: expected true/false")]
+            ("bf16=sometimes", "bf16 must be one of 'auto', 'true', 'false', got 'sometimes'")]
     cases += [Case(f"base-{o}", f"{BASE} {o}", c, "{d}/base_out") for o, c in base]
     cases += [Case("base-missing-config", "base --config {d}/missing.yaml", "config file {d}/missing.yaml does not exist")]
     dpo = [("beta=0", "beta must be > 0"), ("lora_dropout=1", "lora_dropout must be < 1"), ("optimizer=sgd", "optimizer must be one of 'rmsprop'"),

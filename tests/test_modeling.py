@@ -70,16 +70,34 @@ def test_use_bf16_explicit(flag, expected):
     assert use_bf16(flag) is expected
 
 
-@pytest.mark.parametrize("cuda,bf16_ok,expected", [(False, False, True), (True, True, True), (True, False, False)])
-def test_use_bf16_auto(monkeypatch, cuda, bf16_ok, expected):
-    """auto: yes on a CPU (autocast), yes on a bf16 GPU (Ampere and later), no on an older GPU."""
+@pytest.mark.parametrize("cuda,gpu_bf16,cpu_bf16,expected", [
+    (False, False, True, True), (False, False, False, False), (True, True, False, True), (True, False, True, False)])
+def test_use_bf16_auto(monkeypatch, cuda, gpu_bf16, cpu_bf16, expected):
+    """auto: yes on a bf16 GPU (Ampere and later), no on an older GPU; on a CPU yes only where it
+    computes bf16 natively (an AVX2-only CPU emulates it, an order of magnitude slower than fp32)."""
     import torch
 
-    from hermes3.modeling import use_bf16
+    from hermes3 import modeling
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
-    assert use_bf16("auto") is expected and use_bf16("AUTO") is expected
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
+    monkeypatch.setattr(modeling, "cpu_has_native_bf16", lambda: cpu_bf16)
+    assert modeling.use_bf16("auto") is expected and modeling.use_bf16("AUTO") is expected
+
+
+def test_cpu_has_native_bf16_is_onednns_answer(monkeypatch):
+    """The CPU test is oneDNN's own, and a torch without that probe means fp32, not a crash."""
+    import torch
+
+    from hermes3.modeling import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+    def gone():
+        raise AttributeError("no such op")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", gone)
+    assert cpu_has_native_bf16() is False
 
 
 def test_use_bf16_bad_flag_is_one_line():
