@@ -88,19 +88,35 @@ def wait_ready(proc: subprocess.Popen, port: int, timeout: float, log: Path) -> 
     raise CheckFailed(f"the server was not ready after {timeout:.0f} s ({_last(log)})")
 
 
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies, which only wait to be reaped, do not
+    count). Linux's /proc; where it is missing, assume none does."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
 def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+    """SIGTERM to the server's whole process group (vLLM's API server forks its engine core), then
+    SIGKILL to what is left after 30 s. Returns when no process of the group runs: not when the
+    leader alone has exited, which left the engine core running for a moment after it."""
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if proc.poll() is not None and not _group_running(proc.pid):
+            return
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_running(proc.pid):
+                return
+            time.sleep(0.05)
 
 
 def _last(log: Path) -> str:
