@@ -6,13 +6,18 @@ with 1 thread each ran 1.2 steps/s *each*, i.e. 1.4x the throughput. The LR sear
 and the three base sizes and their loss-curve runs (Fig. 4) are independent jobs, so the recipe
 runs them here first; its usual sequential loop then finds every run complete and only reads it.
 
-Each job runs in a fresh interpreter (``python -m hermes3.parallel``, with this process's import
-path), with ``torch.set_num_threads(cores // workers)``. Not ``multiprocessing``: its ``spawn``
-re-imports the caller's script, so a script without an ``if __name__ == "__main__"`` guard (the
-README's snippets) would run itself again in every worker; and ``fork`` copies a process holding
-torch's thread pool or a Jupyter kernel. A job's own progress bar goes to stderr; the caller sees
-one bar over jobs. A failing job stops the others and is re-raised here with its name and
-traceback. With a GPU, one worker or one job, the jobs run in this process, one after another.
+Each worker is an interpreter of its own (``python -m hermes3.parallel``, with this process's
+import path and ``torch.set_num_threads(cores // workers)``) that runs one job after another for
+the length of one ``run_all`` call: it pays the imports (torch, transformers, lm-eval: ~7-9 s on
+the 2-core demo machine) once, not once per job. Before each job it restores what a fresh
+interpreter would have: an unseeded torch generator, the environment, the working directory and the
+thread count, so a job's result does not depend on which jobs ran before it in that worker. Not
+``multiprocessing``: its ``spawn`` re-imports the caller's script, so a script without an ``if
+__name__ == "__main__"`` guard (the README's snippets) would run itself again in every worker; and
+``fork`` copies a process holding torch's thread pool or a Jupyter kernel. A job's own progress bar
+goes to stderr; the caller sees one bar over jobs. A failing job stops the others and is re-raised
+here with its name and traceback. With a GPU, one worker or one job, the jobs run in this process,
+one after another.
 
 ``HERMES3_WORKERS`` overrides the number of workers (``1`` = sequential, in process).
 
@@ -76,29 +81,38 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
     threads = max(1, _cores() // workers)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     results: list = [None] * len(jobs)
-    pending, running, finished = list(range(len(jobs))), {}, set()
+    pending, finished = list(range(len(jobs))), set()
+    procs: list[subprocess.Popen] = []
+    busy: dict[int, int] = {}  # worker -> the job it runs
     bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
     with tempfile.TemporaryDirectory(prefix="hermes3-parallel-") as tmp:
         try:
-            while pending or running:
-                while len(running) < workers:
+            while pending or busy:
+                for w in [w for w in range(workers) if w not in busy]:
                     ready = [i for i in pending if after.get(i, set()) <= finished]
                     if not ready:
                         break
                     i = ready[0]
                     pending.remove(i)
-                    job_file, out_file = Path(tmp) / f"{i}.job", Path(tmp) / f"{i}.out"
+                    if w == len(procs):  # started on first use: a pool of 2 jobs on 4 cores starts 2
+                        procs.append(subprocess.Popen([sys.executable, "-m", "hermes3.parallel", str(threads)],
+                                                      env=env, stdin=subprocess.PIPE, text=True))
+                    job_file = Path(tmp) / f"{i}.job"
                     job_file.write_bytes(pickle.dumps((fn, jobs[i])))
-                    running[i] = subprocess.Popen([sys.executable, "-m", "hermes3.parallel", str(job_file),
-                                                   str(out_file), str(threads)], env=env)
+                    busy[w] = i
+                    try:
+                        procs[w].stdin.write(f"{job_file}\t{Path(tmp) / f'{i}.out'}\n")
+                        procs[w].stdin.flush()
+                    except BrokenPipeError:  # the worker is gone: reported with the job's name below
+                        pass
                 time.sleep(0.1)
-                for i, proc in list(running.items()):
-                    if proc.poll() is None:
-                        continue
-                    del running[i]
+                for w, i in list(busy.items()):
                     out_file = Path(tmp) / f"{i}.out"
-                    if not out_file.exists():
-                        raise RuntimeError(f"{desc}: job {names[i]!r} died (exit code {proc.returncode})")
+                    if not out_file.exists():  # written whole (renamed into place) when the job ends
+                        if procs[w].poll() is not None:
+                            raise RuntimeError(f"{desc}: job {names[i]!r} died (exit code {procs[w].returncode})")
+                        continue
+                    del busy[w]
                     ok, value = pickle.loads(out_file.read_bytes())
                     if not ok:
                         raise RuntimeError(f"{desc}: job {names[i]!r} failed: {value}")
@@ -106,10 +120,14 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
                     finished.add(i)
                     bar.update(1)
                     bar.set_postfix_str(f"done: {names[i]}")
-        finally:
-            for proc in running.values():  # an error or Ctrl-C here: stop the other jobs too
-                proc.kill()
+            for proc in procs:  # end of input: each worker exits after its last job
+                proc.stdin.close()
                 proc.wait()
+        finally:
+            for proc in procs:  # an error or Ctrl-C here: stop the other jobs too
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
             bar.close()
     return results
 
@@ -137,7 +155,8 @@ def call(pair: tuple[Callable, object]):
     return fn(arg)
 
 
-def _worker(job_file: str, out_file: str, threads: int) -> None:
+def _worker(threads: int) -> None:
+    """Run the jobs named on stdin (``job_file<TAB>out_file`` per line) until stdin closes."""
     import traceback
 
     import torch
@@ -148,13 +167,28 @@ def _worker(job_file: str, out_file: str, threads: int) -> None:
     if os.environ.get("HERMES3_QUIET") == "1":
         quiet()  # a notebook's workers log as quietly as its kernel
     import_wandb_integration_quietly()  # the parent has already shown the banner, if any
-    fn, job = pickle.loads(Path(job_file).read_bytes())
-    try:
-        out = (True, fn(job))
-    except Exception as e:  # handed back to run_all, which raises it with the job's name
-        out = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-    Path(out_file).write_bytes(pickle.dumps(out))
+    # What a fresh interpreter starts with, restored before each job (see the module docstring).
+    environ, cwd = dict(os.environ), os.getcwd()
+    # The job list arrives on stdin; a job that reads stdin gets /dev/null, not the job list.
+    jobs = os.fdopen(os.dup(0), "r")
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    sys.stdin = open(os.devnull)
+    for line in jobs:
+        job_file, out_file = line.rstrip("\n").split("\t")
+        torch.seed()  # a fresh interpreter's torch seed is random too, never the last job's
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+        fn, job = pickle.loads(Path(job_file).read_bytes())
+        try:
+            out = (True, fn(job))
+        except Exception as e:  # handed back to run_all, which raises it with the job's name
+            out = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        tmp = Path(out_file + ".tmp")
+        tmp.write_bytes(pickle.dumps(out))
+        os.replace(tmp, out_file)
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    _worker(int(sys.argv[1]))

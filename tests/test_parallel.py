@@ -1,4 +1,5 @@
-"""hermes3.parallel: jobs in spawned one-thread processes, results in job order, errors named."""
+"""hermes3.parallel: jobs in spawned one-thread worker processes (each runs jobs one after another,
+from a fresh state), results in job order, errors named."""
 
 from __future__ import annotations
 
@@ -36,6 +37,41 @@ def test_jobs_run_in_other_processes_in_job_order():
     assert all(pid != os.getpid() for _, _, pid in out)
     cores = len(os.sched_getaffinity(0))
     assert {t for _, t, _ in out} == {max(1, cores // 2)}
+
+
+def _state_job(job):
+    """``mutate`` leaves behind what a careless job could (a torch seed, an environment variable, a
+    working directory, a thread count); ``report`` returns what a job starts with; ``sleep`` first
+    keeps its worker busy, so that the other worker runs the next ready job."""
+    import time
+
+    import torch
+
+    action, tmp = job
+    if action == "mutate":
+        torch.manual_seed(123)
+        os.environ["HERMES3_TEST_LEFTOVER"] = "1"
+        os.chdir(tmp)
+        torch.set_num_threads(7)
+    elif action == "sleep":
+        time.sleep(3)
+    return (os.getpid(), torch.rand(3).tolist(), os.environ.get("HERMES3_TEST_LEFTOVER"), os.getcwd(),
+            torch.get_num_threads(), sys.stdin.read())
+
+
+def test_a_worker_runs_jobs_one_after_another_each_from_a_fresh_state(tmp_path):
+    """Workers live for one ``run_all`` call (imports paid once, not per job), so the state a job
+    leaves must not reach the next: a report after a mutating job in the same worker equals a
+    report from a worker that ran nothing before."""
+    jobs = [("mutate", str(tmp_path)), ("sleep", str(tmp_path)), ("report", str(tmp_path))]
+    mutated, fresh, after_mutation = run_all(_state_job, jobs, workers=2, after={2: [0]})
+    assert after_mutation[0] == mutated[0] != fresh[0]  # the same worker ran the third job
+    import torch
+
+    torch.manual_seed(123)
+    assert after_mutation[1] != torch.rand(3).tolist()  # not the seed the last job set
+    assert after_mutation[2:] == fresh[2:]
+    assert fresh[2] is None and fresh[3] == os.getcwd() and fresh[5] == ""
 
 
 def _dag_job(job):
