@@ -101,7 +101,7 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
                     job_file.write_bytes(pickle.dumps((fn, jobs[i])))
                     busy[w] = i
                     try:
-                        procs[w].stdin.write(f"{job_file}\t{Path(tmp) / f'{i}.out'}\n")
+                        procs[w].stdin.write(f"{job_file}\n")
                         procs[w].stdin.flush()
                     except BrokenPipeError:  # the worker is gone: reported with the job's name below
                         pass
@@ -156,14 +156,14 @@ def call(pair: tuple[Callable, object]):
 
 
 def _worker(threads: int) -> None:
-    """Run the jobs named on stdin (``job_file<TAB>out_file`` per line) until stdin closes."""
+    """Run the job files named on stdin, one per line, until stdin closes; each result goes
+    to the job file's ``.out`` sibling, renamed into place whole."""
     import traceback
 
     import torch
 
     from hermes3.notebook import import_wandb_integration_quietly, quiet
 
-    torch.set_num_threads(threads)
     if os.environ.get("HERMES3_QUIET") == "1":
         quiet()  # a notebook's workers log as quietly as its kernel
     import_wandb_integration_quietly()  # the parent has already shown the banner, if any
@@ -174,20 +174,20 @@ def _worker(threads: int) -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     sys.stdin = open(os.devnull)
     for line in jobs:
-        job_file, out_file = line.rstrip("\n").split("\t")
+        job_file = Path(line.rstrip("\n"))
         torch.seed()  # a fresh interpreter's torch seed is random too, never the last job's
         os.environ.clear()
         os.environ.update(environ)
         os.chdir(cwd)
         torch.set_num_threads(threads)
-        fn, job = pickle.loads(Path(job_file).read_bytes())
+        fn, job = pickle.loads(job_file.read_bytes())
         try:
             out = (True, fn(job))
         except Exception as e:  # handed back to run_all, which raises it with the job's name
             out = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-        tmp = Path(out_file + ".tmp")
+        tmp = job_file.with_suffix(".tmp")
         tmp.write_bytes(pickle.dumps(out))
-        os.replace(tmp, out_file)
+        os.replace(tmp, job_file.with_suffix(".out"))
 
 
 if __name__ == "__main__":
