@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml requirements/lock.txt
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -43,7 +44,7 @@ fp8-crosscheck: $(STAMP)
 	.venv-xc/bin/pip install -q --disable-pip-version-check torch==2.13.0
 	.venv-xc/bin/pip install -q --disable-pip-version-check llmcompressor
 	rm -rf runs/xc && mkdir -p runs/xc
-	$(BIN)/python -c "from hermes3.modeling import tiny_llama; import torch; m = tiny_llama(512, hidden_size=128, num_layers=2, num_heads=4); m.to(torch.bfloat16).save_pretrained('runs/xc/bf16')"
+	$(BIN)/python -c "from hermes3.train.modeling import tiny_llama; import torch; m = tiny_llama(512, hidden_size=128, num_layers=2, num_heads=4); m.to(torch.bfloat16).save_pretrained('runs/xc/bf16')"
 	$(BIN)/hermes3 fp8 runs/xc/bf16 runs/xc/hermes3-fp8
 	.venv-xc/bin/python scripts/fp8_crosscheck.py runs/xc/bf16 runs/xc/hermes3-fp8 runs/xc/llmcompressor-fp8
 

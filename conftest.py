@@ -1,7 +1,7 @@
 """Hermetic test session (tests/ and the doctests in hermes3/ alike).
 
 Every output root points into one temporary folder before anything is imported: runs, figures,
-W&B, NLTK data and the evaluation cache (``hermes3.paths``). At the end, the session fails if it
+W&B, NLTK data and the evaluation cache (``hermes3.core.paths``). At the end, the session fails if it
 changed a tracked file or left anything new in the checkout.
 """
 

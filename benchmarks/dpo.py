@@ -10,7 +10,7 @@
    step (activations, logits, gradients, optimizer state). Peak RSS is printed beside it.
 2. Pairs per second: packed padding-free batches vs padded batches (TRL's layout), same
    LoRA model, same HH-RLHF pairs (real length distribution). Goal >= 2.5x.
-3. Whole trainers on the same pairs: ours (``hermes3.dpo.train``, the Trainer engine, packed)
+3. Whole trainers on the same pairs: ours (``hermes3.train.dpo.train``, the Trainer engine, packed)
    vs TRL's ``DPOTrainer`` + peft (padded; its ``padding_free`` is unavailable for DPO), same
    LoRA, optimizer, bf16 autocast, dropout kept; pairs/s over the steps after the first and
    peak RSS during training, each in a fresh process.
@@ -34,19 +34,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hermes3.paths import runs  # noqa: E402
+from hermes3.core.paths import runs  # noqa: E402
 
 
 def data_build(tmp: Path) -> Path:
     """The data build the pairs and the tokenizer come from: the demo build where ``make demo``
-    puts it (``hermes3.recipe``: ``<runs>/demo/data``) or where ``hermes3 data build --config
+    puts it (``hermes3.recipe.stages``: ``<runs>/demo/data``) or where ``hermes3 data build --config
     configs/data/demo.yaml`` does (``<runs>/data/demo``); else a smoke build made in ``tmp``."""
     for d in (runs("demo", "data"), runs("data", "demo")):
         if (d / "preferences.jsonl").is_file() and (d / "tokenizer").is_dir():
             return d
-    from hermes3.config import load_config
+    from hermes3.core.config import load_config
+    from hermes3.core.errors import Hermes3Error
     from hermes3.data.build import DataConfig, build
-    from hermes3.errors import Hermes3Error
 
     out = tmp / "data-smoke"
     print(f"[dpo.py] no demo data build in {runs('demo', 'data')} or {runs('data', 'demo')}: building "
@@ -62,7 +62,7 @@ def data_build(tmp: Path) -> Path:
 def _setup(tmp: Path, data: Path, hidden: int, layers: int):
     from transformers import AutoTokenizer
 
-    from hermes3.modeling import tiny_llama
+    from hermes3.train.modeling import tiny_llama
 
     folder = tmp / f"model-{hidden}-{layers}"
     if not folder.exists():
@@ -75,7 +75,7 @@ def _setup(tmp: Path, data: Path, hidden: int, layers: int):
 def _pairs(model_dir: Path, data: Path, n: int, source: str):
     from transformers import AutoTokenizer
 
-    from hermes3.dpo import load_pairs, tokenize_pair
+    from hermes3.train.dpo import load_pairs, tokenize_pair
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     raw = [p for p in load_pairs(data) if p["source"] == source]
@@ -126,16 +126,9 @@ def memory_child(mode: str, model_dir: str, data_dir: str, pairs: int, checkpoin
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
-    import hermes3.attention  # noqa: F401  (registers hermes_varlen_sdpa in this fresh process)
-    from hermes3.dpo import (
-        DPOConfig,
-        _lora,
-        collate_packed,
-        dpo_loss,
-        dpo_step_loss,
-        enable_checkpointing,
-        sequence_logps,
-    )
+    import hermes3.train.attention  # noqa: F401  (registers hermes_varlen_sdpa in this fresh process)
+    from hermes3.train.dpo import DPOConfig, _lora, enable_checkpointing
+    from hermes3.train.dpo_loss import collate_packed, dpo_step, pair_terms, sequence_logps
 
     data, tok = _pairs(Path(model_dir), Path(data_dir), pairs, "hh_rlhf")
     batch = collate_packed(data)
@@ -154,11 +147,11 @@ def memory_child(mode: str, model_dir: str, data_dir: str, pairs: int, checkpoin
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         opt = torch.optim.RMSprop(trainable, lr=1e-5)
         if ref is None:
-            loss, _ = dpo_step_loss(model, batch, 0.1)  # reference = adapter off, under no_grad
+            loss = dpo_step(model, batch, 0.1)[0].mean()  # reference = adapter off, under no_grad
         else:
             with torch.no_grad():
                 r = sequence_logps(ref, batch)
-            loss, _ = dpo_loss(sequence_logps(model, batch), r, 0.1)
+            loss = pair_terms(sequence_logps(model, batch), r, 0.1)[0].mean()
         loss.backward()
         opt.step()
     step = _peak_allocated(prof)
@@ -171,7 +164,8 @@ def throughput(model_dir: Path, data_dir: Path, pairs: int, steps: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from hermes3.dpo import DPOConfig, _lora, collate_packed, collate_padded, dpo_step_loss
+    from hermes3.train.dpo import DPOConfig, _lora
+    from hermes3.train.dpo_loss import collate_packed, collate_padded, dpo_step
 
     data, tok = _pairs(model_dir, data_dir, pairs * steps, "hh_rlhf")
     out = {}
@@ -184,7 +178,7 @@ def throughput(model_dir: Path, data_dir: Path, pairs: int, steps: int) -> dict:
             chunk = data[(k % steps) * pairs:(k % steps + 1) * pairs]
             b = collate_packed(chunk) if name == "packed" else collate_padded(chunk, tok.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss, _ = dpo_step_loss(model, b, 0.1)
+                loss = dpo_step(model, b, 0.1)[0].mean()
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -216,12 +210,12 @@ def trainer_child(which: str, model_dir: str, data_dir: str, pairs: int, steps: 
     """One trainer on the first ``pairs x steps`` HH-RLHF pairs (``pairs`` per step)."""
     import torch
 
-    from hermes3.dpo import DPOConfig, prepare, train
+    from hermes3.train.dpo import DPOConfig, prepare, train
 
     torch.manual_seed(0)
     data_dir = Path(out) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    from hermes3.dpo import load_pairs
+    from hermes3.train.dpo import load_pairs
 
     raw = [p for p in load_pairs(data_dir) if p["source"] == "hh_rlhf"][:pairs * steps]
     (data_dir / "preferences.jsonl").write_text("".join(json.dumps(p) + "\n" for p in raw))

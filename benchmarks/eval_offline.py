@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hermes3.evaluate import OFFLINE_TASKS, evaluate  # noqa: E402
+from hermes3.eval.evaluate import evaluate  # noqa: E402
+from hermes3.eval.tasks import OFFLINE_TASKS
 
 
 def main():

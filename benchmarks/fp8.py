@@ -5,7 +5,7 @@
 
 Random bf16 weights are written shard by shard straight from the architecture's shapes
 (never a whole model in memory, no download). Each converter runs in a fresh subprocess
-so its peak RSS is its own: `hermes3.fp8.convert` (streams shard by shard) and
+so its peak RSS is its own: `hermes3.convert.fp8.convert` (streams shard by shard) and
 llm-compressor's `oneshot(scheme="FP8_DYNAMIC", ignore=["lm_head"])` + `save_pretrained`
 (loads the whole model; needs its own venv, see `make fp8-crosscheck`). Throughput is GB of
 bf16 input per second of wall time, load and save included on both sides.
@@ -47,7 +47,7 @@ def write_random_checkpoint(folder: Path, config: dict, shard_gb: float = 2.0) -
     from safetensors.torch import save_file
     from transformers import AutoConfig
 
-    from hermes3.plan import meta_model
+    from hermes3.train.plan import meta_model
 
     folder.mkdir(parents=True, exist_ok=True)
     shapes = {k: tuple(v.shape) for k, v in meta_model(config).state_dict().items()}
@@ -101,7 +101,7 @@ PEAK = ("import re, json; print('RESULT ' + json.dumps({'peak_rss_gb': int(re.se
         "open('/proc/self/status').read()).group(1)) / 1e6}))")
 
 OURS = """
-from hermes3.fp8 import convert
+from hermes3.convert.fp8 import convert
 convert({src!r}, {out!r}, overwrite=True)
 """ + PEAK
 

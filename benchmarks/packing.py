@@ -26,21 +26,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hermes3.modeling import packed_forward, tiny_llama  # noqa: E402
-from hermes3.packing import PackedDataset, PaddingFreeCollator, pack  # noqa: E402
-from hermes3.packing_stats import compare_packers, pack, real_lengths, trl_bfd  # noqa: E402,F811
+from hermes3.train.modeling import packed_forward, tiny_llama  # noqa: E402
+from hermes3.train.packing import PackedDataset, PaddingFreeCollator, pack  # noqa: E402
+from hermes3.train.packing_stats import compare_packers, pack, real_lengths, trl_bfd  # noqa: E402,F811
 
 
 def tokenizer():
-    from hermes3.packing_stats import _find
-    from hermes3.tokenizer import load_tokenizer
+    from hermes3.format.tokenizer import load_tokenizer
+    from hermes3.train.packing_stats import _find
 
     p = _find("tokenizer_llama3/tokenizer.model")
     if p is not None:
         return load_tokenizer(p), "Llama 3 (tiktoken)"
-    from hermes3.chat import render
-    from hermes3.loaders import load_conversations
-    from hermes3.tokenizer import build_tokenizer
+    from hermes3.data.loaders import load_conversations
+    from hermes3.format.chat import render
+    from hermes3.format.tokenizer import build_tokenizer
 
     convs = load_conversations(Path(__file__).parent.parent / "data/sources/toolcall_glaive_llamafactory/glaive_toolcall_en_demo.json")[0]
     return build_tokenizer([render(c["messages"], c["tools"]) for c in convs], 4096), "BPE-4096 trained on glaive"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 def _base(tmp: Path) -> Path:
     from transformers import AutoTokenizer
 
-    from hermes3.modeling import tiny_llama
+    from hermes3.train.modeling import tiny_llama
 
     tok = AutoTokenizer.from_pretrained(ROOT / "runs/data/demo/tokenizer")
     folder = tmp / "base"
@@ -38,7 +38,7 @@ def _base(tmp: Path) -> Path:
 
 
 def run_ours(base: Path, rows: int, steps: int, out: Path) -> dict:
-    from hermes3.sft import SFTConfig, read_metrics, train
+    from hermes3.train.sft import SFTConfig, read_metrics, train
 
     cfg = SFTConfig(model=str(base), data=str(ROOT / "runs/data/demo"), output_dir=str(out), max_length=rows,
                     rows_per_device=1, max_steps=steps, lr=1e-3, warmup_steps=2, wandb_mode="disabled",

@@ -1,10 +1,10 @@
 """GPU path check (one CUDA GPU, no internet), called by scripts/gpu_check.sh.
 
-1. A few SFT steps through `hermes3.sft.train` (the code path of the recipes) on a ~1B-parameter
+1. A few SFT steps through `hermes3.train.sft.train` (the code path of the recipes) on a ~1B-parameter
    Llama-shaped model with random weights: packed 8192-token rows, bf16, the CUDA attention
    (flash-attn varlen when installed, else our per-sample SDPA). Prints tokens/s and model FLOPs
    utilisation (MFU) against the GPU's dense bf16 peak.
-2. A few DPO steps through `hermes3.dpo.train` (the Trainer engine) on the same 1B shape: LoRA
+2. A few DPO steps through `hermes3.train.dpo.train` (the Trainer engine) on the same 1B shape: LoRA
    r32 on all linear layers, packed pairs, bf16, activation checkpointing; prints pairs/s and
    the peak GPU memory of training.
 3. FP8 inference of one converted layer: `torch._scaled_mm` on our FP8_DYNAMIC weights with
@@ -54,9 +54,9 @@ def _data_and_model(workdir: Path, shape: dict, name: str = "llama-1b-random") -
     """The demo data build and a random-weight Llama of ``shape`` (built once in ``workdir``)."""
     from transformers import AutoTokenizer
 
-    from hermes3.config import load_config
+    from hermes3.core.config import load_config
     from hermes3.data.build import DataConfig, build
-    from hermes3.modeling import tiny_llama
+    from hermes3.train.modeling import tiny_llama
 
     data_cfg = load_config(DataConfig, ROOT / "configs/data/demo.yaml", [f"out_dir={workdir / 'data'}"])
     if not (workdir / "data" / "manifest.json").exists():
@@ -74,7 +74,7 @@ def dpo_check(workdir: Path, steps: int, pairs: int = 16, shape: dict | None = N
     training (CUDA: ``max_memory_allocated``; CPU dry run: not measured)."""
     from transformers import TrainerCallback
 
-    from hermes3.dpo import DPOConfig, train
+    from hermes3.train.dpo import DPOConfig, train
 
     model_dir = _data_and_model(workdir, shape or SHAPE_1B, "llama-1b-random" if shape is None else "llama-dry-run")
     cuda = torch.cuda.is_available()
@@ -104,7 +104,7 @@ def dpo_check(workdir: Path, steps: int, pairs: int = 16, shape: dict | None = N
 
 
 def sft_check(workdir: Path, steps: int) -> dict:
-    from hermes3.sft import SFTConfig, read_metrics, train
+    from hermes3.train.sft import SFTConfig, read_metrics, train
 
     model_dir = _data_and_model(workdir, SHAPE_1B)
     out = workdir / "sft"
@@ -124,7 +124,7 @@ def sft_check(workdir: Path, steps: int) -> dict:
     plan = json.loads((out / "packing.json").read_text())
     mean_len = plan["packed_tokens"] / plan["samples"]  # attention FLOPs use the mean sample length
     flops = train_flops_per_token(meta, [int(mean_len)])
-    from hermes3.attention import choose_attention
+    from hermes3.train.attention import choose_attention
 
     return {"attention": choose_attention("cuda"), "params_B": sum(p.numel() for p in meta.parameters()) / 1e9,
             "steps": steps, "tokens_per_s": tps, "TFLOPs_per_s": tps * flops / 1e12,
@@ -132,7 +132,7 @@ def sft_check(workdir: Path, steps: int) -> dict:
 
 
 def fp8_check(m: int = 8192, k: int = 4096, n: int = 14336, reps: int = 20) -> dict:
-    from hermes3.fp8 import FP8, dequantize_weight, fake_quantize_tokens, quantize_weight
+    from hermes3.convert.fp8 import FP8, dequantize_weight, fake_quantize_tokens, quantize_weight
 
     torch.manual_seed(0)
     w = (torch.randn(n, k, device="cuda") * 0.02).to(torch.bfloat16)  # an 8B MLP up_proj

@@ -9,7 +9,7 @@ import sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hermes3.chat import render
+from hermes3.format.chat import render
 
 PROMPTS = ["What is the capital of Peru?", "Spell the word 'garden' backwards.",
            "Convert 7 kilometers to meters.", "List 3 colors, one per line as bullets."]

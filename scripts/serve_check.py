@@ -8,9 +8,9 @@ parser (``--enable-auto-tool-choice --tool-call-parser hermes``), as the Hermes 
 recommends. This script runs in the main venv (hermes3, openai, transformers) and:
 
 1. sends each held-out tool-call item of the demo data (the items notebook 08 scores as
-   "tool calls (exact match)", ``hermes3.evaluate.tool_call_items``) with its tools;
+   "tool calls (exact match)", ``hermes3.eval.toolcalls.tool_call_items``) with its tools;
 2. asserts that tool calls come back as structured ``tool_calls`` (a function name and JSON
-   object arguments, no ``<tool_call>`` text left in ``content``) that ``hermes3.parsing``
+   object arguments, no ``<tool_call>`` text left in ``content``) that ``hermes3.format.parsing``
    parses back to the same calls;
 3. scores exact match with the data's own checker (``hermes3.data.checkers``) and prints it
    beside transformers' greedy generations on the same folder and items (and notebook 08's
@@ -38,14 +38,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from hermes3.chat import HERMES_CHAT_TEMPLATE, assistant_text
-from hermes3.chat_cli import TransformersBackend, openai_messages
+from hermes3.cli.chat import TransformersBackend, openai_messages
+from hermes3.core.errors import Hermes3Error
+from hermes3.core.paths import resolve
 from hermes3.data.checkers import check
-from hermes3.errors import Hermes3Error
-from hermes3.evaluate import tool_call_items
-from hermes3.loaders import read_records
-from hermes3.parsing import parse_tool_calls
-from hermes3.paths import resolve
+from hermes3.data.loaders import read_records
+from hermes3.eval.toolcalls import tool_call_items
+from hermes3.format.chat import HERMES_CHAT_TEMPLATE, assistant_text
+from hermes3.format.parsing import parse_tool_calls
 
 SERVED_NAME = "hermes3-demo-fp8"
 
@@ -200,7 +200,7 @@ def main() -> int:
             text, calls = served_text(r.choices[0].message)
             parsed = parse_tool_calls(text)
             if calls and (parsed.errors or parsed.tool_calls != calls):
-                raise CheckFailed(f"{it['id']}: hermes3.parsing reads {parsed.tool_calls} {parsed.errors} "
+                raise CheckFailed(f"{it['id']}: hermes3.format.parsing reads {parsed.tool_calls} {parsed.errors} "
                                   f"from the served tool_calls {calls}")
             structured += bool(calls)
             ok, why = check(it["check"], text)

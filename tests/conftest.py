@@ -52,8 +52,8 @@ def official():
 def tiny_tok():
     from corpus import corpus
 
-    from hermes3.chat import render
-    from hermes3.tokenizer import build_tokenizer
+    from hermes3.format.chat import render
+    from hermes3.format.tokenizer import build_tokenizer
 
     texts = [render(c["messages"], c["tools"]) for c in corpus()]
     return build_tokenizer(texts * 3, vocab_size=1024)
@@ -61,7 +61,7 @@ def tiny_tok():
 
 @pytest.fixture(scope="session")
 def llama3_tok():
-    from hermes3.tokenizer import load_tokenizer
+    from hermes3.format.tokenizer import load_tokenizer
 
     return load_tokenizer(need(LLAMA3_TIKTOKEN))
 
@@ -69,7 +69,7 @@ def llama3_tok():
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory):
     """A smoke-size `hermes3 data build` (a few seconds), shared by the tests that need one."""
-    from hermes3.config import load_config
+    from hermes3.core.config import load_config
     from hermes3.data.build import DataConfig, build
 
     cfg = load_config(DataConfig, ROOT / "configs/data/smoke.yaml", [f"out_dir={tmp_path_factory.mktemp('data') / 'smoke'}"])
@@ -81,7 +81,7 @@ def make_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0, hidden_siz
     """A randomly initialised tiny Llama plus tokenizer saved in ``folder`` (a 'base model')."""
     from transformers import AutoTokenizer
 
-    from hermes3.modeling import tiny_llama
+    from hermes3.train.modeling import tiny_llama
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     tiny_llama(len(tok), hidden_size=hidden_size, num_layers=2, num_heads=2, seed=seed).save_pretrained(folder)

@@ -1,6 +1,6 @@
 """Worker for test_dpo_engine.py: DPO steps under FSDP2 ``fully_shard`` on CPU (gloo) with the
 LoRA adapter (trainable) and the frozen base sharded together, our packed pairs, the reference
-pass with the adapter disabled, and the loss normalised over the pairs of all ranks.
+pass with the adapter disabled (``dpo_step``, as in training), and the loss normalised over the pairs of all ranks.
 transformers/accelerate skip FSDP on CPU, so this drives torch directly.
 
     torchrun --nproc_per_node 2 tests/fsdp2_dpo_worker.py MODEL_DIR DATA_DIR OUT.json
@@ -14,7 +14,8 @@ import sys
 import torch
 import torch.distributed as dist
 
-from hermes3.dpo import DPOConfig, collate_packed, neftune, pair_terms, prepare, sequence_logps
+from hermes3.train.dpo import DPOConfig, prepare
+from hermes3.train.dpo_loss import collate_packed, dpo_step
 
 
 def main(model_dir: str, data_dir: str, out: str, steps: int = 3, pairs_per_step: int = 4) -> None:
@@ -38,11 +39,7 @@ def main(model_dir: str, data_dir: str, out: str, steps: int = 3, pairs_per_step
     for step in range(steps):
         chunk = pairs[step * pairs_per_step:(step + 1) * pairs_per_step]
         mine = collate_packed(chunk[rank::world])
-        with torch.no_grad(), model.disable_adapter():
-            ref = sequence_logps(model, mine)
-        with neftune(model, 0.0, None):
-            pol = sequence_logps(model, mine)
-        per_pair, logged = pair_terms(pol, ref, cfg.beta)
+        per_pair, logged, _, _ = dpo_step(model, mine, cfg.beta)  # the step the Trainer runs
         loss = per_pair.sum() / len(chunk)  # mean over the pairs of all ranks
         (loss * world).backward()  # FSDP2 averages gradients over ranks; the loss is already global
         opt.step()

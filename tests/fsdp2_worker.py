@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import hermes3.attention  # noqa: F401  (registers hermes_varlen_sdpa)
+import hermes3.train.attention  # noqa: F401  (registers hermes_varlen_sdpa)
 from hermes3.data.build import load_sft
-from hermes3.packing import PaddingFreeCollator
-from hermes3.sft import SFTConfig, packed_dataset
+from hermes3.train.packing import PaddingFreeCollator
+from hermes3.train.sft import SFTConfig, packed_dataset
 
 
 def main(model_dir: str, data_dir: str, out: str, steps: int = 3, rows_per_step: int = 4) -> None:

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hermes3.modeling import packed_forward, tiny_llama
-from hermes3.packing import PackedDataset, PaddingFreeCollator, pack
+from hermes3.train.modeling import packed_forward, tiny_llama
+from hermes3.train.packing import PackedDataset, PaddingFreeCollator, pack
 
 V = 97
 BACKENDS = ["eager", "sdpa", "hermes_varlen_sdpa"]
@@ -110,7 +110,7 @@ def test_gradients_match_padded_batch():
 
 
 def test_row_starting_mid_sample_and_decode_with_cache():
-    from hermes3.attention import _segments
+    from hermes3.train.attention import _segments
 
     pos = torch.tensor([[3, 4, 0, 1, 2, 0]])
     assert _segments({"position_ids": pos}, 1, 6, "cpu") == [[(0, 2), (2, 5), (5, 6)]]
@@ -124,7 +124,7 @@ def test_row_starting_mid_sample_and_decode_with_cache():
 
 
 def test_bad_cu_seq_lens_raise():
-    from hermes3.attention import _segments
+    from hermes3.train.attention import _segments
 
     for cu, batch in (([0, 3, 2, 6], 1), ([1, 6], 1), ([0, 5], 1), ([0, 6], 2)):
         with pytest.raises(ValueError, match="cu_seq_lens_q"):

@@ -1,6 +1,6 @@
 """Every bad input is one line: exit code 2, no traceback, the culprit named (issue: 84 bad
 inputs tried, 29 tracebacks, 5 accepted wrongly). One table, run in-process through
-``hermes3.cli.main``; a few cases also as a real subprocess.
+``hermes3.cli.main.main``; a few cases also as a real subprocess.
 
 Each row: an id, the command line (``{d}`` is the folder of prepared bad files and model
 folders), a piece of text the one line must contain (the file and line or record, the key,
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, make_tiny_model
-from hermes3.cli import main
+from hermes3.cli.main import main
 
 SFT = f"sft --config {ROOT}/configs/sft/tiny.yaml output_dir={{d}}/sft_out"
 DPO = f"dpo --config {ROOT}/configs/dpo/tiny.yaml output_dir={{d}}/dpo_out"
@@ -397,7 +397,7 @@ def test_nan_fp8_leaves_nothing_behind(d, capsys):
 
 
 def test_debug_shows_the_traceback(d):
-    from hermes3.errors import InputFileError
+    from hermes3.core.errors import InputFileError
 
     with pytest.raises(InputFileError, match="bad_line3.jsonl:3"):
         main(["validate", str(d / "bad_line3.jsonl"), "--debug"])
@@ -410,8 +410,8 @@ def test_a_utf8_bom_is_accepted(d, tmp_path, capsys):
         assert main(["validate", str(tmp_path / name)]) == 0
         assert capsys.readouterr().err.splitlines()[0] == "read 1, kept 1, skipped 0"
     (tmp_path / "bom.yaml").write_bytes(b"\xef\xbb\xbfwarmup_steps: 7\n")
-    from hermes3.config import load_config
-    from hermes3.sft import SFTConfig
+    from hermes3.core.config import load_config
+    from hermes3.train.sft import SFTConfig
 
     assert load_config(SFTConfig, tmp_path / "bom.yaml").warmup_steps == 7
 
@@ -427,13 +427,13 @@ def test_validate_and_pack_stats_agree(d, capsys):
 
 
 def test_every_error_class_shares_the_base():
-    from hermes3.chat import ConversationError
-    from hermes3.config import ConfigError
-    from hermes3.errors import Hermes3Error, InputFileError
-    from hermes3.evaluate import EvalError
-    from hermes3.fp8 import FP8Error
-    from hermes3.modeling import ModelFolderError
-    from hermes3.outputs import OutputError
+    from hermes3.convert.fp8 import FP8Error
+    from hermes3.core.config import ConfigError
+    from hermes3.core.errors import Hermes3Error, InputFileError
+    from hermes3.core.outputs import OutputError
+    from hermes3.eval.tasks import EvalError
+    from hermes3.format.chat import ConversationError
+    from hermes3.train.modeling import ModelFolderError
 
     for cls in (ConversationError, ConfigError, InputFileError, EvalError, FP8Error, ModelFolderError, OutputError):
         assert issubclass(cls, Hermes3Error), cls
@@ -442,15 +442,15 @@ def test_every_error_class_shares_the_base():
 def test_declared_schedulers_exist_in_transformers():
     from transformers.trainer_utils import SchedulerType
 
-    from hermes3.sft import SCHEDULERS
+    from hermes3.train.sft import SCHEDULERS
 
     assert set(SCHEDULERS) <= {s.value for s in SchedulerType}
 
 
 def test_yaml_booleans_for_word_fields():
     """`bf16=false` on the command line is YAML's boolean; the str field takes it as the word."""
-    from hermes3.config import load_config
-    from hermes3.sft import SFTConfig
+    from hermes3.core.config import load_config
+    from hermes3.train.sft import SFTConfig
 
     assert load_config(SFTConfig, None, ["bf16=false"]).bf16 == "false"
     assert load_config(SFTConfig, None, ["bf16=True"]).bf16 == "true"
@@ -458,11 +458,11 @@ def test_yaml_booleans_for_word_fields():
 
 def test_shipped_configs_pass_the_checks():
     """The constraints refuse bad values, not the presets we ship."""
-    from hermes3.base_model import BaseConfig
-    from hermes3.config import check, load_config
+    from hermes3.core.config import check, load_config
     from hermes3.data.build import DataConfig
-    from hermes3.dpo import DPOConfig
-    from hermes3.sft import SFTConfig
+    from hermes3.train.base_model import BaseConfig
+    from hermes3.train.dpo import DPOConfig
+    from hermes3.train.sft import SFTConfig
 
     for cls in (SFTConfig, DPOConfig, BaseConfig, DataConfig):
         check(cls())

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hermes3.base_model import BaseConfig, plain_texts, pretrain
-from hermes3.config import ConfigError
+from hermes3.core.config import ConfigError
+from hermes3.train.base_model import BaseConfig, plain_texts, pretrain
 
 
 @pytest.fixture(scope="module")

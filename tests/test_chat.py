@@ -1,4 +1,4 @@
-"""hermes3.chat: byte parity with the official templates, golden bytes, validation errors."""
+"""hermes3.format.chat: byte parity with the official templates, golden bytes, validation errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from corpus import CLOCK, TOOLS, WEATHER, corpus
 
 from conftest import DATA, OFFICIAL_TEMPLATE, hf_jinja_env, need
-from hermes3.chat import HERMES_CHAT_TEMPLATE, ConversationError, render, render_pieces, validate
-from hermes3.loaders import load_conversations
+from hermes3.data.loaders import load_conversations
+from hermes3.format.chat import HERMES_CHAT_TEMPLATE, ConversationError, render, render_pieces, validate
 
 CASES = corpus()
 

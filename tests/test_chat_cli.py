@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_model
-from hermes3 import chat_cli
-from hermes3.cli import main
+from hermes3.cli import chat as chat_cli
+from hermes3.cli.main import main
 
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.",
                                              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]

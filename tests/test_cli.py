@@ -8,9 +8,9 @@ import struct
 import pandas as pd
 import pytest
 
-import hermes3.cli as cli
+import hermes3.cli.main as cli
 from conftest import DATA, ROOT, make_tiny_model
-from hermes3.cli import main
+from hermes3.cli.main import main
 
 
 def test_render_prints_the_hermes_prompt(capsys):
@@ -43,7 +43,7 @@ def _hermetic(tmp_path, monkeypatch):
     stand-in under runs/ (only IFEval needs it; the GPT4All stand-ins run here do not)."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("HERMES3_EVAL_CACHE", str(tmp_path / "eval_cache"))
-    monkeypatch.setattr("hermes3.evaluate.offline_nltk", lambda: None)
+    monkeypatch.setattr("hermes3.eval.evaluate.offline_nltk", lambda: None)
 
 
 def _safetensors_header(path):
@@ -206,7 +206,7 @@ def test_reproduce_help_and_bad_names(capsys):
     assert main(["reproduce", "--help"]) == 0
     assert "--scale {smoke,demo}" in capsys.readouterr().out
     assert main(["reproduce", "--only", "05,42"]) == 2
-    known = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    known = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
     assert capsys.readouterr().err.strip().startswith(
         f"hermes3 reproduce: --only: unknown notebook '42'; known: {', '.join(known)} (or a full name such as 01_")
     assert main(["reproduce", "--scale", "full"]) == 2

@@ -1,10 +1,10 @@
-"""hermes3.compare: the exact McNemar test and the per-task pairing of two eval results."""
+"""hermes3.eval.compare: the exact McNemar test and the per-task pairing of two eval results."""
 
 import pandas as pd
 import pytest
 
-from hermes3.compare import mcnemar_p, paired
-from hermes3.evaluate import EvalResult
+from hermes3.eval.compare import mcnemar_p, paired
+from hermes3.eval.evaluate import EvalResult
 
 
 def test_mcnemar_exact_values():
@@ -43,7 +43,7 @@ def test_paired_likelihood_by_hand():
     test computed by hand (the interval is a bootstrap; a constant difference pins it)."""
     import pandas as pd
 
-    from hermes3.compare import paired_likelihood
+    from hermes3.eval.compare import paired_likelihood
 
     a = pd.DataFrame({"id": ["g1", "g2", "g3", "m1", "m2"], "category": ["general"] * 3 + ["math"] * 2,
                       "mean_logprob": [-2.0, -1.0, -3.0, -1.0, -1.0]})
@@ -66,7 +66,7 @@ def test_paired_likelihood_rejects_different_items():
     import pandas as pd
     import pytest
 
-    from hermes3.compare import paired_likelihood
+    from hermes3.eval.compare import paired_likelihood
 
     a = pd.DataFrame({"id": ["x"], "category": ["c"], "mean_logprob": [-1.0]})
     with pytest.raises(ValueError, match="different held-out items"):
@@ -77,7 +77,7 @@ def test_tool_call_functions_scores_the_chosen_functions_only(tmp_path):
     # Three eval items: two tool-call items and one answer item; generations written by hand.
     import json
 
-    from hermes3.evaluate import tool_call_functions
+    from hermes3.eval.toolcalls import tool_call_functions
 
     (tmp_path / "eval").mkdir()
     items = [{"check": {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}},

@@ -1,8 +1,8 @@
-"""hermes3.config.describe: every field, its default and its help text, one line each."""
+"""hermes3.core.config.describe: every field, its default and its help text, one line each."""
 
 from dataclasses import dataclass, field
 
-from hermes3.config import describe
+from hermes3.core.config import describe
 
 
 @dataclass
@@ -27,7 +27,7 @@ def test_describe_exact_text():
 
 def test_describe_real_stage_configs():
     from hermes3.data.filters import FilterConfig
-    from hermes3.dpo import DPOConfig
+    from hermes3.train.dpo import DPOConfig
 
     lines = describe(DPOConfig).splitlines()
     assert lines[0] == "  name = 'dpo': run name; output in runs/dpo/<name> unless output_dir is set"

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from hermes3.config import ConfigError, load_config
+from hermes3.core.config import ConfigError, load_config
 from hermes3.data.build import DataConfig, build, load_eval, load_sft
 from hermes3.data.checkers import check
 from hermes3.data.mixture import TABLE1, TABLE1_NAMES
@@ -59,7 +59,7 @@ def test_proportions_within_one_point_and_stats_recomputed(smoke):
 def test_token_counts_are_exact(smoke):
     from transformers import AutoTokenizer
 
-    from hermes3.masking import tokenize_and_mask
+    from hermes3.format.masking import tokenize_and_mask
 
     _, cfg, _ = smoke
     tok = AutoTokenizer.from_pretrained(cfg.output() / "tokenizer")
@@ -85,7 +85,7 @@ def test_preference_pairs(smoke):
     synth = [p for p in prefs if p["source"] == "synthetic"]
     assert len(synth) == cfg.preferences_synthetic and sum(p["source"] == "hh_rlhf" for p in prefs) == cfg.preferences_real
     assert {p["kind"] for p in synth} >= {"wrong_answer", "broken_format", "refusal", "ignore_system"}
-    from hermes3.chat import assistant_text
+    from hermes3.format.chat import assistant_text
 
     for p in synth:
         assert p["chosen"] != p["rejected"] and p["prompt"][-1]["role"] in ("user", "tool")
@@ -126,7 +126,7 @@ def test_dotted_override_of_a_dict_field_changes_one_key():
 
 def test_no_sft_target_comes_from_a_preference_pair(smoke):
     """HH-RLHF "chosen" answers are only the less harmful of two: DPO pairs, never SFT targets."""
-    from hermes3.paths import REPO as ROOT
+    from hermes3.core.paths import REPO as ROOT
 
     _, cfg, manifest = smoke
     hh = ROOT / "data" / "sources" / "preference_hh_rlhf_harmless" / "harmless-base_test.jsonl"

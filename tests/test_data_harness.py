@@ -9,7 +9,7 @@ import pytest
 
 from hermes3.data.checkers import check
 from hermes3.data.harness import run_tests
-from hermes3.sandbox import isolation_method
+from hermes3.data.sandbox import isolation_method
 
 pytestmark = pytest.mark.skipif(isolation_method() is None, reason="no kernel isolation (bwrap) on this machine")
 

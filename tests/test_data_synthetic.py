@@ -4,12 +4,12 @@ import random
 
 import pytest
 
-from hermes3.chat import assistant_text, render, validate
 from hermes3.data.checkers import check, well_formed
 from hermes3.data.corrupt import corruptions
 from hermes3.data.evolve import evolve
 from hermes3.data.synthetic import CATEGORIES, generate
-from hermes3.parsing import parse_tool_calls
+from hermes3.format.chat import assistant_text, render, validate
+from hermes3.format.parsing import parse_tool_calls
 
 
 def _tasks(cat, n, seed=0):

@@ -8,18 +8,19 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import make_tiny_model
-from hermes3.dpo import (
-    DPOConfig,
-    collate_packed,
-    collate_padded,
-    dpo_loss,
-    dpo_step_loss,
-    load_pairs,
-    prepare,
-    read_metrics,
-    tokenize_pair,
-    train,
-)
+from hermes3.train.dpo import DPOConfig, load_pairs, prepare, read_metrics, tokenize_pair, train
+from hermes3.train.dpo_loss import METRICS, collate_packed, collate_padded, dpo_step, pair_terms
+
+
+def step_loss(model, batch, beta=0.1, **kw):
+    """The production step (``dpo_step``), reduced as the Trainer logs it: mean loss, mean metrics."""
+    losses, logged, pol, ref = dpo_step(model, batch, beta, **kw)
+    return losses.mean(), dict(zip(METRICS, logged.mean(0).tolist(), strict=True)), pol, ref
+
+
+def dpo_loss(policy, reference, beta):
+    losses, logged = pair_terms(policy, reference, beta)
+    return losses.mean(), dict(zip(METRICS, logged.mean(0).tolist(), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_fresh_adapter_lora_settings_and_no_reference_copy(sft_model, smoke_data
     # one set of base weights: the reference is the same modules with the adapter disabled
     assert sum(isinstance(m, torch.nn.Embedding) for m in model.modules()) == 1
     model.eval()
-    loss, m = dpo_step_loss(model, collate_packed(train_pairs[:8]), beta=0.1)
+    loss, m, _, _ = step_loss(model, collate_packed(train_pairs[:8]))
     assert math.isclose(loss.item(), math.log(2), abs_tol=1e-6) and m["rewards/margins"] == 0.0
 
 
@@ -53,11 +54,11 @@ def test_reference_is_untouched_by_neftune(sft_model, smoke_data, tmp_path):
     model.train()
     batch = collate_packed(pairs[:4])
     g = torch.Generator().manual_seed(0)
-    _, _, pol_noisy, ref_noisy = dpo_step_loss(model, batch, 0.1, neftune_alpha=5.0, generator=g, return_logps=True)
+    _, _, pol_noisy, ref_noisy = step_loss(model, batch, neftune_alpha=5.0, generator=g)
     for mod in model.modules():  # dropout off, so only the noise differs
         if isinstance(mod, torch.nn.Dropout):
             mod.p = 0.0
-    _, _, pol_clean, ref_clean = dpo_step_loss(model, batch, 0.1, neftune_alpha=0.0, return_logps=True)
+    _, _, pol_clean, ref_clean = step_loss(model, batch, neftune_alpha=0.0)
     torch.testing.assert_close(ref_noisy, ref_clean, atol=0, rtol=0)
     # the reference pass keeps no autograd graph (no activations held for backward), the policy pass does
     assert ref_noisy.grad_fn is None and not ref_noisy.requires_grad and pol_noisy.grad_fn is not None
@@ -67,7 +68,7 @@ def test_reference_is_untouched_by_neftune(sft_model, smoke_data, tmp_path):
 def test_heldout_reference_logps_are_computed_once(sft_model, smoke_data, tmp_path, monkeypatch):
     """With a ref_cache, later held-out evaluations reuse the reference log-probs (adapters off,
     weights frozen) and give exactly what a fresh computation gives, after the policy moved."""
-    import hermes3.dpo as dpo
+    import hermes3.train.dpo_loss as dpo
 
     model, _, pairs, _, _ = prepare(_cfg(sft_model, smoke_data, tmp_path))
     held, cache, passes = pairs[:6], {}, []
@@ -97,7 +98,7 @@ def test_packed_equals_padded_loss_and_gradients(sft_model, smoke_data, tmp_path
     grads = []
     for batch in (collate_packed(pairs[:6]), collate_padded(pairs[:6], tok.pad_token_id)):
         model.zero_grad()
-        loss, _ = dpo_step_loss(model, batch, beta=0.1)
+        loss, _, _, _ = step_loss(model, batch)
         loss.backward()
         grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (la, ga), (lb, gb) = grads
@@ -207,8 +208,8 @@ def test_gradient_checkpointing_keeps_loss_and_gradients(sft_model, smoke_data, 
                     p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(n))) * 0.02)
         model.train()
         torch.manual_seed(1)
-        loss, _ = dpo_step_loss(model, collate_packed(pairs[:6]), 0.1, neftune_alpha=5.0,
-                                generator=torch.Generator().manual_seed(0))
+        loss, _, _, _ = step_loss(model, collate_packed(pairs[:6]), neftune_alpha=5.0,
+                                  generator=torch.Generator().manual_seed(0))
         loss.backward()
         results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     assert model.is_activation_checkpointing

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, Trainer, TrainerCallback
 
 from conftest import make_tiny_model
-from hermes3.config import ConfigError
-from hermes3.dpo import DPOConfig, read_metrics, train
+from hermes3.core.config import ConfigError
+from hermes3.train.dpo import DPOConfig, read_metrics, train
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 needs_torchrun = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun not installed")
@@ -197,7 +197,7 @@ def test_wandb_gets_the_rows_of_metrics_csv_and_the_dpo_config(sft_model, smoke_
     """One W&B path for SFT and DPO: the Trainer's WandbCallback, offline, plus our config."""
     import time
 
-    from hermes3.tracking import read_offline_run
+    from hermes3.core.tracking import read_offline_run
 
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     out = train(DPOConfig(**{**_common(sft_model, smoke_data, max_steps=2), "wandb_mode": "offline"},

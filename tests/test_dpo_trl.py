@@ -5,7 +5,7 @@ The one definitional difference, and why the ids are handed to TRL directly: fro
 conversation, TRL's DPO takes everything after the generation prompt as the completion,
 which includes the "\\n" the chat template writes after ``<|im_end|>``; we train the final
 assistant message up to and including ``<|im_end|>`` and not that "\\n", consistent with our
-SFT mask (``hermes3.masking``). Given our completion tokens as its ``chosen_ids`` /
+SFT mask (``hermes3.format.masking``). Given our completion tokens as its ``chosen_ids`` /
 ``rejected_ids``, TRL scores exactly what we score.
 """
 
@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import make_tiny_model
-from hermes3.dpo import DPOConfig, prepare, read_metrics, train
+from hermes3.train.dpo import DPOConfig, prepare, read_metrics, train
 
 trl = pytest.importorskip("trl")
 

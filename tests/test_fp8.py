@@ -10,8 +10,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from conftest import make_tiny_model
-from hermes3.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, load_model, quantize_weight
-from hermes3.modeling import tiny_llama
+from hermes3.convert.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, quantize_weight
+from hermes3.train.modeling import load_model, tiny_llama
 
 
 def test_per_channel_scales_rounding_zero_rows_and_saturation():
@@ -124,7 +124,7 @@ def test_errors_are_one_line(model_dir, tmp_path):
 # under pytest (a big parent) ru_maxrss would hide the child's own growth.
 STREAM = """
 import re, sys
-from hermes3.fp8 import convert
+from hermes3.convert.fp8 import convert
 hwm = lambda: int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
 before = hwm()
 convert(sys.argv[1], sys.argv[2])
@@ -140,7 +140,7 @@ def test_streaming_peak_memory_is_about_one_tensor(tmp_path):
     (shard,) = list((tmp_path / "big").glob("*.safetensors"))
     total, largest = shard.stat().st_size, max(p.numel() * 4 for p in model.parameters())
     # warm the imports so their memory is not counted
-    code = "import hermes3.fp8, hermes3.plan, transformers, compressed_tensors, safetensors.torch\n" + STREAM
+    code = "import hermes3.convert.fp8, hermes3.train.plan, transformers, compressed_tensors, safetensors.torch\n" + STREAM
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big"), str(tmp_path / "out")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -155,7 +155,7 @@ def test_weight_bytes_by_hand():
     Kept in bf16: embeddings 64,000, lm_head 64,000 (ignored), norms 2 x 2 x 64 + 64 = 320.
     bf16: (73,728 + 128,320) x 2 = 404,096 bytes; FP8: 73,728 x 1 + 1,024 scales x 2 + 128,320 x 2
     = 332,416 bytes."""
-    from hermes3.fp8 import weight_bytes
+    from hermes3.convert.fp8 import weight_bytes
 
     arch = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "tie_word_embeddings": False}
@@ -174,7 +174,7 @@ def test_weight_bytes_llama31_8b():
     = 9,083,953,152 bytes (RedHatAI's FP8 checkpoint is 9.08 GB)."""
     import yaml
 
-    from hermes3.fp8 import weight_bytes
+    from hermes3.convert.fp8 import weight_bytes
 
     arch = yaml.safe_load(open("configs/sft/llama3.1-8b.yaml"))["model_config"]
     wb = weight_bytes(arch)
@@ -216,7 +216,7 @@ def _quality_by_hand(a, b, tok, texts, max_tokens):
 def test_quality(model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from hermes3.fp8 import quality
+    from hermes3.convert.fp8 import quality
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     texts = ["The capital of France is Paris, and the capital of Japan is Tokyo.", "a",

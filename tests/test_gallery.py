@@ -3,7 +3,7 @@
 import re
 
 from conftest import ROOT
-from hermes3.gallery import END, START, replace_block
+from hermes3.recipe.gallery import END, START, replace_block
 
 
 def test_readme_gallery_is_the_committed_demo_output():

@@ -5,10 +5,10 @@ our emulation of vLLM's FP8_DYNAMIC arithmetic."""
 import pytest
 import torch
 
-from hermes3.attention import choose_attention
-from hermes3.fp8 import FP8, dequantize_weight, fake_quantize_tokens, quantize_weight
-from hermes3.modeling import packed_forward, tiny_llama
-from hermes3.packing import PaddingFreeCollator
+from hermes3.convert.fp8 import FP8, dequantize_weight, fake_quantize_tokens, quantize_weight
+from hermes3.train.attention import choose_attention
+from hermes3.train.modeling import packed_forward, tiny_llama
+from hermes3.train.packing import PaddingFreeCollator
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -1,4 +1,4 @@
-"""hermes3.heldout: the batched, length-sorted reference log-likelihood equals a plain per-item
+"""hermes3.eval.heldout: the batched, length-sorted reference log-likelihood equals a plain per-item
 forward pass over the full logits, in the items' own order."""
 
 import pytest
@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from conftest import make_tiny_model
 from hermes3.data.build import load_eval
 from hermes3.data.synthetic import CATEGORIES
-from hermes3.heldout import _pairs, heldout_loss, heldout_scores, reference_logprobs
+from hermes3.eval.heldout import _pairs, answer_loss, heldout_scores, reference_logprobs
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,6 @@ def test_heldout_scores_frame(model_and_items, smoke_data):
     s = heldout_scores(folder, smoke_data, ["math", "coding"])
     assert list(s.category.unique()) == ["math", "coding"]
     assert (s.mean_logprob == s.logprob / s.tokens).all() and (s.logprob < 0).all()
-    assert heldout_loss(s) == pytest.approx(-s.logprob.sum() / s.tokens.sum())
+    assert answer_loss(s) == pytest.approx(-s.logprob.sum() / s.tokens.sum())
     with pytest.raises(ValueError, match="no held-out items"):
         heldout_scores(folder, smoke_data, ["math"], limit=0)

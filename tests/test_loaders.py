@@ -1,12 +1,12 @@
-"""hermes3.loaders: real data in, Hermes schema out; bad records counted, never lost."""
+"""hermes3.data.loaders: real data in, Hermes schema out; bad records counted, never lost."""
 
 import json
 
 import pytest
 
 from conftest import DATA
-from hermes3.chat import ConversationError
-from hermes3.loaders import from_openai, from_sharegpt, load_conversations
+from hermes3.data.loaders import from_openai, from_sharegpt, load_conversations
+from hermes3.format.chat import ConversationError
 
 
 def test_glaive_function_call_and_observation():
@@ -70,7 +70,7 @@ def test_bad_json_line_names_file_and_line(tmp_path):
 
 
 def test_none_fields_from_datasets_are_dropped_not_rendered():
-    from hermes3.chat import render
+    from hermes3.format.chat import render
 
     rec = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
            "tools": [{"name": "f", "description": "d", "return": None, "parameters": {"type": "object", "properties": {
@@ -78,5 +78,5 @@ def test_none_fields_from_datasets_are_dropped_not_rendered():
     text = render(**{k: v for k, v in from_openai(rec).items() if k != "id"})
     assert "f(a: str) - d" in text and "None" not in text
     with pytest.raises(ConversationError, match=r"properties\.b"):
-        from hermes3.chat import validate
+        from hermes3.format.chat import validate
         validate(rec["messages"], [{"name": "f", "description": "d", "parameters": {"type": "object", "properties": {"b": None}}}])

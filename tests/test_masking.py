@@ -1,12 +1,12 @@
-"""hermes3.masking: ids equal the rendered text's tokens; exactly the assistant output is trained."""
+"""hermes3.format.masking: ids equal the rendered text's tokens; exactly the assistant output is trained."""
 
 import json
 
 import pytest
 from corpus import corpus
 
-from hermes3.chat import ConversationError, render
-from hermes3.masking import IGNORE_INDEX, show_mask, tokenize_and_mask, trained_spans
+from hermes3.format.chat import ConversationError, render
+from hermes3.format.masking import IGNORE_INDEX, show_mask, tokenize_and_mask, trained_spans
 
 CASES = corpus()
 

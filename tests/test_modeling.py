@@ -1,4 +1,4 @@
-"""hermes3.modeling.check_model_folder: broken model folders fail in one line before loading."""
+"""hermes3.train.modeling.check_model_folder: broken model folders fail in one line before loading."""
 
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from hermes3.modeling import ModelFolderError, check_model_folder, tiny_llama
+from hermes3.train.modeling import ModelFolderError, check_model_folder, tiny_llama
 
 
 @pytest.fixture()
@@ -65,7 +65,7 @@ def test_cli_sft_on_a_damaged_model_is_one_line(good, smoke_data):
 @pytest.mark.parametrize("flag,expected", [("true", True), ("TRUE", True), (True, True), ("false", False),
                                            ("False", False), (False, False)])
 def test_use_bf16_explicit(flag, expected):
-    from hermes3.modeling import use_bf16
+    from hermes3.train.modeling import use_bf16
 
     assert use_bf16(flag) is expected
 
@@ -77,7 +77,7 @@ def test_use_bf16_auto(monkeypatch, cuda, gpu_bf16, cpu_bf16, expected):
     computes bf16 natively (an AVX2-only CPU emulates it, an order of magnitude slower than fp32)."""
     import torch
 
-    from hermes3 import modeling
+    from hermes3.train import modeling
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
@@ -89,7 +89,7 @@ def test_cpu_has_native_bf16_is_onednns_answer(monkeypatch):
     """The CPU test is oneDNN's own, and a torch without that probe means fp32, not a crash."""
     import torch
 
-    from hermes3.modeling import cpu_has_native_bf16
+    from hermes3.train.modeling import cpu_has_native_bf16
 
     assert cpu_has_native_bf16() is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
@@ -101,7 +101,7 @@ def test_cpu_has_native_bf16_is_onednns_answer(monkeypatch):
 
 
 def test_use_bf16_bad_flag_is_one_line():
-    from hermes3.modeling import use_bf16
+    from hermes3.train.modeling import use_bf16
 
     with pytest.raises(ValueError, match=r"^bf16 must be auto, true or false, got 'yes'$"):
         use_bf16("yes")

@@ -1,6 +1,6 @@
 """MT-Bench protocol with a stub judge (no strong judge runs here)."""
 
-from hermes3.mt_bench import answer_questions, judge_prompts, judge_request, load_questions, parse_rating, score
+from hermes3.eval.mt_bench import answer_questions, judge_prompts, judge_request, load_questions, parse_rating, score
 
 
 def test_questions_and_references():

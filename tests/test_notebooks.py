@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
 FIGURES = {"01_data_mixture": ["table1_mixture.png", "table1_lengths.png"],
            "02_packing_efficiency": ["fig3_packing_toy.png", "fig3_packing_efficiency.png"],
            "03_lr_search": ["fig2_lr_search.png"], "04_sft_loss_curves": ["fig4_loss_curves.png"],
@@ -19,7 +19,7 @@ FIGURES = {"01_data_mixture": ["table1_mixture.png", "table1_lengths.png"],
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    from hermes3.pipeline import run_notebooks
+    from hermes3.recipe.pipeline import run_notebooks
 
     root = tmp_path_factory.mktemp("nb")
     env = {"HERMES3_RUNS": str(root / "runs"), "HERMES3_FIGURES": str(root / "figures")}

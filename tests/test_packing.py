@@ -1,11 +1,11 @@
-"""hermes3.packing: plan properties (hypothesis), Fig. 3 boundaries, the collator."""
+"""hermes3.train.packing: plan properties (hypothesis), Fig. 3 boundaries, the collator."""
 
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hermes3.masking import IGNORE_INDEX
-from hermes3.packing import PackedDataset, PaddingFreeCollator, cu_seqlens_from_lengths, pack
+from hermes3.format.masking import IGNORE_INDEX
+from hermes3.train.packing import PackedDataset, PaddingFreeCollator, cu_seqlens_from_lengths, pack
 
 lengths_st = st.lists(st.integers(1, 300), min_size=0, max_size=200)
 
@@ -85,13 +85,13 @@ def test_never_more_rows_than_trl_per_batch(monkeypatch):
     beats whole-dataset BFD (6 rows) and greedy (6): 5 rows, the bound (77 tokens, rows of 16).
     ``pack`` must keep TRL's layout then. The batch size is lowered to 4 on both sides.
     By hand: [3, 9, 14, 3] -> 14 | 9+3+3; [5, 16, 3, 8] -> 16 | 8+5+3; [2, 14] -> 14+2."""
-    import hermes3.packing
+    import hermes3.train.packing
 
     lengths = [3, 9, 14, 3, 5, 16, 3, 8, 2, 14]
     assert _trl_rows(lengths, 16, batch_size=4) == 5
     assert pack(lengths, 16, strategy="bfd_only").num_rows == 6
     assert pack(lengths, 16, strategy="greedy").num_rows == 6
-    monkeypatch.setattr(hermes3.packing, "TRL_BATCH", 4)
+    monkeypatch.setattr(hermes3.train.packing, "TRL_BATCH", 4)
     plan = pack(lengths, 16)
     assert plan.num_rows == 5 and plan.rows == [[2], [1, 0, 3], [5], [7, 4, 6], [9, 8]]
 

@@ -1,9 +1,9 @@
-"""hermes3.packing_stats: the packer comparison table, TRL's row counts, real length sets."""
+"""hermes3.train.packing_stats: the packer comparison table, TRL's row counts, real length sets."""
 
 import pytest
 
-from hermes3 import packing_stats
-from hermes3.packing_stats import compare_packers, real_lengths, trl_bfd
+from hermes3.train import packing_stats
+from hermes3.train.packing_stats import compare_packers, real_lengths, trl_bfd
 
 
 def test_compare_packers_by_hand():
@@ -28,8 +28,8 @@ def test_trl_bfd_whole_table_and_per_batch():
 
 
 def test_real_lengths_are_rendered_token_counts(tiny_tok):
-    from hermes3.chat import render
-    from hermes3.loaders import load_conversations
+    from hermes3.data.loaders import load_conversations
+    from hermes3.format.chat import render
 
     sets, notes = real_lengths(tiny_tok, ["glaive_toolcalls", "sharegpt_dummy"], limit=3)
     assert notes == {} and list(sets) == ["glaive_toolcalls", "sharegpt_dummy"]

@@ -1,4 +1,4 @@
-"""hermes3.parallel: jobs in spawned one-thread worker processes (each runs jobs one after another,
+"""hermes3.recipe.executor: jobs in spawned one-thread worker processes (each runs jobs one after another,
 from a fresh state), results in job order, errors named."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hermes3.parallel import call, default_workers, run_all
+from hermes3.recipe.executor import call, default_workers, run_all
 
 
 def _threads_and_pid(x):
@@ -125,7 +125,7 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     """multiprocessing's spawn would re-run this script in each worker (the README's snippets have
     no ``if __name__ == "__main__"``); our workers only import what the job needs."""
     script = tmp_path / "snippet.py"
-    script.write_text("from hermes3.parallel import run_all\nprint('start')\nprint(run_all(abs, [-1, -2, 3], workers=2))\n")
+    script.write_text("from hermes3.recipe.executor import run_all\nprint('start')\nprint(run_all(abs, [-1, -2, 3], workers=2))\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "start\n[1, 2, 3]\n"
@@ -135,7 +135,7 @@ def test_workers_do_not_repeat_the_wandb_offline_banner(tmp_path):
     """transformers prints "[INFO] Running in WANDB offline mode" on import; a notebook cell that
     runs jobs in parallel must not show it once per worker."""
     script = tmp_path / "banner.py"
-    script.write_text("from hermes3.parallel import run_all\n"
+    script.write_text("from hermes3.recipe.executor import run_all\n"
                       "print(run_all(exec, ['import transformers.integrations.integration_utils'] * 2, workers=2))\n")
     env = {**os.environ, "WANDB_MODE": "offline"}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
@@ -145,9 +145,9 @@ def test_workers_do_not_repeat_the_wandb_offline_banner(tmp_path):
 
 def test_workers_of_a_quiet_notebook_are_quiet(tmp_path):
     """lm-eval logs routine choices as warnings ("Overwriting default num_fewshot ..."); a notebook
-    silences them (hermes3.notebook.quiet), and its workers must too, or they reach the cell."""
+    silences them (hermes3.core.quiet.quiet), and its workers must too, or they reach the cell."""
     script = tmp_path / "quiet.py"
-    script.write_text("import logging\nfrom hermes3.notebook import quiet\nfrom hermes3.parallel import call, run_all\n"
+    script.write_text("import logging\nfrom hermes3.core.quiet import quiet\nfrom hermes3.recipe.executor import call, run_all\n"
                       "quiet()\nrun_all(call, [(logging.getLogger('lm_eval').warning, 'routine')] * 2, workers=2)\n"
                       "run_all(call, [(logging.getLogger('lm_eval').error, 'real problem')] * 2, workers=2)\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)

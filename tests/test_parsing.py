@@ -1,6 +1,6 @@
-"""hermes3.parsing: tool calls as vLLM's hermes parser and Nous' code read them, tags, citations."""
+"""hermes3.format.parsing: tool calls as vLLM's hermes parser and Nous' code read them, tags, citations."""
 
-from hermes3.parsing import parse_citations, parse_tags, parse_tool_calls
+from hermes3.format.parsing import parse_citations, parse_tags, parse_tool_calls
 
 
 def test_json_calls_and_surrounding_text():

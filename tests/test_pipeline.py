@@ -1,19 +1,21 @@
-"""hermes3.pipeline: stages reused when built from the same config, set aside and rebuilt when
+"""hermes3.recipe.pipeline: stages reused when built from the same config, set aside and rebuilt when
 not, resumed when interrupted; a failing notebook is one line naming the stage."""
 
 import json
 import shutil
 from dataclasses import replace
 
+import jupytext
 import nbformat
 import pytest
 
 from conftest import ROOT, make_tiny_model
-from hermes3 import pipeline
-from hermes3.config import load_config
+from hermes3.core.config import load_config
 from hermes3.data.build import DataConfig
-from hermes3.dpo import DPOConfig
-from hermes3.sft import SFTConfig
+from hermes3.recipe import pipeline
+from hermes3.train.dpo import DPOConfig
+from hermes3.train.modeling import model_digest
+from hermes3.train.sft import SFTConfig
 
 
 def test_data_stage_reuses_and_sets_aside(tmp_path):
@@ -34,11 +36,11 @@ def test_sft_stage_reuses_resumes_and_sets_aside(smoke_data, tmp_path, monkeypat
                     save_each_epoch=False)
     out = pipeline.sft(cfg)
     assert (out / "final" / "COMPLETE").exists()
-    import hermes3.sft
+    import hermes3.train.sft
 
     calls = []
-    real = hermes3.sft.train
-    monkeypatch.setattr(hermes3.sft, "train", lambda c: calls.append(c) or real(c))
+    real = hermes3.train.sft.train
+    monkeypatch.setattr(hermes3.train.sft, "train", lambda c: calls.append(c) or real(c))
     pipeline.sft(replace(cfg, wandb_mode="offline"))  # a setting that changes nothing: reused
     assert calls == []
     (out / "final" / "COMPLETE").unlink()  # as if killed before the end
@@ -48,18 +50,18 @@ def test_sft_stage_reuses_resumes_and_sets_aside(smoke_data, tmp_path, monkeypat
     w.write_bytes(w.read_bytes()[:100])  # damaged after it was finished: rebuilt from checkpoint-2
     pipeline.sft(cfg)
     assert calls[-1].resume and len(calls) == 2
-    from hermes3.modeling import check_model_folder
+    from hermes3.train.modeling import check_model_folder
 
     check_model_folder(out / "final")
     pipeline.sft(replace(cfg, lr=2e-3))
     assert not calls[-1].resume and len(list(tmp_path.glob("run.stale-*"))) == 1
     assert json.loads((out / "config.json").read_text())["lr"] == 2e-3
     # The base re-built in the same folder (another pre-training): same config, other weights -> retrained.
-    assert (out / "model_digest.txt").read_text() == pipeline.model_digest(base)
+    assert (out / "model_digest.txt").read_text() == model_digest(base)
     make_tiny_model(base, smoke_data / "tokenizer", seed=1)
     pipeline.sft(replace(cfg, lr=2e-3))
     assert len(calls) == 4 and not calls[-1].resume and len(list(tmp_path.glob("run.stale-*"))) == 2
-    assert (out / "model_digest.txt").read_text() == pipeline.model_digest(base)
+    assert (out / "model_digest.txt").read_text() == model_digest(base)
 
 
 def test_dpo_stage_is_reused_when_complete_and_resumed_when_interrupted(smoke_data, tmp_path, monkeypatch):
@@ -69,13 +71,13 @@ def test_dpo_stage_is_reused_when_complete_and_resumed_when_interrupted(smoke_da
     out = pipeline.dpo(cfg)
     assert (out / "COMPLETE").exists() and (out / "merged" / "config.json").exists()
     whole = (out / "metrics.csv").read_text().splitlines()
-    import hermes3.dpo
-    import hermes3.engine
+    import hermes3.train.dpo
+    import hermes3.train.engine
 
     calls, picked = [], []
-    real_train, real_pick = hermes3.dpo.train, hermes3.engine.check_fresh_or_resume
-    monkeypatch.setattr(hermes3.dpo, "train", lambda c: calls.append(c) or real_train(c))
-    monkeypatch.setattr(hermes3.engine, "check_fresh_or_resume", lambda *a: picked.append(real_pick(*a)) or picked[-1])
+    real_train, real_pick = hermes3.train.dpo.train, hermes3.train.engine.check_fresh_or_resume
+    monkeypatch.setattr(hermes3.train.dpo, "train", lambda c: calls.append(c) or real_train(c))
+    monkeypatch.setattr(hermes3.train.engine, "check_fresh_or_resume", lambda *a: picked.append(real_pick(*a)) or picked[-1])
     pipeline.dpo(replace(cfg, wandb_mode="offline"))  # a setting that changes nothing: reused
     assert calls == []
     # Killed while saving checkpoint-2: no COMPLETE marker there, no adapter, merged model or run marker.
@@ -108,7 +110,7 @@ def test_failing_stage_is_one_line(tmp_path):
                                                            "display_name": "Python 3"}})
     nb.cells = [nbformat.v4.new_code_cell('scale = "smoke"', metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell('open("runs/data/missing/sft.jsonl")')]
-    nbformat.write(nb, folder / "01_broken.ipynb")
+    jupytext.write(nb, folder / "01_broken.py", fmt="py:percent")
     with pytest.raises(pipeline.StageError) as e:
         pipeline.run_notebooks("smoke", folder=folder)
     msg = str(e.value)

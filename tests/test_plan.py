@@ -5,7 +5,8 @@ import time
 import pytest
 import yaml
 
-from hermes3.plan import BYTES_STATE, ClusterConfig, min_nodes, plan
+from hermes3.train.cluster import ClusterConfig
+from hermes3.train.plan import BYTES_STATE, min_nodes, plan
 
 
 def _arch(size):
@@ -46,7 +47,7 @@ def test_report_layouts():
 
 def test_dpo_memory_arithmetic_by_hand():
     """LoRA DPO: bf16 base, 12 bytes per LoRA parameter (RMSProp), no reference copy."""
-    from hermes3.plan import plan_dpo
+    from hermes3.train.plan import plan_dpo
 
     arch = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "tie_word_embeddings": False}
@@ -71,7 +72,7 @@ def test_dpo_memory_arithmetic_by_hand():
 
 
 def test_dpo_recipes_fit_one_node_and_405b_does_not():
-    from hermes3.plan import load_recipe, plan_dpo, recipe_plan
+    from hermes3.train.plan import load_recipe, plan_dpo, recipe_plan
 
     for size, base_gb in (("8b", 16.06), ("70b", 141.1 / 8)):
         cfg = load_recipe(f"configs/dpo/llama3.1-{size}.yaml")

@@ -1,4 +1,4 @@
-"""hermes3.plots on small frames: the axes, labels and data each figure draws, the report's values
+"""hermes3.recipe.plots on small frames: the axes, labels and data each figure draws, the report's values
 labelled "report", and a PNG written where asked."""
 
 import matplotlib
@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from hermes3 import plots  # noqa: E402
+from hermes3.recipe import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

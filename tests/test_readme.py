@@ -301,7 +301,7 @@ def session(tmp_path_factory):
 def _console_script() -> list[str]:
     """The installed `hermes3` entry point beside this interpreter (PYTHONPATH makes it this checkout's)."""
     script = Path(sys.executable).with_name("hermes3")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "hermes3.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "hermes3.cli.main"]
 
 
 def _tail(text: str, n: int = 15) -> str:
@@ -398,9 +398,9 @@ def test_named_files_exist():
 
 
 def test_named_library_objects_exist():
-    """Every `hermes3.module.name` the README cites imports (`hermes3.selection.epoch_table`, ...)."""
+    """Every `hermes3.module.name` the README cites imports (`hermes3.recipe.selection.epoch_table`, ...)."""
     names = set(re.findall(r"\bhermes3(?:\.[A-Za-z_]\w*)+", README.read_text(encoding="utf-8")))
-    assert "hermes3.recipe.Recipe" in names
+    assert "hermes3.recipe.stages.Recipe" in names
     missing = []
     for name in sorted(names):
         parts = name.split(".")

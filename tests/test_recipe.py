@@ -1,4 +1,4 @@
-"""hermes3.recipe: each stage hands its selection to the next, and the manifest records it.
+"""hermes3.recipe.stages: each stage hands its selection to the next, and the manifest records it.
 
 Training and scoring are replaced by fakes here (fast, and the score tables are ours to set):
 a different score table must change which LR the SFT run uses and which checkpoint DPO starts
@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import hermes3.heldout
-import hermes3.selection
-import hermes3.sft
-from hermes3 import pipeline
-from hermes3.recipe import Recipe
-from hermes3.report import minmax_select
+import hermes3.eval.heldout
+import hermes3.eval.tasks
+import hermes3.recipe.selection
+import hermes3.train.sft
+from hermes3.core.report import minmax_select
+from hermes3.recipe import pipeline
+from hermes3.recipe.stages import Recipe
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def recipe(tmp_path, smoke_data, monkeypatch):
         return out
 
     monkeypatch.setattr(pipeline, "sft", fake_sft)
-    monkeypatch.setattr(hermes3.sft, "read_metrics", lambda out: pd.DataFrame({"loss": [1.0] * 5}))
+    monkeypatch.setattr(hermes3.train.sft, "read_metrics", lambda out: pd.DataFrame({"loss": [1.0] * 5}))
     r.trained = trained
     return r
 
@@ -68,7 +69,7 @@ def _epochs_favouring(best: str):
 
 def test_selected_lr_flows_into_sft_and_manifest(recipe, monkeypatch):
     lo, hi = recipe.preset.lrs
-    monkeypatch.setattr(hermes3.heldout, "heldout_scores", _scores_favouring(hi))
+    monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", _scores_favouring(hi))
     scores, _, best = recipe.lr_search()
     assert best == hi and list(scores.lr) == [lo, hi]
     sel = recipe.manifest()["stages"]["lr_search"]
@@ -78,7 +79,7 @@ def test_selected_lr_flows_into_sft_and_manifest(recipe, monkeypatch):
     assert recipe.trained[-1].lr == hi and recipe.trained[-1].save_each_epoch
     assert recipe.manifest()["stages"]["sft"]["inputs"]["lr"] == hi
     # another score table: another LR reaches SFT
-    monkeypatch.setattr(hermes3.heldout, "heldout_scores", _scores_favouring(lo))
+    monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", _scores_favouring(lo))
     recipe.lr_search()
     recipe.sft()
     assert recipe.trained[-1].lr == lo
@@ -86,7 +87,7 @@ def test_selected_lr_flows_into_sft_and_manifest(recipe, monkeypatch):
 
 
 def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
-    monkeypatch.setattr(hermes3.heldout, "heldout_scores", _scores_favouring(recipe.preset.lrs[0]))
+    monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", _scores_favouring(recipe.preset.lrs[0]))
     started = []
 
     def fake_dpo(cfg):
@@ -98,7 +99,7 @@ def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
 
     monkeypatch.setattr(pipeline, "dpo", fake_dpo)
     for best in ("epoch_1", "epoch_2"):
-        monkeypatch.setattr(hermes3.selection, "epoch_table", _epochs_favouring(best))
+        monkeypatch.setattr(hermes3.recipe.selection, "epoch_table", _epochs_favouring(best))
         _, ckpt = recipe.epoch_selection()
         assert ckpt.name == f"checkpoint-{best[-1]}"
         recipe.dpo()
@@ -127,7 +128,7 @@ def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_pat
         return pd.DataFrame({"id": ids, "category": [i.rsplit("-", 1)[0] for i in ids], "logprob": 0.0, "tokens": 1,
                              "mean_logprob": [-2.0 + shift + 0.1 * k for k in range(len(ids))]})
 
-    monkeypatch.setattr(hermes3.heldout, "heldout_scores", scores)
+    monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", scores)
     t = recipe.compare_likelihood("base", "SFT")
     assert list(t.index) == ["gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin", "all"]
     assert t.loc["gpt4all_standin", "items"] == 8          # general + domain_expert, 4 items each
@@ -143,19 +144,18 @@ def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_pat
 def test_evaluations_split_into_balanced_parts_of_uncached_tasks(recipe, monkeypatch, tmp_path):
     """Each stage's uncached tasks go to one part per worker, balanced by TASK_SECONDS; cached
     tasks are not evaluated again; the parts cover each task exactly once."""
-    import hermes3.evaluate
-    import hermes3.recipe as rc
+    from hermes3.recipe import jobs
 
     monkeypatch.setenv("HERMES3_WORKERS", "2")
     monkeypatch.setattr(Recipe, "stage_model", lambda self, name: tmp_path / name)
     cached = {("SFT", "agieval_local"), ("SFT", "hermes_math")}
-    monkeypatch.setattr(rc, "_evaluate_job", lambda args, cache_only=False: (
+    monkeypatch.setattr(jobs, "evaluate_job", lambda args, cache_only=False: (
         "hit" if (Path(args[0]).name, args[1][0]) in cached else None))
-    monkeypatch.setattr(hermes3.evaluate, "TASK_SECONDS", {"agieval_local": 50.0, "hermes_tool_use": 20.0})
+    monkeypatch.setattr(hermes3.eval.tasks, "TASK_SECONDS", {"agieval_local": 50.0, "hermes_tool_use": 20.0})
     parts = recipe._eval_parts(["base", "SFT"])
     names = [n for _, n in parts]
     assert names == ["evaluate base (1/2)", "evaluate base (2/2)", "evaluate SFT (1/2)", "evaluate SFT (2/2)"]
-    suite = set(hermes3.evaluate.resolve_tasks(recipe.preset.eval_suite)[0])
+    suite = set(hermes3.eval.tasks.resolve_tasks(recipe.preset.eval_suite)[0])
     base = [job[1][1] for job, _ in parts[:2]]
     sft = [job[1][1] for job, _ in parts[2:]]
     assert sorted(base[0] + base[1]) == sorted(suite)

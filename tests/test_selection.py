@@ -1,4 +1,4 @@
-"""hermes3.selection on fake score tables: the LR and the epoch the report's rules pick."""
+"""hermes3.recipe.selection on fake score tables: the LR and the epoch the report's rules pick."""
 
 import json
 from pathlib import Path
@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import hermes3.selection as selection
-import hermes3.sft
-from hermes3.evaluate import STANDIN_GROUPS
-from hermes3.sft import SFTConfig
+import hermes3.recipe.selection as selection
+import hermes3.train.sft
+from hermes3.eval.tasks import STANDIN_GROUPS
+from hermes3.train.sft import SFTConfig
 
 
 def _fake_scores(table: dict):
@@ -23,7 +23,7 @@ def _fake_scores(table: dict):
 def test_lr_search_picks_the_best_group_score_and_breaks_ties_by_loss(tmp_path, monkeypatch):
     monkeypatch.setattr(selection.pipeline, "sft", lambda cfg: Path(cfg.output_dir))
     losses = {"lr-0.0001": 2.0, "lr-0.001": 1.5, "lr-0.01": 1.0}
-    monkeypatch.setattr(hermes3.sft, "read_metrics", lambda run: pd.DataFrame({"loss": [losses[Path(run).name]] * 5}))
+    monkeypatch.setattr(hermes3.train.sft, "read_metrics", lambda run: pd.DataFrame({"loss": [losses[Path(run).name]] * 5}))
     cfg = SFTConfig(name="t", output_dir=str(tmp_path / "x" / "run"))
     monkeypatch.setattr(selection, "_group_scores", _fake_scores({"lr-0.0001": 0.2, "lr-0.001": 0.6, "lr-0.01": 0.4}))
     scores, best = selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr")
@@ -60,7 +60,7 @@ def test_epoch_table_applies_the_min_max_rule(tmp_path, monkeypatch):
 def test_epoch_table_on_likelihood_groups_categories(tmp_path, monkeypatch):
     """metric="likelihood": each group is the mean held-out log-prob per token of its synthetic
     categories' items; the same min-max rule then picks the epoch."""
-    import hermes3.heldout
+    import hermes3.eval.heldout
 
     run = tmp_path / "run"
     for step, epoch in ((10, 1.0), (20, 2.0)):
@@ -75,7 +75,7 @@ def test_epoch_table_on_likelihood_groups_categories(tmp_path, monkeypatch):
                 for c in categories for i in range(2)]
         return pd.DataFrame(rows)
 
-    monkeypatch.setattr(hermes3.heldout, "heldout_scores", scores)
+    monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", scores)
     monkeypatch.setenv("HERMES3_WORKERS", "1")  # the fake lives in this process only
     table, sel = selection.epoch_table(run, tmp_path, metric="likelihood")
     assert seen[0] == ["coding", "content_generation", "domain_expert", "general", "math", "roleplay", "steering",

@@ -8,8 +8,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import make_tiny_model
-from hermes3.config import ConfigError
-from hermes3.sft import SFTConfig, check_config, last_complete_checkpoint, read_metrics, sample_weights, train
+from hermes3.core.config import ConfigError, check
+from hermes3.train.sft import SFTConfig, last_complete_checkpoint, read_metrics, sample_weights, train
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +72,12 @@ def test_resume_reproduces_losses_and_skips_half_written_checkpoint(base, smoke_
 
 def test_packed_step_equals_unpacked_step(base, smoke_data):
     """One SGD step on packed rows == one step on the same samples padded, same normalisation."""
-    from hermes3.modeling import packed_forward
-    from hermes3.packing import PackedDataset, PaddingFreeCollator, pack
+    from hermes3.train.modeling import packed_forward
+    from hermes3.train.packing import PackedDataset, PaddingFreeCollator, pack
 
     tok = AutoTokenizer.from_pretrained(base)
     from hermes3.data.build import load_sft
-    from hermes3.masking import tokenize_and_mask
+    from hermes3.format.masking import tokenize_and_mask
 
     samples = [tokenize_and_mask(c, tok) for c in load_sft(smoke_data)[:6]]
     plan = pack([len(s["input_ids"]) for s in samples], 2048)
@@ -116,7 +116,7 @@ def test_sample_weights():
                                     ({"overlong": "wrap"}, "overlong")])
 def test_config_errors_before_loading(kw, msg):
     with pytest.raises(ConfigError, match=msg):
-        check_config(SFTConfig(**kw))
+        check(SFTConfig(**kw))
 
 
 def test_empty_dataset_is_one_line(base, tmp_path):
@@ -135,9 +135,9 @@ def test_trainer_loss_on_target_positions_equals_full_logits(base, smoke_data, n
     from types import SimpleNamespace
 
     from hermes3.data.build import load_sft
-    from hermes3.masking import tokenize_and_mask
-    from hermes3.packing import PackedDataset, PaddingFreeCollator, pack
-    from hermes3.sft import _trainer_class, num_samples_with_targets
+    from hermes3.format.masking import tokenize_and_mask
+    from hermes3.train.packing import PackedDataset, PaddingFreeCollator, pack
+    from hermes3.train.sft import _trainer_class, num_samples_with_targets
 
     tok = AutoTokenizer.from_pretrained(base)
     samples = [tokenize_and_mask(c, tok) for c in load_sft(smoke_data)[:8]]
@@ -171,7 +171,7 @@ def test_default_saves_each_epoch_and_the_last_equals_final(base, smoke_data, tm
     order by epoch_checkpoints, the last one holding the final weights."""
     import math
 
-    from hermes3.sft import epoch_checkpoints
+    from hermes3.train.sft import epoch_checkpoints
 
     assert SFTConfig().save_each_epoch is True
     cfg = _cfg(base, smoke_data, tmp_path / "run", epochs=2, max_length=2048, rows_per_device=4)

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from conftest import make_tiny_model
-from hermes3.sft import SFTConfig, read_metrics, train
+from hermes3.train.sft import SFTConfig, read_metrics, train
 
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 needs_torchrun = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun not installed")

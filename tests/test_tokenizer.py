@@ -1,11 +1,11 @@
-"""hermes3.tokenizer: Hermes tokens are single tokens; the Llama 3 tiktoken file loads exactly."""
+"""hermes3.format.tokenizer: Hermes tokens are single tokens; the Llama 3 tiktoken file loads exactly."""
 
 import pytest
 from corpus import corpus
 
 from conftest import LLAMA3_TIKTOKEN, need
-from hermes3.chat import render
-from hermes3.tokenizer import HERMES_TOKENS, TAG_TOKENS, build_tokenizer, load_tokenizer
+from hermes3.format.chat import render
+from hermes3.format.tokenizer import HERMES_TOKENS, TAG_TOKENS, build_tokenizer, load_tokenizer
 
 
 @pytest.mark.parametrize("fixture", ["tiny_tok", "llama3_tok"])
@@ -22,7 +22,7 @@ def test_llama3_tiktoken_matches_tiktoken_and_keeps_vocab_size(llama3_tok):
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
-    from hermes3.tokenizer import _LLAMA3_PATTERN
+    from hermes3.format.tokenizer import _LLAMA3_PATTERN
 
     enc = tiktoken.Encoding("llama3", pat_str=_LLAMA3_PATTERN,
                             mergeable_ranks=load_tiktoken_bpe(str(need(LLAMA3_TIKTOKEN))), special_tokens={})

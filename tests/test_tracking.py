@@ -4,7 +4,7 @@ import time
 
 import pandas as pd
 
-from hermes3 import tracking
+from hermes3.core import tracking
 
 
 def test_offline_run_holds_logged_metrics(tmp_path, monkeypatch):

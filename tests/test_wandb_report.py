@@ -12,20 +12,20 @@ import ast
 import json
 import time
 
-import nbformat
+import jupytext
 import pytest
 
 from conftest import ROOT, make_tiny_model
-from hermes3 import wandb_report
-from hermes3.cli import main
-from hermes3.paths import env_overrides
+from hermes3.cli import wandb_report
+from hermes3.cli.main import main
+from hermes3.core.paths import env_overrides
 
 
 def notebook_keys() -> dict[str, dict[str, str]]:
-    """``{group: {key: kind}}`` from the notebooks' calls into ``hermes3.tracking``."""
+    """``{group: {key: kind}}`` from the notebooks' calls into ``hermes3.core.tracking``."""
     out: dict[str, dict[str, str]] = {}
-    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        code = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        code = "\n".join(c.source for c in jupytext.read(nb).cells if c.cell_type == "code")
         tree = ast.parse("\n".join(ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!"))))
         group = None
         for node in ast.walk(tree):  # one run per notebook: its start call names the group
@@ -48,10 +48,10 @@ def notebook_keys() -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def trainer_runs(smoke_data, tmp_path_factory):
     """A 1-step SFT and a 1-step DPO run logging offline to W&B; their run folder."""
-    from hermes3.dpo import DPOConfig
-    from hermes3.dpo import train as dpo_train
-    from hermes3.sft import SFTConfig
-    from hermes3.sft import train as sft_train
+    from hermes3.train.dpo import DPOConfig
+    from hermes3.train.dpo import train as dpo_train
+    from hermes3.train.sft import SFTConfig
+    from hermes3.train.sft import train as sft_train
 
     root = tmp_path_factory.mktemp("wandb-report")
     # A folder of this test's own: in the full suite, earlier tests have already set W&B up in this

@@ -37,17 +37,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hermes3.chat import ConversationError, render
-from hermes3.config import to_dict
+from hermes3.core.config import to_dict
+from hermes3.core.paths import REPO, resolve, runs
 from hermes3.data.corrupt import corruptions
 from hermes3.data.evolve import evolve
 from hermes3.data.filters import FilterConfig, FilterReport, apply_filters, empty_turns, length, malformed, refusals
+from hermes3.data.loaders import convert_each, from_hh_rlhf, from_prompt_response, load_conversations, read_records
 from hermes3.data.mixture import sample_by_tokens, table1, targets_from_shares
 from hermes3.data.synthetic import CATEGORIES, Task, generate
-from hermes3.loaders import convert_each, from_hh_rlhf, from_prompt_response, load_conversations, read_records
-from hermes3.masking import tokenize_and_mask
-from hermes3.parsing import parse_tool_calls
-from hermes3.paths import REPO, resolve, runs
+from hermes3.format.chat import ConversationError, render
+from hermes3.format.masking import tokenize_and_mask
+from hermes3.format.parsing import parse_tool_calls
 
 SOURCES = REPO / "data" / "sources"
 # How far from its token target a category may end (either side, half each), as a share of the
@@ -87,7 +87,7 @@ class DataConfig:
 
     def validate(self) -> None:
         """Categories, fractions and source names inside the dict-valued fields."""
-        from hermes3.config import ConfigError
+        from hermes3.core.config import ConfigError
 
         for key in ("shares", "real_fraction", "real_sources"):
             unknown = [c for c in getattr(self, key) if c not in CATEGORIES]
@@ -166,7 +166,7 @@ def _write_jsonl(path: Path, rows) -> None:
 
 
 def _train_tokenizer(cfg: DataConfig, real: dict[str, list[dict]], rng: random.Random):
-    from hermes3.tokenizer import build_tokenizer
+    from hermes3.format.tokenizer import build_tokenizer
 
     texts, size = [], 0
     synth = [_task_record(generate(c, rng)) for c in CATEGORIES for _ in range(200)]
@@ -187,8 +187,8 @@ def _train_tokenizer(cfg: DataConfig, real: dict[str, list[dict]], rng: random.R
 def build(cfg: DataConfig, progress: bool = True) -> dict:
     """Run the data stage; returns the manifest (also written to ``out_dir``). The config and
     the output location are checked before any work; the folder appears only when complete."""
-    from hermes3.config import check
-    from hermes3.outputs import atomic_dir, check_writable
+    from hermes3.core.config import check
+    from hermes3.core.outputs import atomic_dir, check_writable
 
     check(cfg)
     out = check_writable(cfg.output(), "data build folder")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 
-from hermes3.parsing import parse_citations, parse_tool_calls
+from hermes3.format.parsing import parse_citations, parse_tool_calls
 
 _TAG = re.compile(r"<(/?)([A-Z][A-Z0-9_]*|tool_call|tool_response)>")
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")

@@ -24,9 +24,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hermes3.chat import ConversationError, assistant_text, render, validate
 from hermes3.data.checkers import well_formed
-from hermes3.parsing import parse_tool_calls
+from hermes3.format.chat import ConversationError, assistant_text, render, validate
+from hermes3.format.parsing import parse_tool_calls
 
 # Refusal openings found in ../shared/data (phi-3 "I'm sorry, but I can't fulfill this
 # request.", claude-3-haiku "I apologize, but I am unable to engage ...", HH-RLHF "Oh, I'm
@@ -60,7 +60,7 @@ class FilterConfig:
     dedup: bool = field(default=True, metadata={"help": "remove duplicate prompts, keeping the best-ranked source"})
 
     def validate(self) -> None:
-        from hermes3.config import ConfigError
+        from hermes3.core.config import ConfigError
 
         if self.min_tokens > self.max_tokens:
             raise ConfigError(f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens})", "min_tokens")

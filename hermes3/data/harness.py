@@ -4,7 +4,7 @@ A checker that runs ``solution + tests`` as one file and trusts the exit code pa
 wrong solution ending in ``raise SystemExit`` or ``os._exit(0)``. Here the verdict is
 "the test harness reached its end", proven by a random per-call token:
 
-1. We start the harness (``_HARNESS`` below) in the sandbox (``hermes3.sandbox``), with
+1. We start the harness (``_HARNESS`` below) in the sandbox (``hermes3.data.sandbox``), with
    the token on its stdin, and ``solution.py`` / ``tests.py`` in its folder.
 2. Before any model code runs, the harness reads the token into a local variable,
    replaces stdin by ``/dev/null``, and installs an audit hook (PEP 578; hooks cannot be
@@ -47,7 +47,7 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from hermes3.sandbox import run_python
+from hermes3.data.sandbox import run_python
 
 _HARNESS = r'''
 def _harness():

@@ -22,7 +22,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
-from hermes3.chat import assistant_text
+from hermes3.format.chat import assistant_text
 
 CATEGORIES = ("general", "domain_expert", "math", "roleplay", "coding", "tool_use", "content_generation",
               "steering")

@@ -1,0 +1,5 @@
+import sys
+
+from hermes3.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""Is model B better than model A on the same items? A paired test on per-item scores.
+
+Our demo-scale stand-in tasks have 60-100 items each and scores of a few percent, so a
+difference of means alone says little. Both models answer the *same* items, so the right
+test is McNemar's: only the discordant items count (B right where A was wrong, and the
+reverse), and under "no difference" each is a fair coin flip. We use the exact two-sided
+binomial p-value (small counts), computed by hand: a few lines, no SciPy needed.
+
+>>> round(mcnemar_p(b_only=14, a_only=2), 4)
+0.0042
+>>> mcnemar_p(0, 0)
+1.0
+
+For continuous per-item scores (``hermes3.eval.heldout``) the paired bootstrap gives an interval
+on the mean difference: resample items with replacement, keep the pairs together.
+
+>>> diff, lo, hi = bootstrap_diff([0.0, 0.1, 0.2, 0.3], [1.0, 1.1, 1.2, 1.3])
+>>> round(diff, 6), round(lo, 6), round(hi, 6)
+(1.0, 1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+
+def mcnemar_p(b_only: int, a_only: int) -> float:
+    """Exact two-sided McNemar p-value from the two discordant counts."""
+    n = b_only + a_only
+    if n == 0:
+        return 1.0
+    k = min(b_only, a_only)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def bootstrap_diff(a, b, iters: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``b - a`` over paired items and its percentile bootstrap interval
+    (``iters`` resamples of the items, fixed ``seed``): ``(diff, low, high)``."""
+    import numpy as np
+
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if d.size == 0:
+        raise ValueError("bootstrap_diff needs at least one paired item")
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(iters, d.size))
+    means = d[idx].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(d.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def bootstrap_mean(x, iters: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``x`` and its percentile bootstrap interval: ``(mean, low, high)``.
+
+    >>> bootstrap_mean([1.0, 1.0, 1.0])
+    (1.0, 1.0, 1.0)
+    """
+    return bootstrap_diff([0.0] * len(x), x, iters, seed, level)
+
+
+def _per_item(result, task: str) -> dict:
+    """``doc_id -> score`` for ``task``'s primary metric (binary for our tasks)."""
+    prim = result.table[(result.table.task == task) & result.table.primary].metric
+    if prim.empty:
+        raise KeyError(f"task {task!r} is not in this result")
+    metric = prim.iloc[0]
+    return {s["doc_id"]: float(s[metric]) for s in result.samples[task]}
+
+
+def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets: dict | None = None):
+    """One row per task plus ``all`` (items pooled): items, mean of A and B, B-only and A-only
+    correct items, McNemar p-value. Both results must come from the same items.
+
+    ``tasks`` may map group names to their tasks (one row per group, its tasks' items pooled);
+    ``subsets`` adds rows over chosen items: ``{"tool calls": ("hermes_tool_use", [doc ids])}``, where
+    the task may also be a function ``result -> {doc_id: score}`` (another per-item score)."""
+    import pandas as pd
+
+    groups = tasks if isinstance(tasks, dict) else {t: [t] for t in tasks}
+    rows, pool_a, pool_b = [], [], []
+    for name, members in groups.items():
+        xs, ys = [], []
+        for task in members:
+            x, y = _pair(result_a, result_b, task)
+            xs += x
+            ys += y
+        pool_a += xs
+        pool_b += ys
+        rows.append(_row(name, xs, ys))
+    for name, (task, ids) in (subsets or {}).items():
+        score = task if callable(task) else (lambda r, t=task: _per_item(r, t))
+        a, b = score(result_a), score(result_b)
+        rows.append(_row(name, [a[i] for i in ids], [b[i] for i in ids]))
+    rows.append(_row("all", pool_a, pool_b))
+    return pd.DataFrame(rows).set_index("task")
+
+
+def paired_likelihood(scores_a, scores_b, groups: dict[str, list[str]]):
+    """B vs A on held-out reference log-likelihood (``hermes3.eval.heldout.heldout_scores`` frames of
+    the same items): per group of categories plus ``all``, the mean log-prob per token of A and B,
+    the paired mean difference with its 95% bootstrap interval, how many items B scores higher
+    and lower, and the exact sign-test p-value (McNemar's test on the items that moved).
+
+    >>> import pandas as pd
+    >>> a = pd.DataFrame({"id": ["x", "y", "z"], "category": ["c"] * 3, "mean_logprob": [-2.0, -3.0, -1.0]})
+    >>> b = a.assign(mean_logprob=a.mean_logprob + 0.5)
+    >>> r = paired_likelihood(a, b, {"g": ["c"]}).loc["g"]
+    >>> float(r["diff"]), int(r["B higher"]), int(r["A higher"]), float(r["p (sign test)"])
+    (0.5, 3, 0, 0.25)
+    """
+    import pandas as pd
+
+    a, b = scores_a.set_index("id"), scores_b.set_index("id")
+    if set(a.index) != set(b.index):
+        raise ValueError("the two score tables cover different held-out items")
+    rows = []
+    for name, cats in [*groups.items(), ("all", [c for cs in groups.values() for c in cs])]:
+        ids = sorted(a.index[a.category.isin(cats)])
+        xs, ys = a.loc[ids, "mean_logprob"].to_numpy(), b.loc[ids, "mean_logprob"].to_numpy()
+        if not ids:
+            continue
+        d, lo, hi = bootstrap_diff(xs, ys)
+        up, down = int((ys > xs).sum()), int((ys < xs).sum())
+        rows.append({"task": name, "items": len(ids), "A": float(xs.mean()), "B": float(ys.mean()), "diff": d,
+                     "ci95_low": lo, "ci95_high": hi, "B higher": up, "A higher": down,
+                     "p (sign test)": mcnemar_p(up, down)})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def _pair(result_a, result_b, task: str) -> tuple[list[float], list[float]]:
+    a, b = _per_item(result_a, task), _per_item(result_b, task)
+    if a.keys() != b.keys():
+        raise ValueError(f"{task}: the two results scored different items")
+    return [a[i] for i in sorted(a)], [b[i] for i in sorted(a)]
+
+
+def _row(task: str, xs: list[float], ys: list[float]) -> dict:
+    b_only = sum(1 for x, y in zip(xs, ys) if y > x)
+    a_only = sum(1 for x, y in zip(xs, ys) if x > y)
+    mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731  (a subset may be empty at smoke scale)
+    return {"task": task, "items": len(xs), "A": mean(xs), "B": mean(ys), "B only": b_only,
+            "A only": a_only, "p (McNemar)": mcnemar_p(b_only, a_only)}

@@ -1,0 +1,39 @@
+"""The jobs the recipe hands to the executor: module-level functions of one picklable argument,
+so any backend can run them in another process."""
+
+from __future__ import annotations
+
+from hermes3.recipe import pipeline
+
+
+def evaluate_job(args: tuple, cache_only: bool = False):
+    """``evaluate`` of ``(model, suite, data_dir, limit, max_gen_toks)``: a job for ``hermes3.recipe.executor``."""
+    from hermes3.eval.evaluate import evaluate
+
+    model, suite, data_dir, limit, max_gen_toks = args
+    return evaluate(model, suite, data_dir=data_dir, limit=limit, max_gen_toks=max_gen_toks, cache_only=cache_only)
+
+
+def heldout():
+    """``hermes3.eval.heldout``, imported when needed (it imports torch; the recipe's import does not)."""
+    from hermes3.eval import heldout
+
+    return heldout
+
+
+def heldout_job(args: tuple) -> None:
+    heldout().heldout_cached(*args)
+
+
+def final_heldout_scores(args: tuple):
+    """``heldout_scores`` of a finished SFT run's final model: ``(config, data, categories, limit)``."""
+    from hermes3.eval.heldout import heldout_scores
+
+    cfg, data, categories, limit = args
+    return heldout_scores(pipeline.sft(cfg) / "final", data, categories, limit=limit)
+
+
+def sft_then_heldout(args: tuple) -> None:
+    """An SFT run and its final model's held-out scores, in one ``hermes3.recipe.executor`` job."""
+    cfg, data, limit, cache = args
+    heldout().heldout_cached(pipeline.sft(cfg) / "final", data, limit, cache)

@@ -1,0 +1,59 @@
+"""The run manifest, ``<runs>/<scale>/manifest.json``: what every stage took, made, chose and why.
+
+Each stage records its inputs, outputs, config, selection, reason and results, with the code
+version; the next stage reads its input from here, and a notebook re-run reads it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from hermes3.core.paths import REPO
+
+
+def code_version() -> dict:
+    """The git commit (and whether the tree had changes) plus a digest of the package sources."""
+    h = hashlib.sha256()
+    for f in sorted((REPO / "hermes3").rglob("*.py")):
+        h.update(f.relative_to(REPO).as_posix().encode() + f.read_bytes())
+    out = {"hermes3_sources": h.hexdigest()[:16]}
+    try:
+        out["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                       check=True).stdout.strip()
+        out["dirty"] = bool(subprocess.run(["git", "status", "--porcelain", "--", "hermes3", "configs"], cwd=REPO,
+                                           capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass  # not a git checkout: the source digest still identifies the code
+    return out
+
+
+def read(path: Path, scale: str) -> dict:
+    """The manifest at ``path`` (an empty one when missing or unreadable)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {"scale": scale, "stages": {}}
+
+
+def record(path: Path, scale: str, stage: str, *, inputs: dict, outputs: dict, config=None, selection=None,
+           why: str = "", results: dict | None = None) -> None:
+    """Write one stage's hand-off into the manifest (atomically: a reader never sees half)."""
+    path = Path(path)
+    m = read(path, scale)
+    m["scale"] = scale
+    m["stages"][stage] = {"inputs": inputs, "outputs": outputs, "config": config, "selection": selection,
+                          "why": why, "results": results or {}, "code": code_version(),
+                          "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(m, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _digest_file(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()

@@ -1,0 +1,127 @@
+"""Choosing hyper-parameters the report's way: by benchmark scores of trained models.
+
+* LR search (Fig. 2): train one model per learning rate to completion, score each on the
+  GPT4All group, keep the best. The report swept 8B models over {5..10} x 1e-6 and chose
+  7e-6. (transformers declined an "LR finder" because loss-based finders point at the
+  wrong decade for LLM fine-tuning; scoring trained models is what Hermes did.)
+* Epoch selection (Table 2): score every epoch checkpoint on GPT4All, AGIEval, IFEval and
+  MT-Bench, min-max normalise each group across epochs, average, take the argmax.
+
+At demo scale the groups are the offline stand-ins of ``hermes3.eval.evaluate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hermes3.core.report import minmax_select
+from hermes3.eval.evaluate import evaluate
+from hermes3.eval.tasks import STANDIN_GROUPS, standin_categories
+from hermes3.recipe import executor, pipeline
+from hermes3.train.sft import SFTConfig, epoch_checkpoints
+
+TABLE2_GROUPS = {"GPT4All": "gpt4all_standin", "AGIEval": "agieval_standin", "IFEval": "ifeval_standin",
+                 "MT-Bench": "mtbench_standin"}
+
+
+def _group_scores(model_dir, data_dir, groups: list[str], limit, out_dir=None):
+    tasks = sorted({t for g in groups for t in STANDIN_GROUPS[g]})
+    res = evaluate(model_dir, tasks, data_dir=data_dir, limit=limit, out_dir=out_dir)
+    return res.table[res.table.primary].set_index("task").value
+
+
+def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str = "gpt4all_standin",
+              limit: int | None = None, root: str | Path | None = None):
+    """Train ``cfg`` once per learning rate (to completion), score each on ``group``.
+    Returns ``(scores, best_lr)``: a DataFrame with one row per LR, one column per task of the
+    group, the group mean and the run's final training loss (mean of its last 5 logged steps),
+    and the selected LR (``select_lr``). Runs go to ``root/lr-<lr>`` (default
+    ``runs/lr_search/<cfg.name>``), reused when built from the same config.
+    """
+    import pandas as pd
+
+    from hermes3.train.sft import read_metrics
+
+    root = Path(root) if root else cfg.output().parent.parent / "lr_search" / cfg.name
+    rows = []
+    for lr in lrs:
+        run = root / f"lr-{lr:g}"
+        pipeline.sft(replace(cfg, lr=lr, output_dir=str(run), name=f"{cfg.name}-lr{lr:g}", save_each_epoch=False))
+        s = _group_scores(run / "final", data_dir, [group], limit)
+        rows.append({"lr": lr, **{t: s[t] for t in STANDIN_GROUPS[group]}, group: s[group],
+                     "train_loss": float(read_metrics(run).loss.tail(5).mean())})
+    df = pd.DataFrame(rows)
+    return df, select_lr(df, group)
+
+
+def select_lr(scores, group: str) -> float:
+    """The LR with the best ``group`` score, as the report chose; a tie (common with small
+    stand-in tasks) goes to the lower final training loss, then to the smaller LR.
+
+    >>> import pandas as pd
+    >>> select_lr(pd.DataFrame({"lr": [1e-4, 1e-3, 1e-2], "g": [0.5, 0.5, 0.4], "train_loss": [2.0, 1.5, 1.0]}), "g")
+    0.001
+    """
+    best = scores[scores[group] == scores[group].max()]
+    return float(best.sort_values(["train_loss", "lr"]).lr.iloc[0])
+
+
+def _group_likelihoods(model_dir, data_dir, limit, cache=None) -> dict:
+    """Per stand-in group (and per category): the mean held-out log-probability per reference
+    token of the group's synthetic categories (``hermes3.eval.heldout``); higher is better. With a
+    ``cache`` folder, every category is scored once per model (``heldout.heldout_cached``)."""
+    from hermes3.eval.heldout import heldout_cached, heldout_scores
+
+    cats = standin_categories(TABLE2_GROUPS.values())
+    wanted = sorted({c for cs in cats.values() for c in cs})
+    if cache is not None:
+        s = heldout_cached(model_dir, data_dir, limit, cache)
+        s = s[s.category.isin(wanted)]
+    else:
+        s = heldout_scores(model_dir, data_dir, wanted, limit=limit)
+    by_cat = s.groupby("category").mean_logprob.mean()
+    return {g: float(s[s.category.isin(cs)].mean_logprob.mean()) for g, cs in cats.items()} | {
+        f"hermes_{c}": float(v) for c, v in by_cat.items()}
+
+
+def _checkpoint_scores(job: tuple) -> dict:
+    metric, ckpt, data_dir, limit, cache = job
+    if metric == "likelihood":
+        return _group_likelihoods(ckpt, data_dir, limit, cache)
+    return dict(_group_scores(ckpt, data_dir, list(TABLE2_GROUPS.values()), limit, out_dir=Path(ckpt) / "eval"))
+
+
+def epoch_table(run_dir: str | Path, data_dir: str | Path, limit: int | None = None, metric: str = "benchmarks",
+                cache: str | Path | None = None):
+    """Table 2 for our run: per epoch checkpoint the four groups, their min-max normalised
+    scores and the total; returns ``(table, selection)`` (``selection.best`` is the epoch).
+
+    ``metric="benchmarks"`` scores the groups' tasks by generation (the report's way);
+    ``"likelihood"`` by held-out answer log-likelihood per group, the continuous stand-in that
+    moves at demo scale, where generated answers sit near the floor. The min-max rule is the
+    same either way: it only needs higher to be better. ``cache``: a folder for the likelihood
+    scores (``heldout.heldout_cached``), shared with the later stages that score the same model."""
+    import pandas as pd
+
+    if metric not in ("benchmarks", "likelihood"):
+        raise ValueError(f"metric must be 'benchmarks' or 'likelihood', got {metric!r}")
+    ckpts = epoch_checkpoints(run_dir)
+    # The checkpoints are independent: scored side by side (hermes3.recipe.executor), one per core.
+    scores = executor.run_all(_checkpoint_scores, [(metric, ckpt, data_dir, limit, cache) for _, ckpt in ckpts],
+                              desc="scoring epoch checkpoints", names=[Path(c).name for _, c in ckpts])
+    rows = {}
+    for (epoch, _), s in zip(ckpts, scores):
+        if metric == "likelihood":
+            members = [t for t in s if t not in TABLE2_GROUPS.values()]
+        else:
+            members = [t for g in TABLE2_GROUPS.values() for t in STANDIN_GROUPS[g]]
+        rows[f"epoch_{round(epoch)}"] = {name: s[g] for name, g in TABLE2_GROUPS.items()} | {t: s[t] for t in members}
+    if not rows:
+        raise ValueError(f"{run_dir}: no complete epoch checkpoints")
+    table = pd.DataFrame(rows)
+    sel = minmax_select(table.loc[list(TABLE2_GROUPS)].T)
+    for name in TABLE2_GROUPS:
+        table.loc[f"normalized_{name}"] = sel.normalized[name]
+    table.loc["Total Score"] = sel.total
+    return table, sel

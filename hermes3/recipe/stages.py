@@ -1,0 +1,481 @@
+"""The recipe as stages that hand their selections on, with a manifest of every hand-off.
+
+    data -> base models -> LR search (Fig. 2) -> SFT at the selected LR -> per-epoch evaluation
+    -> the checkpoint chosen by Table 2's rule -> DPO from that checkpoint (Fig. 5, Table 4)
+    -> FP8 of the merged model -> benchmarks of every stage (Table 5)
+
+Each stage is a method of ``Recipe`` that returns its output and takes what it needs from the
+stage before it: ``sft()`` trains at the LR that ``lr_search()`` selected, ``dpo()`` starts
+from the checkpoint that ``epoch_selection()`` chose, and so on. A stage asks for its
+inputs by calling the earlier stage, which is cheap when that stage is done (outputs are
+reused when built from the same config, evaluations are cached by model bytes), so a
+notebook can run on its own in a fresh kernel.
+
+Every stage records in ``<runs>/<scale>/manifest.json``: its inputs, outputs, config, the
+selection it made and why, and the code version. Neither open-instruct nor
+alignment-handbook passes the chosen checkpoint on; here the next stage reads it from there.
+
+>>> r = Recipe("smoke", root="/tmp/h3-doctest-recipe")
+>>> r.preset.lrs
+(0.0003, 0.003)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from hermes3.core.config import load_config, to_dict
+from hermes3.core.paths import resolve, runs
+from hermes3.recipe import executor, jobs, manifest, pipeline
+from hermes3.recipe.presets import preset
+from hermes3.recipe.selection import select_lr
+from hermes3.train.modeling import model_digest
+
+GROUPS = ("gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin")
+FINAL_STEPS = 20  # Fig. 4's "final training loss": mean of the last steps; notebook 04 plots this rolling window
+
+
+def _slug(label: str) -> str:
+    return label.split(" ")[0].replace("/", "_")
+
+
+class Recipe:
+    """The stages of one scale (``smoke`` | ``demo`` | ``full``), writing under ``root``
+    (default ``<runs>/<scale>``)."""
+
+    def __init__(self, scale: str = "demo", root: str | Path | None = None):
+        self.scale = scale
+        self.preset = preset(scale)
+        self.root = Path(root) if root else runs(scale)
+        self.manifest_path = self.root / "manifest.json"
+
+    # ------------------------------------------------------------------ manifest
+
+    def manifest(self) -> dict:
+        return manifest.read(self.manifest_path, self.scale)
+
+    def record(self, stage: str, **handoff) -> None:
+        """One stage's hand-off into the manifest (``hermes3.recipe.manifest.record``)."""
+        manifest.record(self.manifest_path, self.scale, stage, **handoff)
+
+    def selection(self, stage: str):
+        return self.manifest()["stages"].get(stage, {}).get("selection")
+
+    # ------------------------------------------------------------------ data and bases
+
+    def data(self) -> Path:
+        """The training mixture (a `hermes3 data build` folder)."""
+        from hermes3.data.build import DataConfig
+
+        cfg = load_config(DataConfig, resolve(self.preset.data), [f"out_dir={self.root / 'data'}"])
+        out = pipeline.data(cfg)
+        if self.manifest()["stages"].get("data", {}).get("outputs", {}).get("manifest") != manifest.digest_file(out / "manifest.json"):
+            from hermes3.data.build import load_eval, load_sft
+            from hermes3.data.decontam import contamination
+
+            self.record("data", inputs={"config_file": self.preset.data},
+                        outputs={"dir": str(out), "manifest": manifest.digest_file(out / "manifest.json")}, config=to_dict(cfg),
+                        results={"decontamination": contamination(load_sft(out), load_eval(out))})
+        return out
+
+    def table1_data(self) -> Path:
+        """The mixture at the report's Table 1 shares (notebook 01)."""
+        from hermes3.data.build import DataConfig
+
+        cfg = load_config(DataConfig, resolve(self.preset.table1_data), [f"out_dir={self.root / 'table1'}"])
+        out = pipeline.data(cfg)
+        import pandas as pd
+
+        t1 = pd.read_csv(out / "table1.csv")
+        rows = t1[t1.category != "Total"]
+        self.record("table1", inputs={"config_file": self.preset.table1_data}, outputs={"dir": str(out)},
+                    config=to_dict(cfg), results={"output_share": float(t1.iloc[-1]["ours_output_%"]) / 100,
+                                                  "max_share_gap_points": float((rows["ours_%"] - rows["report_%"]).abs().max())})
+        return out
+
+    def _base_config(self, label: str):
+        """The BaseConfig of a tiny size in ``bases`` (None for a folder or Hub id)."""
+        from hermes3.train.base_model import SIZES, BaseConfig
+
+        model = self.preset.bases[label]
+        if model not in SIZES:
+            return None
+        return load_config(BaseConfig, None, [f"size={model}", f"data={self.data()}", *self.preset.base_overrides,
+                                              f"out_dir={self.root / 'base' / model}"])
+
+    def bases(self) -> dict:
+        """Every base of Fig. 4 (tiny sizes pre-trained side by side, ``hermes3.recipe.executor``), all with
+        the same token budget. ``{label: folder or Hub id}``."""
+        self._pretrain_and_train([], "pre-training bases")
+        return {label: self.base(label) for label in self.preset.bases}
+
+    def _base_path(self, label: str) -> str:
+        """Where ``base(label)`` is (or will be), without building it."""
+        cfg = self._base_config(label)
+        return self.preset.bases[label] if cfg is None else str(cfg.out_dir)
+
+    def _pretrain_and_train(self, runs: list[tuple], desc: str, then=None) -> dict:
+        """The bases that are missing and the SFT ``runs`` (``(config, name, base label)``) that are
+        not complete, in one pool: a run waits for its own base only. Why one pool: tiny-m's base
+        is done minutes before tiny-l's, and its LR-search runs fill that time (measured: the
+        search finished ~60 s sooner than after a separate pool of bases). ``then(config)``: a
+        ``(function, argument)`` job for each run trained here, started when that run is done
+        (short scoring jobs fill the core that the last run leaves idle); returns ``{name: its
+        result}``."""
+        cfgs = {label: self._base_config(label) for label in self.preset.bases}
+        todo = [k for k, c in cfgs.items() if c is not None and not pipeline.pretrained(c)]
+        # Presets list the sizes small to large: the largest, the critical path, starts first.
+        todo.sort(key=lambda k: -list(self.preset.bases).index(k))
+        jobs = [(pipeline.base, cfgs[k]) for k in todo]
+        names, after, follow = [f"base {_slug(k)}" for k in todo], {}, {}
+        for cfg, name, label in runs:
+            if label in todo:  # its base is about to be (re)built: the run cannot be complete
+                after[len(jobs)] = [todo.index(label)]
+            elif pipeline.sft_complete(cfg):
+                continue
+            jobs.append((pipeline.sft, cfg))
+            names.append(name)
+            if then is not None:
+                after[len(jobs)] = [len(jobs) - 1]
+                follow[name] = len(jobs)
+                jobs.append(then(cfg))
+                names.append(f"{name}: scores")
+        results = executor.run_all(executor.call, jobs, desc=desc, names=names, after=after)
+        return {name: results[i] for name, i in follow.items()}
+
+    def base(self, label: str | None = None) -> str:
+        """A base model of ``label`` (default the main line's): tiny sizes are pre-trained here
+        on the plain text of the training mixture, all with the same token budget."""
+        label = label or self.preset.main
+        cfg = self._base_config(label)
+        if cfg is None:
+            return self.preset.bases[label]  # a folder or Hub id
+        folder = pipeline.base(cfg)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        self.record(f"base/{cfg.size}", inputs={"data": str(cfg.data)}, outputs={"dir": str(folder)},
+                    config=metrics["config"], results={k: metrics.get(k) for k in (
+                        "parameters", "train_tokens", "heldout_loss_trained", "seconds", "bf16")})
+        return str(folder)
+
+    # ------------------------------------------------------------------ SFT configs
+
+    def _sft_config(self, yaml: str, overrides, **kw):
+        from hermes3.train.sft import SFTConfig
+
+        cfg = load_config(SFTConfig, resolve(yaml), list(overrides))
+        return replace(cfg, **kw)
+
+    def _lr_run(self, lr: float, label: str | None = None):
+        """The one-epoch SFT run of the LR search (and of Fig. 4 for other sizes)."""
+        label = label or self.preset.main
+        slug = _slug(label)
+        main = label == self.preset.main
+        folder = self.root / ("lr_search" if main else "loss_curves") / (f"lr-{lr:g}" if main else slug)
+        return self._sft_config(self.preset.sft, [*self.preset.sft_overrides, *self.preset.lr_overrides],
+                                lr=lr, data=str(self.data()), model=self._base_path(label), output_dir=str(folder),
+                                name=f"{self.scale}-{slug}-lr{lr:g}", save_each_epoch=False, wandb_mode="disabled")
+
+    # ------------------------------------------------------------------ Fig. 2
+
+    def lr_search(self):
+        """Fig. 2: one SFT run per LR, scored by the GPT4All stand-in (mean held-out log-probability
+        per reference token of the ``lr_categories`` items). Returns ``(scores, per_item, selected_lr)``."""
+        import pandas as pd
+
+        from hermes3.eval.compare import bootstrap_diff, bootstrap_mean
+        from hermes3.eval.heldout import heldout_scores
+        from hermes3.train.sft import read_metrics
+
+        p = self.preset
+        rows, items = [], {}
+        cfgs = [self._lr_run(lr) for lr in p.lrs]
+        # every base now (Fig. 4 needs them all), in the same pool as the LR runs and their scoring
+        score = (self.data(), list(p.lr_categories), p.heldout_limit)
+        scored = self._pretrain_and_train([(c, f"lr {lr:g}", p.main) for lr, c in zip(p.lrs, cfgs)],
+                                          "pre-training bases, LR search runs",
+                                          then=lambda cfg: (jobs.final_heldout_scores, (cfg, *score)))
+        self.bases()  # records each base in the manifest
+        for lr, cfg in zip(p.lrs, cfgs):
+            out = pipeline.sft(cfg)
+            s = scored.get(f"lr {lr:g}")
+            if s is None:  # a run complete before this call
+                s = heldout_scores(out / "final", *score[:2], limit=score[2])
+            items[lr] = s.mean_logprob.to_numpy()
+            row = {"lr": lr}
+            for col, x in [*((c, s[s.category == c].mean_logprob) for c in p.lr_categories),
+                           ("gpt4all_standin", s.mean_logprob)]:
+                row[col], row[f"{col}_lo"], row[f"{col}_hi"] = bootstrap_mean(x.to_numpy())
+            rows.append({**row, "items": len(s), "train_loss": float(read_metrics(out).loss.tail(5).mean())})
+        scores = pd.DataFrame(rows)
+        best = select_lr(scores, "gpt4all_standin")
+        leads = {}
+        for end in (min(p.lrs), max(p.lrs)):
+            if end != best:
+                d, lo, hi = bootstrap_diff(items[end], items[best])
+                leads[f"{end:g}"] = {"lead": d, "ci95": [lo, hi]}
+        interior = best not in (min(p.lrs), max(p.lrs))
+        why = (f"highest GPT4All stand-in score ({scores.gpt4all_standin.max():.4f} mean log-prob per token over "
+               f"{len(items[best])} held-out items); " + "; ".join(
+                   f"lead over lr {k}: {v['lead']:+.4f} (95% paired bootstrap CI {v['ci95'][0]:+.4f}..{v['ci95'][1]:+.4f})"
+                   for k, v in leads.items()) + ("" if interior else "; the best LR is at the edge of the grid"))
+        self.record("lr_search", inputs={"lrs": list(p.lrs), "base": self.base(), "data": str(self.data())},
+                    outputs={"runs": str(self.root / "lr_search")}, config=to_dict(self._lr_run(best)),
+                    selection={"lr": best, "interior": interior, "leads": leads}, why=why,
+                    results={"scores": scores.to_dict("records")})
+        per_item = pd.DataFrame({f"{lr:g}": v for lr, v in items.items()})
+        return scores, per_item, best
+
+    def selected_lr(self) -> float:
+        sel = self.selection("lr_search")
+        if sel is None or sel.get("lr") not in self.preset.lrs:
+            self.lr_search()
+            sel = self.selection("lr_search")
+        return float(sel["lr"])
+
+    # ------------------------------------------------------------------ SFT, Fig. 4, Table 2
+
+    def _main_sft_config(self):
+        return self._sft_config(self.preset.sft, self.preset.sft_overrides, lr=self.selected_lr(),
+                                data=str(self.data()), model=self._base_path(self.preset.main),
+                                output_dir=str(self.root / "sft"), name=f"{self.scale}-sft", save_each_epoch=True)
+
+    def sft(self) -> Path:
+        """The main SFT run (every epoch checkpointed) at the LR search's selected LR."""
+        self.base()
+        cfg = self._main_sft_config()
+        out = pipeline.sft(cfg)
+        self.record("sft", inputs={"lr": cfg.lr, "lr_from": "lr_search", "base": cfg.model, "data": cfg.data},
+                    outputs={"dir": str(out), "final": str(out / "final")}, config=to_dict(cfg))
+        return out
+
+    def loss_curves(self) -> dict:
+        """Fig. 4: each size fine-tuned one epoch at the selected LR from bases with the same
+        pre-training budget. ``{label: {"metrics": DataFrame, "heldout_loss": float, ...}}``."""
+        from hermes3.eval.heldout import answer_loss
+        from hermes3.train.sft import read_metrics
+
+        lr, out = self.selected_lr(), {}
+        cfgs = [self._lr_run(lr, label) for label in self.preset.bases]
+        jobs, names = [], []
+        for label, cfg in reversed(list(zip(self.preset.bases, cfgs))):  # largest (longest) first
+            final = cfg.output() / "final"
+            if not pipeline.sft_complete(cfg):
+                jobs.append((jobs.sft_then_heldout, (cfg, *self._heldout_settings())))
+            elif not jobs.heldout().heldout_path(final, *self._heldout_settings()).exists():
+                jobs.append((jobs.heldout_job, (final, *self._heldout_settings())))
+            else:
+                continue
+            names.append(_slug(label))
+        # The main SFT run (notebook 05; its LR is known now) trains in this pool too, first, on one
+        # thread, while the other core runs these one-epoch runs and the base's Table 5 evaluation
+        # (notebook 08; its model is final since notebook 03). Measured on a slow 2-core host:
+        # the 4-epoch run took 304 s on two threads after a 261 s pool, and 0.72 s/step on one
+        # thread (~420 s) beside it. Not on one worker, where it would only move that work here.
+        if jobs and executor.default_workers(len(jobs) + 1) > 1:
+            main = self._main_sft_config()
+            if not pipeline.sft_complete(main):
+                jobs.insert(0, (pipeline.sft, main))
+                names.insert(0, "main SFT run (notebook 05)")
+            for job, name in self._eval_parts(["base"]):
+                jobs.append(job)
+                names.append(name)
+        executor.run_all(executor.call, jobs, desc="loss-curve runs", names=names)
+        for label, cfg in zip(self.preset.bases, cfgs):
+            run = pipeline.sft(cfg)
+            held = jobs.heldout().heldout_cached(run / "final", *self._heldout_settings())
+            base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
+            metrics = read_metrics(run)
+            # The end of Fig. 4's plotted curve (its rolling mean over FINAL_STEPS): a shorter tail of
+            # 2-row steps is row noise (last 10 steps put tiny-s 1.7763 and tiny-m 1.7779 level, while
+            # windows of 15, 20, 73 and all 146 steps ordered the three sizes; measured on a demo run).
+            out[label] = {"metrics": metrics, "final_train_loss": float(metrics.loss.tail(FINAL_STEPS).mean()),
+                          "heldout_loss": answer_loss(held), "items": len(held),
+                          "parameters": base_metrics["parameters"], "run": str(run)}
+        self.record("loss_curves", inputs={"lr": lr, "lr_from": "lr_search"},
+                    outputs={k: v["run"] for k, v in out.items()},
+                    results={k: {"final_train_loss": v["final_train_loss"],
+                                 "heldout_loss": v["heldout_loss"], "parameters": v["parameters"]}
+                             for k, v in out.items()})
+        return out
+
+    def epoch_selection(self):
+        """Table 2: score every epoch checkpoint on the four groups, pick by the min-max rule.
+        Returns ``(table, selected checkpoint)``."""
+        from hermes3.recipe.selection import epoch_table
+        from hermes3.train.sft import epoch_checkpoints
+
+        run = self.sft()
+        metric = self.preset.epoch_metric
+        table, sel = epoch_table(run, self.data(), limit=self.preset.heldout_limit if metric == "likelihood"
+                                 else self.preset.eval_limit, metric=metric, cache=self._heldout_settings()[2])
+        ckpts = {f"epoch_{round(e)}": p for e, p in epoch_checkpoints(run)}
+        chosen = ckpts[sel.best]
+        self.record("epoch_selection", inputs={"sft_run": str(run)}, outputs={"checkpoints": {k: str(v) for k, v in ckpts.items()}},
+                    selection={"epoch": sel.best, "checkpoint": str(chosen)},
+                    why=(f"Table 2 rule on {metric}: each group min-max normalised across epochs, the four averaged; "
+                         f"{sel.best} has the highest total ({float(sel.total.max()):.2f})"),
+                    results={"total": {k: float(v) for k, v in sel.total.items()}})
+        return table, chosen
+
+    def selected_checkpoint(self) -> Path:
+        sel = self.selection("epoch_selection")
+        if sel is None or not Path(sel["checkpoint"]).exists():
+            return self.epoch_selection()[1]
+        return Path(sel["checkpoint"])
+
+    # ------------------------------------------------------------------ DPO, FP8, benchmarks
+
+    def dpo(self) -> Path:
+        """Fig. 5 / Table 4: LoRA DPO from the checkpoint Table 2 selected."""
+        from hermes3.train.dpo import DPOConfig
+
+        ckpt = self.selected_checkpoint()
+        cfg = load_config(DPOConfig, resolve(self.preset.dpo), [*self.preset.dpo_overrides])
+        cfg = replace(cfg, model=str(ckpt), data=str(self.data()), output_dir=str(self.root / "dpo"),
+                      name=f"{self.scale}-dpo")
+        from hermes3.eval.compare import bootstrap_mean
+
+        if executor.default_workers(3) > 1 and not pipeline.dpo_complete(cfg):
+            # DPO on one thread beside the SFT model's evaluation (Table 4 needs both) and the
+            # held-out likelihoods notebook 08 compares: independent jobs of ~3 minutes each side
+            # instead of one after the other on two threads.
+            jobs = [((pipeline.dpo, cfg), "DPO"), *self._eval_parts(["SFT"]), *self._heldout_parts(["base", "SFT"])]
+            executor.run_all(executor.call, [j for j, _ in jobs], desc="DPO, SFT evaluation",
+                             names=[n for _, n in jobs])
+        out = pipeline.dpo(cfg)
+        held = json.loads((out / "heldout.json").read_text())
+        after = held.get("after", {})
+        results = {"heldout_before": held.get("before", {}),
+                   "heldout_after": {k: v for k, v in after.items() if k != "margins"}}
+        if after.get("margins"):
+            acc, lo, hi = bootstrap_mean([float(m > 0) for m in after["margins"]])
+            results["heldout_accuracy"] = {"value": acc, "ci95": [lo, hi], "pairs": len(after["margins"])}
+        self.record("dpo", inputs={"model": str(ckpt), "model_from": "epoch_selection", "data": cfg.data},
+                    outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg), results=results)
+        return out
+
+    def fp8(self) -> Path:
+        """FP8_DYNAMIC of the merged DPO model."""
+        from hermes3.convert.fp8 import convert
+
+        src = self.dpo() / "merged"
+        out = self.root / "fp8"
+        done = self.manifest()["stages"].get("fp8", {})
+        if not ((out / "config.json").exists() and done.get("inputs", {}).get("model_digest") == model_digest(src)):
+            convert(src, out, overwrite=True)
+        self.record("fp8", inputs={"model": str(src), "model_from": "dpo", "model_digest": model_digest(src)},
+                    outputs={"dir": str(out)})
+        return out
+
+    STAGES = ("base", "SFT", "SFT+DPO", "SFT+DPO FP8")
+
+    def stage_model(self, name: str) -> Path:
+        """The model of a stage: base, SFT (the checkpoint Table 2 selected), SFT+DPO, its FP8."""
+        get = {"base": lambda: Path(self.base()), "SFT": self.selected_checkpoint,
+               "SFT+DPO": lambda: self.dpo() / "merged", "SFT+DPO FP8": self.fp8}
+        if name not in get:
+            raise ValueError(f"unknown stage {name!r}; known: {', '.join(get)}")
+        return get[name]()
+
+    def _eval_args(self, name: str) -> tuple:
+        p = self.preset
+        return (str(self.stage_model(name)), p.eval_suite, str(self.data()), p.eval_limit, p.max_gen_toks)
+
+    def evaluate(self, name: str):
+        """The preset's suite on a stage's model (cached by model bytes, per task)."""
+        return jobs.evaluate_job(self._eval_args(name))
+
+    def _eval_parts(self, names) -> list[tuple]:
+        """``[(job, label)]``: the uncached tasks of each stage's evaluation in parts of about equal
+        time, one per worker (``evaluate`` caches per task, so the parts add up to the whole).
+        Why parts: one evaluation alone on two threads took 196 s; generation of a tiny model
+        gains little from a second thread, two one-thread processes gain nearly 2x."""
+        from hermes3.eval.tasks import TASK_SECONDS, resolve_tasks
+
+        workers = executor.default_workers(2)
+        out = []
+        for name in names:
+            model, suite, *rest = self._eval_args(name)
+            todo = [t for t in resolve_tasks(suite)[0] if jobs.evaluate_job((model, [t], *rest), cache_only=True) is None]
+            parts = executor.balance({t: TASK_SECONDS.get(t, 10.0) for t in todo}, workers)
+            out += [((jobs.evaluate_job, (model, part, *rest)), f"evaluate {name} ({i + 1}/{len(parts)})")
+                    for i, part in enumerate(parts)]
+        return out
+
+    def evaluate_stages(self, names) -> dict:
+        """``{name: evaluate(name)}``, the uncached tasks in parts side by side (``_eval_parts``)."""
+        jobs = self._eval_parts(names)
+        executor.run_all(executor.call, [j for j, _ in jobs], desc="evaluations", names=[n for _, n in jobs])
+        return {n: self.evaluate(n) for n in names}
+
+    def compare(self, a: str, b: str):
+        """Stage ``b`` vs stage ``a`` on the same items: per stand-in group (items pooled), the
+        held-out tool calls and all items, with the exact McNemar test; recorded in the manifest."""
+        from hermes3.eval.compare import paired
+        from hermes3.eval.tasks import STANDIN_GROUPS
+        from hermes3.eval.toolcalls import tool_call_items
+
+        ra, rb = self.evaluate_stages([a, b]).values()
+        calls = tool_call_items(self.data(), self.preset.eval_limit)
+        table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
+                       subsets={"tool calls": ("hermes_tool_use", calls),
+                                "tool calls: right functions": (self._functions, calls)})
+        self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
+                    outputs={}, results=table.reset_index().to_dict("records"))
+        return table
+
+    def _heldout_settings(self) -> tuple:
+        """What ``heldout_cached`` takes after the model: the data build, the limit, the cache folder."""
+        return self.data(), self.preset.heldout_limit, self.root / "heldout"
+
+    def heldout(self, name: str):
+        """Held-out reference log-likelihood of every category's items under a stage's model
+        (``hermes3.eval.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
+        return jobs.heldout().heldout_cached(self.stage_model(name), *self._heldout_settings())
+
+    def _heldout_parts(self, names) -> list[tuple]:
+        """``[(job, label)]`` computing the uncached held-out likelihoods of these stages."""
+        models = {n: self.stage_model(n) for n in names}
+        return [((jobs.heldout_job, (m, *self._heldout_settings())), f"held-out likelihood {n}")
+                for n, m in models.items() if not jobs.heldout().heldout_path(m, *self._heldout_settings()).exists()]
+
+    def compare_likelihood(self, a: str, b: str):
+        """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
+        stand-in group (the group's synthetic categories): paired bootstrap interval and sign
+        test (``compare.paired_likelihood``); recorded in the manifest."""
+        from hermes3.eval.compare import paired_likelihood
+        from hermes3.eval.tasks import standin_categories
+
+        jobs = self._heldout_parts([a, b])
+        executor.run_all(executor.call, [j for j, _ in jobs], desc="held-out likelihoods", names=[n for _, n in jobs])
+        table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
+        self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
+                    outputs={}, results=table.reset_index().to_dict("records"))
+        return table
+
+    def benchmarks(self) -> dict:
+        """Table 5 at this scale: ``{stage: EvalResult}`` on the preset's suite, same items for all."""
+        from hermes3.eval.toolcalls import tool_call_accuracy, tool_call_items
+
+        res = self.evaluate_stages(self.STAGES)
+        calls = tool_call_items(self.data(), self.preset.eval_limit)
+        self.record("benchmarks", inputs={k: str(self.stage_model(k)) for k in self.STAGES}, outputs={},
+                    results={k: {**{r.task: r.value for r in v.table[v.table.primary].itertuples()},
+                                 "tool_calls": tool_call_accuracy(v, calls),
+                                 "tool_call_functions": _mean(self._functions(v).values())}
+                             for k, v in res.items()})
+        return res
+
+    def _functions(self, result) -> dict:
+        from hermes3.eval.toolcalls import tool_call_functions
+
+        return tool_call_functions(result, self.data(), self.preset.eval_limit)
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+

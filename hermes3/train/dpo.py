@@ -1,0 +1,270 @@
+"""DPO with a LoRA adapter (report §4.2), on packed, padding-free preference batches.
+
+The report: a LoRA adapter (r 32, alpha 16, dropout 0.05, all linear layers) so the
+reference and policy need not both sit in memory; RMSProp, peak LR 3e-6, 9 warmup steps
+then linear decay; NEFTune alpha 5. Not stated, so TRL's defaults: beta 0.1, sigmoid loss.
+
+Why not TRL's ``DPOTrainer`` (measured in DESIGN.md §3 / peers.md): it cannot pack
+(``padding_free`` is disabled), its ``disable_dropout=True`` default silently zeroes the
+LoRA dropout, and NEFTune noise also reaches its reference pass. Here:
+
+* every chosen and rejected sequence of the step is concatenated into one padding-free row
+  (``position_ids`` restart per sequence; our per-sample attention or flash-attn varlen keeps
+  them apart) and per-sequence log-probabilities are summed per segment; equal to the padded
+  computation (a test) and faster on real length distributions (a benchmark);
+* the reference is the same weights with the adapter disabled (no second model object);
+* NEFTune noise is added to the input embeddings of the *policy* pass only, scaled per
+  sequence (alpha / sqrt(len x dim)), so packing does not change the noise a sample gets;
+* LoRA dropout stays 0.05.
+
+Training runs on transformers' ``Trainer``, the engine SFT uses (``hermes3.train.dpo_trainer``,
+``hermes3.train.engine``): device placement, DDP/FSDP, accumulation from the global batch
+``pairs_per_step``, clipping, checkpoints and resume. Against TRL 1.16 ``DPOTrainer`` + peft on
+identical token ids (a test): loss ln 2 at step 0 and the same losses, margins and LoRA weights
+after 3 steps. The one definitional difference: from a conversation TRL trains the "\n" the
+template writes after ``<|im_end|>``; we do not, consistent with our SFT mask.
+
+Logged like TRL: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
+logps/chosen, logps/rejected (W&B and ``metrics.csv``). With a fresh adapter (B = 0) the
+policy equals the reference: step-0 loss is ln 2 and every margin 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from hermes3.core import tracking
+from hermes3.core.config import ConfigError, check
+from hermes3.core.paths import resolve, resolve_if_local, runs
+from hermes3.train.cluster import ClusterConfig
+from hermes3.train.dpo_loss import evaluate_pairs
+from hermes3.train.engine import COMPLETE, read_metrics
+
+__all__ = ["COMPLETE", "DPOConfig", "read_metrics", "train"]
+
+
+@dataclass
+class DPOConfig:
+    """The DPO stage (report §4.2; beta and loss are TRL's defaults, the report is silent)."""
+
+    name: str = field(default="dpo", metadata={"help": "run name; output in runs/dpo/<name> unless output_dir is set"})
+    model: str = field(default="runs/sft/tiny/final", metadata={"help": "the selected SFT checkpoint (a folder or Hub id)"})
+    data: str = field(default="runs/data/demo", metadata={"help": "a data build (preferences.jsonl) or a preference JSONL"})
+    output_dir: str = field(default="", metadata={"help": "adapter checkpoints, metrics.csv, merged/"})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank (report: 32)", "ge": 1})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (report: 16)", "ge": 1})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (report: 0.05); kept, not disabled",
+                                                          "ge": 0, "lt": 1})
+    target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets (report: all linear layers)"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)", "gt": 0})
+    lr: float = field(default=3e-6, metadata={"help": "peak learning rate (report: 3e-6)", "gt": 0})
+    warmup_steps: int = field(default=9, metadata={"help": "warmup steps, then linear decay (report: 9)", "ge": 0})
+    optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
+    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)",
+                                                            "ge": 0})
+    pairs_per_step: int = field(default=16, metadata={
+        "help": "preference pairs per optimizer step over all processes (the global batch; not in the report). "
+                "The loss is the mean over these pairs of -log sigmoid(beta x margin); a sequence's log-prob is the "
+                "sum over its completion tokens (not averaged), as in TRL's sigmoid loss", "ge": 1})
+    pairs_per_device: int = field(default=0, metadata={
+        "help": "pairs per process per forward pass; gradient accumulation = pairs_per_step / (pairs_per_device x "
+                "processes), so the global batch is the same on 1 or 64 GPUs. 0: pairs_per_step / processes "
+                "(no accumulation)", "ge": 0})
+    epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)", "ge": 0})
+    max_steps: int = field(default=-1, metadata={"help": "stop after N steps (-1: all epochs)", "ge": -1})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not in the report; 0: off)", "ge": 0})
+    save_steps: int = field(default=0, metadata={
+        "help": "checkpoint adapter, optimizer, scheduler and RNG every N steps, for resume (0: off)", "ge": 0})
+    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in the output folder"})
+    max_length: int = field(default=2048, metadata={"help": "drop pairs whose chosen or rejected sequence is longer", "ge": 1})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (long sequences, large models)"})
+    packed: bool = field(default=True, metadata={"help": "padding-free packed batches (False: padded, as TRL)"})
+    heldout_fraction: float = field(default=0.1, metadata={"help": "pairs kept out for held-out reward accuracy", "ge": 0, "lt": 1})
+    bf16: str = field(default="auto", metadata={"help": "auto | true | false", "choices": ("auto", "true", "false")})
+    seed: int = field(default=0, metadata={"help": "adapter init, pair order, NEFTune noise", "ge": 0})
+    logging_steps: int = field(default=1, metadata={"help": "log every N steps", "ge": 1})
+    eval_steps: int = field(default=0, metadata={
+        "help": "score the held-out pairs every N steps into heldout.csv (Fig. 5 on held-out pairs; 0: start and end only)",
+        "ge": 0})
+    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
+                                                   "choices": ("", "offline", "online", "disabled")})
+    model_config: dict = field(default_factory=dict, metadata={
+        "help": "architecture (AutoConfig.for_model kwargs) for `hermes3 plan` when the model is not on disk"})
+    cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
+
+    def output(self) -> Path:
+        return resolve(self.output_dir) if self.output_dir else runs("dpo", self.name)
+
+    def validate(self) -> None:
+        """Rules that tie fields together (per-field choices and ranges: ``config.check``)."""
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError(f"set epochs > 0 or max_steps > 0 (got epochs={self.epochs:g}, "
+                              f"max_steps={self.max_steps})", "epochs")
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def load_pairs(data: str | Path) -> list[dict]:
+    p = resolve(data)
+    f = p / "preferences.jsonl" if p.is_dir() else p
+    if not f.exists():
+        raise ConfigError(f"{f} not found: point data at a `hermes3 data build` folder or a preference JSONL")
+    from hermes3.core.errors import InputFileError
+    from hermes3.data.loaders import read_records
+
+    pairs = read_records(f)
+    for i, r in enumerate(pairs):  # a conversations file given as pairs: one line, not a KeyError later
+        bad = next((k for k in ("prompt", "chosen", "rejected") if not isinstance(r.get(k), list)), None)
+        if bad:
+            raise InputFileError(f, f"record {i}: field '{bad}': expected a list of messages (a preference pair "
+                                    f"has prompt, chosen and rejected), got {str(r.get(bad))[:40]!r}")
+    return pairs
+
+
+def tokenize_pair(pair: dict, tokenizer) -> dict:
+    """Chosen and rejected conversations tokenized; only the final assistant message (the
+    completion) carries labels."""
+    from hermes3.format.masking import tokenize_and_mask
+
+    out = {}
+    for side in ("chosen", "rejected"):
+        ex = tokenize_and_mask({"messages": pair["prompt"] + pair[side], "tools": pair.get("tools")}, tokenizer,
+                               train_on="last")
+        out[side] = {"input_ids": ex["input_ids"], "labels": ex["labels"]}
+    return out
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing per decoder layer. Non-reentrant, so the frozen base needs no
+    ``enable_input_require_grads`` hack for LoRA; torch restores the RNG state in the recompute,
+    so LoRA dropout masks are the ones of the forward pass (equal gradients: tested)."""
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
+def _lora(model, cfg: DPOConfig):
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                            target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+
+
+def prepare(cfg: DPOConfig):
+    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs. The model
+    stays where it loads (CPU); the engine moves it to its device. On CUDA with bf16 the frozen
+    base loads in bf16 (the adapter stays fp32, peft's default), as SFT does."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hermes3.format.chat import ConversationError
+    from hermes3.train.attention import choose_attention
+    from hermes3.train.modeling import check_model_folder, use_bf16
+
+    cuda = torch.cuda.is_available()
+    path = resolve_if_local(cfg.model)
+    check_model_folder(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    pairs, dropped = [], 0
+    for p in load_pairs(cfg.data):
+        try:
+            t = tokenize_pair(p, tok)
+        except ConversationError:
+            dropped += 1
+            continue
+        if max(len(t["chosen"]["input_ids"]), len(t["rejected"]["input_ids"])) > cfg.max_length:
+            dropped += 1
+            continue
+        pairs.append(t)
+    if not pairs:
+        raise ConfigError(f"no usable preference pairs in {cfg.data} ({dropped} dropped)")
+    random.Random(cfg.seed).shuffle(pairs)
+    n_held = max(1, int(len(pairs) * cfg.heldout_fraction)) if cfg.heldout_fraction > 0 else 0
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=choose_attention("cuda" if cuda else "cpu"),
+                                                 dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+    return _lora(model, cfg), tok, pairs[n_held:], pairs[:n_held], dropped
+
+
+def train(cfg: DPOConfig, callbacks: tuple = ()) -> Path:
+    """Run DPO on the transformers ``Trainer`` (``hermes3.train.dpo_trainer``); returns the output
+    folder: ``adapter/``, ``merged/``, ``metrics.csv``, ``heldout.json`` (held-out reward
+    metrics before and after), ``heldout.csv`` (with ``eval_steps``), ``checkpoint-N/`` (with
+    ``save_steps``) and ``COMPLETE`` last. ``callbacks``: extra ``TrainerCallback`` objects.
+
+    One process, or many under ``torchrun`` / ``accelerate launch`` (DDP, FSDP); the global
+    batch is ``pairs_per_step`` whatever the number of processes. Settings are checked before
+    any model or data loads:
+
+    >>> train(DPOConfig(beta=0))
+    Traceback (most recent call last):
+    ...
+    hermes3.core.config.ConfigError: beta must be > 0, got 0
+    """
+    check(cfg)  # one clear line for a bad config, before any model loads or folder is created
+    from hermes3.core.outputs import check_writable
+    from hermes3.train import engine
+    from hermes3.train.dpo_trainer import build_trainer, unwrapped
+
+    out = check_writable(cfg.output(), "DPO output folder")
+    resume_from = engine.check_fresh_or_resume(out, cfg.resume, "dpo")
+    world = engine.world_size()
+    per_device = cfg.pairs_per_device or cfg.pairs_per_step // world
+    accum = engine.grad_accum_for(cfg.pairs_per_step, max(per_device, 1), world, "pairs_per_step")
+    model, tok, train_pairs, held, dropped = prepare(cfg)  # bad model or data: fails before the folder exists
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        for f in ("metrics.csv", "heldout.csv"):
+            if resume_from is None:
+                (out / f).unlink(missing_ok=True)
+            else:
+                engine.truncate_csv(out / f, engine.checkpoint_step(resume_from))
+    with tracking.for_trainer(cfg.wandb_mode, "dpo") as report_to:
+        trainer = build_trainer(cfg, out, model, tok, train_pairs, held, per_device, accum, report_to, callbacks)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        with trainer.accelerator.autocast():
+            before = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, peft=unwrapped(trainer),
+                                    reference_only=True, ref_cache=trainer.heldout_ref_cache) if held else {}
+            after = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, per_pair=True, peft=unwrapped(trainer),
+                                   ref_cache=trainer.heldout_ref_cache) if held else {}
+        if trainer.is_fsdp_enabled:  # one adapter file, not shards (peft's format for merge)
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(out / "adapter"))
+        if main:
+            (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
+                                                          "train_pairs": len(train_pairs), "dropped": dropped}, indent=2))
+            merge(out / "adapter", cfg.model, out / "merged", tok)
+            if "wandb" in report_to:
+                import wandb
+
+                if wandb.run is not None:
+                    wandb.run.summary.update({f"heldout/{k}": v for k, v in after.items() if k != "margins"})
+                    wandb.run.finish()
+            engine.mark_complete(out, steps=trainer.state.global_step)  # written last: the run is whole
+    return out
+
+
+def merge(adapter_dir: str | Path, base: str | Path, out_dir: str | Path, tokenizer=None) -> Path:
+    """Merge a LoRA adapter into its base model: a standalone folder for eval and FP8."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = resolve_if_local(str(base))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter_dir))
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out_dir)
+    (tokenizer or AutoTokenizer.from_pretrained(base)).save_pretrained(out_dir)
+    return Path(out_dir)
+

@@ -1,0 +1,173 @@
+"""The DPO step on packed preference pairs: collation, per-sequence log-probs, NEFTune, the
+sigmoid loss and the reward metrics (report §4.2; Rafailov et al. 2023, arXiv:2305.18290).
+
+``dpo_step`` is what training runs (``hermes3.train.dpo_trainer``) and what the tests check
+against TRL's ``DPOTrainer``; ``evaluate_pairs`` scores held-out pairs with the same terms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from hermes3.format.masking import IGNORE_INDEX
+
+
+def collate_packed(pairs: list[dict]) -> dict:
+    """All sequences (chosen_0, rejected_0, chosen_1, ...) in one padding-free row.
+    ``seq_index[t]`` says which sequence token ``t`` belongs to."""
+    ids, labels, pos, seq, lens = [], [], [], [], []
+    k = 0
+    for p in pairs:
+        for side in ("chosen", "rejected"):
+            s = p[side]
+            n = len(s["input_ids"])
+            ids += s["input_ids"]
+            labels += [IGNORE_INDEX] + s["labels"][1:]
+            pos += range(n)
+            seq += [k] * n
+            lens.append(n)
+            k += 1
+    cu = torch.tensor([0] + lens).cumsum(0).to(torch.int32)
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]), "position_ids": torch.tensor([pos]),
+            "seq_index": torch.tensor(seq), "num_sequences": k, "cu_seq_lens_q": cu, "cu_seq_lens_k": cu,
+            "max_length_q": max(lens), "max_length_k": max(lens)}
+
+
+def collate_padded(pairs: list[dict], pad_id: int = 0) -> dict:
+    """The same sequences right-padded into a [2 x pairs, longest] batch (TRL's layout)."""
+    seqs = [p[side] for p in pairs for side in ("chosen", "rejected")]
+    L = max(len(s["input_ids"]) for s in seqs)
+    ids = torch.full((len(seqs), L), pad_id)
+    labels = torch.full((len(seqs), L), IGNORE_INDEX)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        n = len(s["input_ids"])
+        ids[i, :n] = torch.tensor(s["input_ids"])
+        labels[i, 1:n] = torch.tensor(s["labels"][1:])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask, "num_sequences": len(seqs)}
+
+
+# ---------------------------------------------------------------------- log-probs & loss
+
+
+@contextlib.contextmanager
+def neftune(model, alpha: float, position_ids: torch.Tensor | None, generator: torch.Generator | None = None):
+    """NEFTune noise on the input embeddings inside this block only. Scale per sequence:
+    alpha / sqrt(len x dim), the paper's formula with len the sample's own length. ``model``
+    is the unwrapped model (the one with ``get_input_embeddings``); ``generator`` lives on the
+    embeddings' device."""
+    if alpha <= 0:
+        yield
+        return
+    emb = model.get_input_embeddings()
+
+    def hook(module, inputs, output):
+        if not module.training:
+            return output
+        d = output.shape[-1]
+        if position_ids is not None:
+            seg = (position_ids == 0).cumsum(-1)
+            lengths = torch.zeros_like(position_ids).scatter_add_(-1, seg - 1, torch.ones_like(position_ids))
+            n = lengths.gather(-1, seg - 1).to(output.dtype)
+        else:
+            n = torch.full(output.shape[:-1], output.shape[-2], dtype=output.dtype, device=output.device)
+        scale = (alpha / torch.sqrt(n * d)).unsqueeze(-1)
+        noise = torch.rand(output.shape, generator=generator, device=output.device, dtype=output.dtype) * 2 - 1
+        return output + noise * scale
+
+    handle = emb.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def sequence_logps(model, batch: dict) -> torch.Tensor:
+    """Sum of log p(label) over each sequence's labelled tokens: one value per sequence."""
+    if "attention_mask" in batch:  # padded
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        lp = torch.log_softmax(logits[:, :-1].float(), -1)
+        tgt = batch["labels"][:, 1:]
+        tok = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (tgt != IGNORE_INDEX)
+        return tok.sum(-1)
+    kw = {k: batch[k] for k in ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q",
+                                "max_length_k")}
+    logits = model(**kw, use_cache=False).logits[0, :-1]
+    lp = torch.log_softmax(logits.float(), -1)
+    tgt = batch["labels"][0, 1:]
+    tok = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (tgt != IGNORE_INDEX)
+    return torch.zeros(batch["num_sequences"], dtype=tok.dtype, device=tok.device).index_add(
+        0, batch["seq_index"][1:].to(tok.device), tok)
+
+
+METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
+           "logps/rejected")
+
+
+def pair_terms(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pair: the sigmoid DPO loss, and the logged quantities (columns in ``METRICS`` order),
+    from per-sequence log-probs ordered (chosen, rejected, chosen, ...)."""
+    pc, pr, rc, rr = policy[0::2], policy[1::2], reference[0::2], reference[1::2]
+    chosen_r, rejected_r = beta * (pc - rc), beta * (pr - rr)
+    losses = -F.logsigmoid(chosen_r - rejected_r)
+    logged = torch.stack([chosen_r, rejected_r, chosen_r - rejected_r, (chosen_r > rejected_r).to(chosen_r.dtype),
+                          pc, pr], -1).detach()
+    return losses, logged
+
+
+def dpo_step(model, batch: dict, beta: float, neftune_alpha: float = 0.0, generator=None, peft=None):
+    """One DPO step's per-pair terms, as ``DPOEngineTrainer.compute_loss`` trains on them:
+    the reference pass (adapter off, no noise, no grad), then the policy pass (adapter on,
+    NEFTune noise on the input embeddings). Returns ``(losses, logged, policy, reference)``:
+    per-pair sigmoid losses, the ``METRICS`` columns per pair, and the per-sequence log-probs.
+    ``model`` runs the forward passes (under DDP/FSDP: the wrapped model, so its hooks run);
+    ``peft`` is the unwrapped PeftModel whose adapter is switched off (default: ``model``)."""
+    peft = model if peft is None else peft
+    with torch.no_grad(), peft.disable_adapter():
+        ref = sequence_logps(model, batch)
+    with neftune(peft, neftune_alpha, batch.get("position_ids"), generator):
+        pol = sequence_logps(model, batch)
+    losses, logged = pair_terms(pol, ref, beta)
+    return losses, logged, pol, ref
+
+
+@torch.no_grad()
+def evaluate_pairs(model, pairs: list[dict], beta: float, batch_pairs: int = 16, per_pair: bool = False,
+                   peft=None, reference_only: bool = False, ref_cache: dict | None = None) -> dict:
+    """Held-out reward metrics (no noise, no dropout), each the mean over the pairs; ``per_pair``
+    adds ``margins``, each pair's reward margin in order (for an interval on the accuracy).
+    ``model`` runs the passes (wrapped under DDP/FSDP), ``peft`` is the unwrapped PeftModel.
+    ``reference_only``: the model before DPO, i.e. the reference itself (policy = reference:
+    loss ln 2, margins 0, log-probs of the SFT model). ``ref_cache``: a dict kept across calls on
+    the same ``pairs``: the reference (adapters off, frozen weights) gives the same log-probs at
+    every evaluation, so they are computed once (TRL's ``precompute_ref_log_probs`` idea; in the
+    demo, 7 reference passes over the held-out pairs became 1)."""
+    peft = model if peft is None else peft
+    device = next(peft.parameters()).device
+    was = model.training
+    model.eval()
+    sums, n, margins = None, 0, []
+    for k in range(0, len(pairs), batch_pairs):
+        batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate_packed(pairs[k:k + batch_pairs]).items()}
+        key = (k, batch_pairs, len(pairs))
+        if ref_cache is not None and key in ref_cache:
+            ref = ref_cache[key]
+        else:
+            with peft.disable_adapter():
+                ref = sequence_logps(model, batch)
+            if ref_cache is not None:
+                ref_cache[key] = ref
+        pol = ref if reference_only else sequence_logps(model, batch)
+        losses, logged = pair_terms(pol, ref, beta)
+        margins += logged[:, 2].tolist()
+        s = torch.cat([losses[:, None], logged], 1).double().sum(0)
+        sums = s if sums is None else sums + s
+        n += losses.numel()
+    model.train(was)
+    out = dict(zip(("loss", *METRICS), (sums / n).tolist(), strict=True))
+    out = {k: out[k] for k in (*METRICS, "loss")}  # the column order of heldout.csv
+    return {**out, "margins": margins} if per_pair else out

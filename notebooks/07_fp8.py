@@ -1,0 +1,80 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · FP8 for vLLM (report §5, 405B card)
+#
+# **Reproduces:** the report's FP8 evaluation of the 405B models — llm-compressor round-to-nearest weights
+# with per-channel scales and per-token dynamic activation scales, for vLLM — and the 405B card's sizes
+# (>800 GB in FP16, ~430 GB in FP8).
+#
+# **Here:** `Recipe.fp8` writes the same compressed-tensors `FP8_DYNAMIC` checkpoint shard by shard from
+# **the merged DPO model of notebook 06** (read from the manifest); we report bytes before/after, perplexity
+# and KL against bf16, the stand-in scores bf16 vs FP8 on the same items (McNemar), and the bf16/FP8 weight
+# sizes of the Llama 3.1 8B/70B/405B shapes computed on the meta device.
+
+# %% tags=["parameters"]
+scale = "smoke"  # smoke | demo | full (presets in hermes3/recipe/presets.py)
+wandb_mode = "offline"
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from hermes3.core import tracking
+from hermes3.recipe.notebook import rounded, setup
+from pathlib import Path
+
+import yaml
+
+from hermes3.data.build import load_eval
+from hermes3.convert.fp8 import quality, weight_bytes
+from hermes3.core.paths import REPO
+
+recipe, FIGURES = setup(scale)
+fp8_dir = recipe.fp8()
+src = Path(recipe.manifest()["stages"]["fp8"]["inputs"]["model"])
+size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))  # noqa: E731
+display(pd.DataFrame([{"model": str(src), "bf16/fp32 MB": size(src) / 1e6, "FP8 MB": size(fp8_dir) / 1e6,
+                       "ratio": size(fp8_dir) / size(src)}]).round(3))
+
+# %% [markdown]
+# ## Quality: perplexity and KL against the unquantized model, and the stand-ins on the same items
+
+# %%
+texts = [it["reference"] for it in load_eval(recipe.data())][: 20 if scale == "smoke" else 100]
+q = quality(src, fp8_dir, texts)
+display(pd.Series(q).round(4))
+scores = recipe.compare("SFT+DPO", "SFT+DPO FP8").rename(columns={"A": "unquantized", "B": "FP8"})
+display(rounded(scores))
+
+# %% [markdown]
+# ## Llama 3.1 shapes: weight bytes in bf16 and FP8
+
+# %%
+rows = []
+for s in ("8b", "70b", "405b"):
+    arch = yaml.safe_load((REPO / f"configs/sft/llama3.1-{s}.yaml").read_text())["model_config"]
+    rows.append({"model": f"Llama 3.1 {s.upper()}", **weight_bytes(arch)})
+shapes = pd.DataFrame(rows)
+shapes["report"] = ["", "", "FP16 > 800 GB, FP8 ~430 GB (405B card, VRAM)"]
+display(shapes.round(3))
+run = tracking.start("fp8", f"fp8-{scale}", {"model": str(src)}, mode=wandb_mode)
+tracking.log_table(run, "scores", scores.reset_index())
+tracking.log_table(run, "llama_shapes", shapes)
+run.summary.update(q)
+run.finish()
