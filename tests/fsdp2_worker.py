@@ -1,6 +1,6 @@
 """Worker for test_sft_distributed.py: FSDP2 ``fully_shard`` training steps on CPU (gloo) over
 our packed, padding-free rows, with the loss normalised by the target tokens of all ranks.
-transformers/accelerate skip FSDP on CPU (DESIGN.md §3), so this drives torch directly.
+transformers/accelerate skip FSDP on CPU , so this drives torch directly.
 
     torchrun --nproc_per_node 2 tests/fsdp2_worker.py MODEL_DIR DATA_DIR OUT.json
     python tests/fsdp2_worker.py MODEL_DIR DATA_DIR OUT.json          (the 1-process reference)

@@ -36,7 +36,7 @@ def test_memory_arithmetic_by_hand():
 
 
 def test_report_layouts():
-    # 8B on 48 GPUs, batch 48: ~1,030 steps per epoch at 96% packing (spec §3.3)
+    # 8B on 48 GPUs, batch 48: ~1,030 steps per epoch at 96% packing (report §4.1)
     p8 = plan(_arch("8b"), ClusterConfig(nodes=6))
     assert p8.fits and p8.steps_per_epoch == 1034
     # 405B: the report's minimum of 7 HGX nodes with CPU offload (1 TB host RAM per node)

@@ -1,4 +1,4 @@
-"""README.md runs as written: every documented ``hermes3`` command and every ```python block, offline.
+"""README.md and docs/*.md run as written: every documented ``hermes3`` command and every ```python block, offline.
 
 Docs drift from code (alignment-handbook PR #223; open-instruct's docs calling a deleted script), so
 this test reads README.md and runs what it documents.
@@ -48,6 +48,8 @@ import pytest
 from conftest import ROOT
 
 README = ROOT / "README.md"
+# The README first, then the guides it links: their commands run after the README's, in the same session.
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 FC = "data/sources/hermes_function_calling/hermes_fc_v1_card_examples.jsonl"  # 3 conversations, embedded
 HUB_OFF = "downloads its datasets from the Hugging Face Hub, but HF_HUB_OFFLINE=1 is set"
 TIMEOUT = 1800  # seconds per command: idle, each takes 5-60 s; the shared 2-core machine under load, 20x that
@@ -180,12 +182,18 @@ COMMANDS: dict[str, tuple[Run, ...]] = {
 class Item:
     kind: str  # "command" | "python"
     text: str  # the normalised command, or the snippet's source
-    line: int  # 1-based line in README.md
+    line: int  # 1-based line in its file
+    source: str = "README.md"  # the file, relative to the checkout
 
     @property
     def id(self) -> str:
         head = self.text if self.kind == "command" else "python"
-        return f"L{self.line}-" + re.sub(r"[^A-Za-z0-9.=-]+", "_", head)[:60].strip("_")
+        where = "" if self.source == "README.md" else Path(self.source).stem + "-"
+        return f"{where}L{self.line}-" + re.sub(r"[^A-Za-z0-9.=-]+", "_", head)[:60].strip("_")
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
 
 
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -243,7 +251,9 @@ def parse(markdown: str) -> tuple[list[Item], str]:
     return sorted(items, key=lambda i: i.line), text
 
 
-ITEMS, PROSE = parse(README.read_text(encoding="utf-8"))
+ITEMS = [Item(i.kind, i.text, i.line, str(doc.relative_to(ROOT))) for doc in DOCS
+         for i in parse(doc.read_text(encoding="utf-8"))[0]]
+ALL_TEXT = "\n".join(doc.read_text(encoding="utf-8") for doc in DOCS)
 PLACEHOLDER = re.compile(r"\b[A-Z]{2,}\b(?!=)|[|\[\]<>]|\.\.\.")  # FILE, CKPT, a|b, [--opt], <x>, ...
 
 
@@ -322,7 +332,7 @@ def _run(run: Run, item: Item, session) -> None:
     try:
         args = run.args.format(**session["ctx"])
     except KeyError as e:
-        pytest.fail(f"README.md:{item.line}: `{item.text}` needs {e} from an earlier README command, which failed")
+        pytest.fail(f"{item.where}: `{item.text}` needs {e} from an earlier README command, which failed")
     if (args, run.stdin) in session["done"]:  # the same substitution for two README mentions: run once
         rc, out, err = session["done"][args, run.stdin]
     else:
@@ -331,10 +341,10 @@ def _run(run: Run, item: Item, session) -> None:
                 p = subprocess.run(_console_script() + shlex.split(args), cwd=ROOT, env=session["env"],
                                    capture_output=True, text=True, timeout=TIMEOUT, stdin=stdin)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"README.md:{item.line}: `hermes3 {args}` ran over {TIMEOUT} s ({run.why}).\n{_how_to_add(item)}")
+            pytest.fail(f"{item.where}: `hermes3 {args}` ran over {TIMEOUT} s ({run.why}).\n{_how_to_add(item)}")
         rc, out, err = p.returncode, p.stdout, p.stderr
         session["done"][args, run.stdin] = rc, out, err
-    where = f"README.md:{item.line}: `{item.text}`" + (f" (ran `hermes3 {args}`: {run.why})" if run.why != "as written" else "")
+    where = f"{item.where}: `{item.text}`" + (f" (ran `hermes3 {args}`: {run.why})" if run.why != "as written" else "")
     if rc != run.rc:
         hint = "" if item.text in COMMANDS else "\n" + _how_to_add(item)
         pytest.fail(f"{where} exited {rc}, expected {run.rc}:\n{_tail(out + err)}\n"
@@ -355,17 +365,17 @@ def _run(run: Run, item: Item, session) -> None:
 @pytest.mark.parametrize("item", ITEMS, ids=[i.id for i in ITEMS])
 def test_readme_item_runs(item, session):
     if item.kind == "python":
-        f = session["tmp"] / f"snippet_L{item.line}.py"
+        f = session["tmp"] / f"snippet_{Path(item.source).stem}_L{item.line}.py"
         f.write_text(item.text)
         p = subprocess.run([sys.executable, str(f)], cwd=ROOT, env=session["env"], capture_output=True, text=True,
                            timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-        assert p.returncode == 0, (f"README.md:{item.line}: the ```python block exited {p.returncode}:\n"
+        assert p.returncode == 0, (f"{item.where}: the ```python block exited {p.returncode}:\n"
                                    f"{_tail(p.stdout + p.stderr)}\nFix the README or the code so that it runs as shown.")
         return
     runs = COMMANDS.get(item.text)
     if runs is None:
         if PLACEHOLDER.search(item.text):
-            pytest.fail(f"README.md:{item.line}: `{item.text}` has a placeholder (FILE, a|b, [optional], <x>, ...) "
+            pytest.fail(f"{item.where}: `{item.text}` has a placeholder (FILE, a|b, [optional], <x>, ...) "
                         f"and no entry in COMMANDS.\n{_how_to_add(item)}")
         runs = (Run(item.text.split(" -m hermes3.cli ", 1)[-1].removeprefix("hermes3 ")),)
     for run in runs:
@@ -378,20 +388,19 @@ def test_make_targets_exist():
     """Every `make X` in the README is a Makefile target (parsed, not run)."""
     targets = set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", (ROOT / "Makefile").read_text(), flags=re.M))
     # in code only (a span, or a line of a shell block), not prose that happens to say "make"
-    named = set(re.findall(r"(?:^|`)make ([a-z][a-z0-9_-]*)", README.read_text(encoding="utf-8"), flags=re.M))
+    named = set(re.findall(r"(?:^|`)make ([a-z][a-z0-9_-]*)", ALL_TEXT, flags=re.M))
     assert {"demo", "test", "lab"} <= named
     assert sorted(named - targets) == [], f"README.md names make targets the Makefile lacks: {sorted(named - targets)}"
 
 
-PATH_RE = re.compile(r"(?<![\w./-])((?:configs|scripts|data|tests|hermes3|benchmarks|notebooks|requirements|figures)/"
+PATH_RE = re.compile(r"(?<![\w./-])((?:configs|scripts|data|tests|hermes3|benchmarks|notebooks|requirements|figures|docs)/"
                      r"[\w.-]+(?:/[\w.-]+)*|environment\.yml|pyproject\.toml|Makefile)(?![\w*{<])")
 
 
 def test_named_files_exist():
     """Every checkout path the README names (configs, scripts, tests, figures, ...) exists: docs that call a
     deleted script are the drift open-instruct's users hit."""
-    text = README.read_text(encoding="utf-8")
-    named = {m.group(1).rstrip(".") for m in PATH_RE.finditer(text)}
+    named = {m.group(1).rstrip(".") for m in PATH_RE.finditer(ALL_TEXT)}
     assert {"configs/sft/tiny.yaml", "scripts/launch_multinode.sh", "figures/table1_mixture.png"} <= named
     missing = sorted(p for p in named if not (ROOT / p).exists())
     assert missing == [], f"README.md names files that do not exist: {missing}"
@@ -399,7 +408,7 @@ def test_named_files_exist():
 
 def test_named_library_objects_exist():
     """Every `hermes3.module.name` the README cites imports (`hermes3.recipe.selection.epoch_table`, ...)."""
-    names = set(re.findall(r"\bhermes3(?:\.[A-Za-z_]\w*)+", README.read_text(encoding="utf-8")))
+    names = set(re.findall(r"\bhermes3(?:\.[A-Za-z_]\w*)+", ALL_TEXT))
     assert "hermes3.recipe.stages.Recipe" in names
     missing = []
     for name in sorted(names):
@@ -424,6 +433,6 @@ def test_pip_extras_exist():
     """`pip install -e ".[train,eval,fp8,gpu]"`: each extra is declared in pyproject.toml."""
     section = (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
     extras = set(re.findall(r"^([\w-]+)\s*=", section, flags=re.M))  # (tomllib is 3.11+; we support 3.10)
-    named = {e.strip() for group in re.findall(r'\.\[([\w,\s-]+)\]', README.read_text(encoding="utf-8"))
+    named = {e.strip() for group in re.findall(r'\.\[([\w,\s-]+)\]', ALL_TEXT)
              for e in group.split(",")}
     assert {"gpu", "train"} <= named and sorted(named - extras) == []

@@ -144,12 +144,12 @@ def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_pat
 def test_evaluations_split_into_balanced_parts_of_uncached_tasks(recipe, monkeypatch, tmp_path):
     """Each stage's uncached tasks go to one part per worker, balanced by TASK_SECONDS; cached
     tasks are not evaluated again; the parts cover each task exactly once."""
-    from hermes3.recipe import jobs
+    import hermes3.recipe.stages as stages
 
     monkeypatch.setenv("HERMES3_WORKERS", "2")
     monkeypatch.setattr(Recipe, "stage_model", lambda self, name: tmp_path / name)
     cached = {("SFT", "agieval_local"), ("SFT", "hermes_math")}
-    monkeypatch.setattr(jobs, "evaluate_job", lambda args, cache_only=False: (
+    monkeypatch.setattr(stages, "evaluate_job", lambda args, cache_only=False: (
         "hit" if (Path(args[0]).name, args[1][0]) in cached else None))
     monkeypatch.setattr(hermes3.eval.tasks, "TASK_SECONDS", {"agieval_local": 50.0, "hermes_tool_use": 20.0})
     parts = recipe._eval_parts(["base", "SFT"])

@@ -24,7 +24,7 @@ Suites:
 
 ``evaluate`` returns a tidy DataFrame (task, metric, value, stderr, n) plus group means,
 lm-eval's raw results and its per-sample logs. Group averages follow Nous: ``acc_norm``
-where a task has it, else ``acc`` (spec §5.1).
+where a task has it, else ``acc``.
 """
 
 from __future__ import annotations

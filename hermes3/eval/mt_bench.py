@@ -1,6 +1,6 @@
 """MT-Bench (80 two-turn questions) with FastChat's single-answer grading protocol.
 
-The report scores MT-Bench with an LLM judge (judge model not stated; spec §5.1). We
+The report scores MT-Bench with an LLM judge (judge model not stated in the report). We
 implement the protocol itself: the model answers both turns in the Hermes format; the
 judge gets FastChat's ``single-v1`` prompt for turn 1 and ``single-v1-multi-turn`` for
 turn 2 (the ``-math-`` variants with GPT-4's reference answer for math, reasoning and

@@ -30,8 +30,8 @@ CATEGORY_TASKS = ("general", "domain_expert", "math", "roleplay", "coding", "too
 
 OFFLINE_TASKS = tuple(f"hermes_{c}" for c in CATEGORY_TASKS) + ("ifeval_local", "gsm8k_local", "agieval_local", "bbh_local")
 
-# Seconds per task for the demo's SFT model on one thread of the slow 2-core demo host (measured
-# 2026-12-03, each task alone, max_gen_toks 128): how hermes3.recipe.stages splits one evaluation into
+# Seconds per task for the demo's SFT model on one thread of a 2-core host (each task alone,
+# max_gen_toks 128): how hermes3.recipe.stages splits one evaluation into
 # parts of equal time for parallel workers. Only the split depends on it, never a score.
 TASK_SECONDS = {"hermes_general": 5.0, "hermes_domain_expert": 3.8, "hermes_math": 5.5, "hermes_roleplay": 9.2,
                 "hermes_coding": 16.7, "hermes_tool_use": 17.1, "hermes_content_generation": 4.0,

@@ -55,5 +55,6 @@ def record(path: Path, scale: str, stage: str, *, inputs: dict, outputs: dict, c
     os.replace(tmp, path)
 
 
-def _digest_file(path: Path) -> str:
+def digest_file(path: Path) -> str:
+    """A short digest of one file (the data build's manifest: has the mixture changed?)."""
     return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()

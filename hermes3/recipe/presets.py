@@ -57,7 +57,6 @@ PRESETS = {
         sft_overrides=("max_length=512", "epochs=2", "warmup_steps=2"), lrs=(3e-4, 3e-3),
         lr_overrides=("max_steps=4", "epochs=1"), dpo_overrides=("max_steps=3", "pairs_per_step=4", "max_length=512", "eval_steps=2"),
         eval_limit=2, heldout_limit=4),
-    # make demo: 31-32 minutes on a slow 2-core host (2026-12-03; the tied recipe took 24 on a fast one). README: per notebook.
     "demo": Preset(
         scale="demo", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml", bases=_TINY,
         # Bases: 600 steps of 8 rows (1.2M tokens). The same tokens in 300 steps of 16 rows left tiny-m

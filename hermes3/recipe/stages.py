@@ -28,7 +28,8 @@ from pathlib import Path
 
 from hermes3.core.config import load_config, to_dict
 from hermes3.core.paths import resolve, runs
-from hermes3.recipe import executor, jobs, manifest, pipeline
+from hermes3.recipe import executor, manifest, pipeline
+from hermes3.recipe.jobs import evaluate_job, final_heldout_scores, heldout, heldout_job, sft_then_heldout
 from hermes3.recipe.presets import preset
 from hermes3.recipe.selection import select_lr
 from hermes3.train.modeling import model_digest
@@ -195,7 +196,7 @@ class Recipe:
         score = (self.data(), list(p.lr_categories), p.heldout_limit)
         scored = self._pretrain_and_train([(c, f"lr {lr:g}", p.main) for lr, c in zip(p.lrs, cfgs)],
                                           "pre-training bases, LR search runs",
-                                          then=lambda cfg: (jobs.final_heldout_scores, (cfg, *score)))
+                                          then=lambda cfg: (final_heldout_scores, (cfg, *score)))
         self.bases()  # records each base in the manifest
         for lr, cfg in zip(p.lrs, cfgs):
             out = pipeline.sft(cfg)
@@ -262,17 +263,17 @@ class Recipe:
         for label, cfg in reversed(list(zip(self.preset.bases, cfgs))):  # largest (longest) first
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
-                jobs.append((jobs.sft_then_heldout, (cfg, *self._heldout_settings())))
-            elif not jobs.heldout().heldout_path(final, *self._heldout_settings()).exists():
-                jobs.append((jobs.heldout_job, (final, *self._heldout_settings())))
+                jobs.append((sft_then_heldout, (cfg, *self._heldout_settings())))
+            elif not heldout().heldout_path(final, *self._heldout_settings()).exists():
+                jobs.append((heldout_job, (final, *self._heldout_settings())))
             else:
                 continue
             names.append(_slug(label))
         # The main SFT run (notebook 05; its LR is known now) trains in this pool too, first, on one
         # thread, while the other core runs these one-epoch runs and the base's Table 5 evaluation
-        # (notebook 08; its model is final since notebook 03). Measured on a slow 2-core host:
-        # the 4-epoch run took 304 s on two threads after a 261 s pool, and 0.72 s/step on one
-        # thread (~420 s) beside it. Not on one worker, where it would only move that work here.
+        # (notebook 08; its model is final since notebook 03): on two cores, one thread each side by
+        # side beats the two in turn on two threads. Not on one worker, where it would only move
+        # that work here.
         if jobs and executor.default_workers(len(jobs) + 1) > 1:
             main = self._main_sft_config()
             if not pipeline.sft_complete(main):
@@ -284,7 +285,7 @@ class Recipe:
         executor.run_all(executor.call, jobs, desc="loss-curve runs", names=names)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
-            held = jobs.heldout().heldout_cached(run / "final", *self._heldout_settings())
+            held = heldout().heldout_cached(run / "final", *self._heldout_settings())
             base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
             metrics = read_metrics(run)
             # The end of Fig. 4's plotted curve (its rolling mean over FINAL_STEPS): a shorter tail of
@@ -385,7 +386,7 @@ class Recipe:
 
     def evaluate(self, name: str):
         """The preset's suite on a stage's model (cached by model bytes, per task)."""
-        return jobs.evaluate_job(self._eval_args(name))
+        return evaluate_job(self._eval_args(name))
 
     def _eval_parts(self, names) -> list[tuple]:
         """``[(job, label)]``: the uncached tasks of each stage's evaluation in parts of about equal
@@ -398,9 +399,9 @@ class Recipe:
         out = []
         for name in names:
             model, suite, *rest = self._eval_args(name)
-            todo = [t for t in resolve_tasks(suite)[0] if jobs.evaluate_job((model, [t], *rest), cache_only=True) is None]
+            todo = [t for t in resolve_tasks(suite)[0] if evaluate_job((model, [t], *rest), cache_only=True) is None]
             parts = executor.balance({t: TASK_SECONDS.get(t, 10.0) for t in todo}, workers)
-            out += [((jobs.evaluate_job, (model, part, *rest)), f"evaluate {name} ({i + 1}/{len(parts)})")
+            out += [((evaluate_job, (model, part, *rest)), f"evaluate {name} ({i + 1}/{len(parts)})")
                     for i, part in enumerate(parts)]
         return out
 
@@ -433,13 +434,13 @@ class Recipe:
     def heldout(self, name: str):
         """Held-out reference log-likelihood of every category's items under a stage's model
         (``hermes3.eval.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
-        return jobs.heldout().heldout_cached(self.stage_model(name), *self._heldout_settings())
+        return heldout().heldout_cached(self.stage_model(name), *self._heldout_settings())
 
     def _heldout_parts(self, names) -> list[tuple]:
         """``[(job, label)]`` computing the uncached held-out likelihoods of these stages."""
         models = {n: self.stage_model(n) for n in names}
-        return [((jobs.heldout_job, (m, *self._heldout_settings())), f"held-out likelihood {n}")
-                for n, m in models.items() if not jobs.heldout().heldout_path(m, *self._heldout_settings()).exists()]
+        return [((heldout_job, (m, *self._heldout_settings())), f"held-out likelihood {n}")
+                for n, m in models.items() if not heldout().heldout_path(m, *self._heldout_settings()).exists()]
 
     def compare_likelihood(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per

@@ -2,7 +2,7 @@
 
 transformers isolates packed samples under ``sdpa``/``eager`` by building a full L x L
 block-diagonal mask from ``position_ids``: on CPU that is no faster than padding
-(measured, DESIGN.md §3), and ``flex_attention`` has no CPU backward. flash-attn's varlen
+(``benchmarks/packing.py``), and ``flex_attention`` has no CPU backward. flash-attn's varlen
 kernel, which the report used, needs CUDA. So for everything else we register
 ``hermes_varlen_sdpa`` through transformers' ``AttentionInterface``: it runs causal SDPA
 on each sample's slice separately, which is exact and never materialises a mask.

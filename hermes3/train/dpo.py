@@ -4,7 +4,7 @@ The report: a LoRA adapter (r 32, alpha 16, dropout 0.05, all linear layers) so 
 reference and policy need not both sit in memory; RMSProp, peak LR 3e-6, 9 warmup steps
 then linear decay; NEFTune alpha 5. Not stated, so TRL's defaults: beta 0.1, sigmoid loss.
 
-Why not TRL's ``DPOTrainer`` (measured in DESIGN.md §3 / peers.md): it cannot pack
+Why not TRL's ``DPOTrainer`` (TRL 1.16): it cannot pack
 (``padding_free`` is disabled), its ``disable_dropout=True`` default silently zeroes the
 LoRA dropout, and NEFTune noise also reaches its reference pass. Here:
 

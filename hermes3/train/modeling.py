@@ -1,6 +1,6 @@
 """Create and load models the way packed training needs them.
 
-The one rule that matters here (DESIGN.md §3, measured): transformers detects packed
+The one rule that matters here (measured): transformers detects packed
 rows from ``position_ids`` only when there is no ``attention_mask`` *and no cache*.
 ``LlamaConfig.use_cache`` defaults to True, so a plain ``model(input_ids, position_ids=...)``
 silently attends across samples under sdpa/eager. Every model we create or load gets
@@ -25,8 +25,8 @@ def cpu_has_native_bf16() -> bool:
 
     Why it matters: on an AVX2-only CPU, bf16 autocast is emulated, and it is not a little
     slower but an order of magnitude: tiny-m pre-training (8 rows of 256 tokens, one thread)
-    took 17.9 s per step under bf16 autocast against 1.15 s in fp32 on an AVX2 EPYC
-    (2026-12-03), while on an AVX512 host bf16 was 1.7x *faster* than fp32.
+    took 17.9 s per step under bf16 autocast against 1.15 s in fp32 on an AVX2 EPYC, while on
+    an AVX512 host bf16 was 1.7x *faster* than fp32.
 
     >>> isinstance(cpu_has_native_bf16(), bool)
     True

@@ -49,7 +49,7 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
 
 @dataclass
 class SFTConfig:
-    """The SFT stage. Defaults are the report's recipe where it states one (spec §3.1)."""
+    """The SFT stage. Defaults are the report's recipe where it states one (§4.1, Table 3)."""
 
     name: str = field(default="sft", metadata={"help": "run name; output in runs/sft/<name> unless output_dir is set"})
     model: str = field(default="tiny-m", metadata={
@@ -300,7 +300,7 @@ def train(cfg: SFTConfig) -> Path:
                                                  dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
     if len(tok) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tok))
-    model.config.use_cache = False  # packed rows stay isolated only without a cache (DESIGN §3)
+    model.config.use_cache = False  # packed rows stay isolated only without a cache (hermes3.train.modeling)
     model.config.eos_token_id = model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tok.pad_token_id
     out.mkdir(parents=True, exist_ok=True)
