@@ -32,39 +32,41 @@ policy equals the reference: step-0 loss is ln 2 and every margin 0.
 from __future__ import annotations
 
 import json
-import os
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
-import torch
-
-from hermes3.core import tracking
-from hermes3.core.config import ConfigError, check
-from hermes3.core.paths import resolve, resolve_if_local, runs
-from hermes3.train.cluster import ClusterConfig
+from hermes3.core.config import ConfigError
+from hermes3.core.paths import resolve, resolve_if_local
+from hermes3.train import engine, stage
 from hermes3.train.dpo_loss import evaluate_pairs
 from hermes3.train.engine import COMPLETE, read_metrics
+from hermes3.train.stage import StageConfig
 
 __all__ = ["COMPLETE", "DPOConfig", "read_metrics", "train"]
 
 
 @dataclass
-class DPOConfig:
+class DPOConfig(StageConfig):
     """The DPO stage (report §4.2; beta and loss are TRL's defaults, the report is silent)."""
+
+    stage: ClassVar[str] = "dpo"
 
     name: str = field(default="dpo", metadata={"help": "run name; output in runs/dpo/<name> unless output_dir is set"})
     model: str = field(default="runs/sft/tiny/final", metadata={"help": "the selected SFT checkpoint (a folder or Hub id)"})
     data: str = field(default="runs/data/demo", metadata={"help": "a data build (preferences.jsonl) or a preference JSONL"})
     output_dir: str = field(default="", metadata={"help": "adapter checkpoints, metrics.csv, merged/"})
+    lr: float = field(default=3e-6, metadata={"help": "peak learning rate (report: 3e-6)", "gt": 0})
+    warmup_steps: int = field(default=9, metadata={"help": "warmup steps, then linear decay (report: 9)", "ge": 0})
+    epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)", "ge": 0})
     lora_r: int = field(default=32, metadata={"help": "LoRA rank (report: 32)", "ge": 1})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (report: 16)", "ge": 1})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (report: 0.05); kept, not disabled",
                                                           "ge": 0, "lt": 1})
     target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets (report: all linear layers)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)", "gt": 0})
-    lr: float = field(default=3e-6, metadata={"help": "peak learning rate (report: 3e-6)", "gt": 0})
-    warmup_steps: int = field(default=9, metadata={"help": "warmup steps, then linear decay (report: 9)", "ge": 0})
     optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
     neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)",
                                                             "ge": 0})
@@ -76,36 +78,12 @@ class DPOConfig:
         "help": "pairs per process per forward pass; gradient accumulation = pairs_per_step / (pairs_per_device x "
                 "processes), so the global batch is the same on 1 or 64 GPUs. 0: pairs_per_step / processes "
                 "(no accumulation)", "ge": 0})
-    epochs: float = field(default=1, metadata={"help": "passes over the pairs (not in the report)", "ge": 0})
-    max_steps: int = field(default=-1, metadata={"help": "stop after N steps (-1: all epochs)", "ge": -1})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not in the report; 0: off)", "ge": 0})
-    save_steps: int = field(default=0, metadata={
-        "help": "checkpoint adapter, optimizer, scheduler and RNG every N steps, for resume (0: off)", "ge": 0})
-    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in the output folder"})
     max_length: int = field(default=2048, metadata={"help": "drop pairs whose chosen or rejected sequence is longer", "ge": 1})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward (long sequences, large models)"})
     packed: bool = field(default=True, metadata={"help": "padding-free packed batches (False: padded, as TRL)"})
     heldout_fraction: float = field(default=0.1, metadata={"help": "pairs kept out for held-out reward accuracy", "ge": 0, "lt": 1})
-    bf16: str = field(default="auto", metadata={"help": "auto | true | false", "choices": ("auto", "true", "false")})
-    seed: int = field(default=0, metadata={"help": "adapter init, pair order, NEFTune noise", "ge": 0})
-    logging_steps: int = field(default=1, metadata={"help": "log every N steps", "ge": 1})
     eval_steps: int = field(default=0, metadata={
         "help": "score the held-out pairs every N steps into heldout.csv (Fig. 5 on held-out pairs; 0: start and end only)",
         "ge": 0})
-    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
-                                                   "choices": ("", "offline", "online", "disabled")})
-    model_config: dict = field(default_factory=dict, metadata={
-        "help": "architecture (AutoConfig.for_model kwargs) for `hermes3 plan` when the model is not on disk"})
-    cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
-
-    def output(self) -> Path:
-        return resolve(self.output_dir) if self.output_dir else runs("dpo", self.name)
-
-    def validate(self) -> None:
-        """Rules that tie fields together (per-field choices and ranges: ``config.check``)."""
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"set epochs > 0 or max_steps > 0 (got epochs={self.epochs:g}, "
-                              f"max_steps={self.max_steps})", "epochs")
 
 
 # ------------------------------------------------------------------------------- data
@@ -162,16 +140,12 @@ def prepare(cfg: DPOConfig):
     """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs. The model
     stays where it loads (CPU); the engine moves it to its device. On CUDA with bf16 the frozen
     base loads in bf16 (the adapter stays fp32, peft's default), as SFT does."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from hermes3.format.chat import ConversationError
-    from hermes3.train.attention import choose_attention
-    from hermes3.train.modeling import check_model_folder, use_bf16
+    from hermes3.train.modeling import check_model_folder
 
-    cuda = torch.cuda.is_available()
     path = resolve_if_local(cfg.model)
     check_model_folder(path)
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = stage.load_tokenizer_for(path)
     pairs, dropped = [], 0
     for p in load_pairs(cfg.data):
         try:
@@ -187,10 +161,7 @@ def prepare(cfg: DPOConfig):
         raise ConfigError(f"no usable preference pairs in {cfg.data} ({dropped} dropped)")
     random.Random(cfg.seed).shuffle(pairs)
     n_held = max(1, int(len(pairs) * cfg.heldout_fraction)) if cfg.heldout_fraction > 0 else 0
-    torch.manual_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=choose_attention("cuda" if cuda else "cpu"),
-                                                 dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
-    model.config.use_cache = False
+    model = stage.load_model_for(cfg, path)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
     return _lora(model, cfg), tok, pairs[n_held:], pairs[:n_held], dropped
@@ -211,49 +182,53 @@ def train(cfg: DPOConfig, callbacks: tuple = ()) -> Path:
     ...
     hermes3.core.config.ConfigError: beta must be > 0, got 0
     """
-    check(cfg)  # one clear line for a bad config, before any model loads or folder is created
-    from hermes3.core.outputs import check_writable
-    from hermes3.train import engine
-    from hermes3.train.dpo_trainer import build_trainer, unwrapped
+    return stage.run(cfg, _prepare, partial(_build, callbacks=callbacks), _finish,
+                     metrics_files=("metrics.csv", "heldout.csv"))
 
-    out = check_writable(cfg.output(), "DPO output folder")
-    resume_from = engine.check_fresh_or_resume(out, cfg.resume, "dpo")
+
+def _prepare(cfg: DPOConfig) -> dict:
+    """The batch arithmetic (checked first), then ``prepare``."""
     world = engine.world_size()
     per_device = cfg.pairs_per_device or cfg.pairs_per_step // world
     accum = engine.grad_accum_for(cfg.pairs_per_step, max(per_device, 1), world, "pairs_per_step")
-    model, tok, train_pairs, held, dropped = prepare(cfg)  # bad model or data: fails before the folder exists
-    main = int(os.environ.get("RANK", "0")) == 0
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        for f in ("metrics.csv", "heldout.csv"):
-            if resume_from is None:
-                (out / f).unlink(missing_ok=True)
-            else:
-                engine.truncate_csv(out / f, engine.checkpoint_step(resume_from))
-    with tracking.for_trainer(cfg.wandb_mode, "dpo") as report_to:
-        trainer = build_trainer(cfg, out, model, tok, train_pairs, held, per_device, accum, report_to, callbacks)
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        with trainer.accelerator.autocast():
-            before = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, peft=unwrapped(trainer),
-                                    reference_only=True, ref_cache=trainer.heldout_ref_cache) if held else {}
-            after = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, per_pair=True, peft=unwrapped(trainer),
-                                   ref_cache=trainer.heldout_ref_cache) if held else {}
-        if trainer.is_fsdp_enabled:  # one adapter file, not shards (peft's format for merge)
-            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-        trainer.save_model(str(out / "adapter"))
-        if main:
-            (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
-                                                          "train_pairs": len(train_pairs), "dropped": dropped}, indent=2))
-            merge(out / "adapter", cfg.model, out / "merged", tok)
-            if "wandb" in report_to:
-                import wandb
+    model, tok, train_pairs, held, dropped = prepare(cfg)
+    return {"model": model, "tok": tok, "train": train_pairs, "held": held, "dropped": dropped,
+            "per_device": per_device, "accum": accum}
 
-                if wandb.run is not None:
-                    wandb.run.summary.update({f"heldout/{k}": v for k, v in after.items() if k != "margins"})
-                    wandb.run.finish()
-            engine.mark_complete(out, steps=trainer.state.global_step)  # written last: the run is whole
-    return out
+
+def _build(cfg: DPOConfig, out: Path, p: dict, report_to: list[str], main: bool, callbacks=()):
+    from hermes3.train.dpo_trainer import build_trainer
+
+    return build_trainer(cfg, out, p["model"], p["tok"], p["train"], p["held"], p["per_device"], p["accum"],
+                         report_to, callbacks)
+
+
+def _finish(cfg: DPOConfig, out: Path, trainer, p: dict, main: bool, report_to: list[str]) -> tuple[Path, dict]:
+    """Held-out reward metrics before and after, the adapter, and on the main process
+    ``heldout.json`` and the merged model."""
+    from hermes3.train.dpo_trainer import unwrapped
+
+    held = p["held"]
+    with trainer.accelerator.autocast():
+        before = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, peft=unwrapped(trainer),
+                                reference_only=True, ref_cache=trainer.heldout_ref_cache) if held else {}
+        after = evaluate_pairs(trainer.model_wrapped, held, cfg.beta, per_pair=True, peft=unwrapped(trainer),
+                               ref_cache=trainer.heldout_ref_cache) if held else {}
+    if trainer.is_fsdp_enabled:  # one adapter file, not shards (peft's format for merge)
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(out / "adapter"))
+    if main:
+        (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
+                                                      "train_pairs": len(p["train"]), "dropped": p["dropped"]},
+                                                     indent=2))
+        merge(out / "adapter", cfg.model, out / "merged", p["tok"])
+        if "wandb" in report_to:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.run.summary.update({f"heldout/{k}": v for k, v in after.items() if k != "margins"})
+                wandb.run.finish()
+    return out, {"steps": trainer.state.global_step}
 
 
 def merge(adapter_dir: str | Path, base: str | Path, out_dir: str | Path, tokenizer=None) -> Path:

@@ -20,6 +20,7 @@ this subclass changes, and why:
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -37,10 +38,12 @@ def _trainer_class():
     base = engine.trainer_base()
 
     class DPOEngineTrainer(base):
-        beta = 0.1
-        neftune_alpha = 0.0
-        noise_seed = 0
         loss_is_scaled_for_ga = True  # normalised over the whole optimizer step below
+
+        def __init__(self, *a, beta: float = 0.1, neftune_alpha: float = 0.0, noise_seed: int = 0, **kw):
+            self.beta, self.neftune_alpha, self.noise_seed = beta, neftune_alpha, noise_seed
+            self.heldout_ref_cache = {}  # reference log-probs of the held-out pairs (``evaluate_pairs``)
+            super().__init__(*a, **kw)
 
         def _get_num_items_in_batch(self, batch_samples, device):
             """Pairs in this optimizer step, over all micro-batches and ranks."""
@@ -129,14 +132,11 @@ def build_trainer(cfg, out: Path, model, tok, train_pairs: list[dict], held: lis
         seed=cfg.seed, data_seed=cfg.seed, average_tokens_across_devices=False)
     collate = collate_packed if cfg.packed else partial(collate_padded, pad_id=tok.pad_token_id or 0)
     trainer_ref: dict = {}
-    from dataclasses import asdict
-
     cbs = [engine.csv_callback(out / "metrics.csv", _row), engine.config_callback(asdict(cfg)), *callbacks]
     if held and cfg.eval_steps:
         cbs.append(_heldout_callback(trainer_ref, held, cfg.beta, cfg.eval_steps, out / "heldout.csv"))
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_pairs, data_collator=collate,
-                               processing_class=tok, callbacks=cbs)
-    trainer.beta, trainer.neftune_alpha, trainer.noise_seed = cfg.beta, cfg.neftune_alpha, cfg.seed
-    trainer.heldout_ref_cache = {}  # reference log-probs of the held-out pairs (``evaluate_pairs``)
+                               processing_class=tok, callbacks=cbs, beta=cfg.beta, neftune_alpha=cfg.neftune_alpha,
+                               noise_seed=cfg.seed)
     trainer_ref["trainer"] = trainer
     return trainer

@@ -29,17 +29,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from hermes3.core import tracking
-from hermes3.core.config import ConfigError, check
-from hermes3.core.paths import resolve, resolve_if_local, runs
+from hermes3.core.config import ConfigError
+from hermes3.core.paths import resolve, resolve_if_local
 from hermes3.format.masking import IGNORE_INDEX
-from hermes3.train import engine
-from hermes3.train.cluster import ClusterConfig
+from hermes3.train import engine, stage
 from hermes3.train.engine import COMPLETE, last_complete_checkpoint, read_metrics
+from hermes3.train.stage import StageConfig
 
 __all__ = ["COMPLETE", "SFTConfig", "last_complete_checkpoint", "read_metrics", "train"]
 # transformers.SchedulerType values that need no extra arguments (tests check they exist there)
@@ -48,8 +48,10 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(StageConfig):
     """The SFT stage. Defaults are the report's recipe where it states one (§4.1, Table 3)."""
+
+    stage: ClassVar[str] = "sft"
 
     name: str = field(default="sft", metadata={"help": "run name; output in runs/sft/<name> unless output_dir is set"})
     model: str = field(default="tiny-m", metadata={
@@ -57,6 +59,9 @@ class SFTConfig:
     data: str = field(default="runs/data/demo", metadata={
         "help": "a `hermes3 data build` folder, or a conversations file / Hub dataset id"})
     output_dir: str = field(default="", metadata={"help": "where checkpoints, metrics.csv and final/ go"})
+    lr: float = field(default=7e-6, metadata={"help": "peak learning rate (report: 7e-6 for 8B/70B, 3.5e-6 for 405B)", "gt": 0})
+    warmup_steps: int = field(default=300, metadata={"help": "linear warmup steps (report: 300)", "ge": 0})
+    epochs: float = field(default=4, metadata={"help": "training epochs (report: 4)", "ge": 0})
     max_length: int = field(default=8192, metadata={"help": "packed row length (report: 8192, Llama 3.1's context)", "ge": 64})
     overlong: str = field(default="drop", metadata={"help": "samples longer than max_length: drop | truncate | split",
                                                     "choices": ("drop", "truncate", "split")})
@@ -67,48 +72,23 @@ class SFTConfig:
         "help": "packed rows per optimizer step over all processes (report: 48); gradient accumulation = "
                 "global_batch / (rows_per_device x processes), so the recipe means the same on 8 or 48 GPUs. "
                 "0: rows_per_device x grad_accum x processes", "ge": 0})
-    epochs: float = field(default=4, metadata={"help": "training epochs (report: 4)", "ge": 0})
-    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: run all epochs)", "ge": -1})
-    lr: float = field(default=7e-6, metadata={"help": "peak learning rate (report: 7e-6 for 8B/70B, 3.5e-6 for 405B)", "gt": 0})
-    warmup_steps: int = field(default=300, metadata={"help": "linear warmup steps (report: 300)", "ge": 0})
     scheduler: str = field(default="cosine", metadata={"help": "decay after warmup (report: cosine; min LR not stated: 0)",
                                                       "choices": SCHEDULERS})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (report: 0.01)", "ge": 0})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (not stated in the report; 0: off)", "ge": 0})
     loss_normalization: str = field(default="token", metadata={
         "help": "token: summed cross-entropy / target tokens of the whole optimizer step (all micro-batches and "
                 "processes); sample: each conversation's mean over its tokens, averaged over the step's conversations",
                                                                "choices": ("token", "sample")})
-    bf16: str = field(default="auto", metadata={"help": "auto (when the hardware has it) | true | false",
-                                                 "choices": ("auto", "true", "false")})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations (large models)"})
-    attn: str = field(default="auto", metadata={"help": "auto | flash_attention_2 | hermes_varlen_sdpa | sdpa | eager",
-                                                 "choices": ("auto", "flash_attention_2", "hermes_varlen_sdpa", "sdpa", "eager")})
-    seed: int = field(default=0, metadata={"help": "model init (tiny), data order, dropout", "ge": 0})
-    logging_steps: int = field(default=1, metadata={"help": "log every N optimizer steps", "ge": 1})
     save_each_epoch: bool = field(default=True, metadata={"help": "checkpoint at each epoch end (Table 2 evaluates each)"})
-    save_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: off)", "ge": 0})
     fsdp: str = field(default="", metadata={"help": "Trainer fsdp option, e.g. 'full_shard auto_wrap' (multi-GPU)"})
     fsdp_config: dict = field(default_factory=dict, metadata={"help": "Trainer fsdp_config (see configs/accelerate/)"})
-    wandb_mode: str = field(default="", metadata={"help": "offline | online | disabled; empty: $WANDB_MODE or offline",
-                                                   "choices": ("", "offline", "online", "disabled")})
-    resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint in output_dir"})
     shuffle: bool = field(default=True, metadata={"help": "shuffle packed rows each epoch (off: fixed order, for parity tests)"})
-    model_config: dict = field(default_factory=dict, metadata={
-        "help": "architecture (AutoConfig.for_model kwargs) for `hermes3 plan` when the model is not on disk"})
-    cluster: ClusterConfig = field(default_factory=ClusterConfig, metadata={"help": "hardware, for `hermes3 plan`"})
-
-    def output(self) -> Path:
-        return resolve(self.output_dir) if self.output_dir else runs("sft", self.name)
 
     def validate(self) -> None:
-        """Rules that tie fields together (per-field choices and ranges: ``config.check``)."""
         if self.max_length % 8:
             raise ConfigError(f"max_length must be a multiple of 8 and >= 64 (kernel-friendly shapes), "
                               f"got {self.max_length}", "max_length")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ConfigError(f"set epochs > 0 or max_steps > 0 (got epochs={self.epochs:g}, "
-                              f"max_steps={self.max_steps})", "epochs")
+        super().validate()
 
 
 # ------------------------------------------------------------------------------ data
@@ -189,10 +169,12 @@ def _trainer_class():
         """Trainer with per-token or per-sample loss normalisation over the optimizer step,
         token counting for throughput and completion markers on checkpoints."""
 
-        loss_normalization = "token"
         tokens_seen = 0
-        shuffle = True
         loss_is_scaled_for_ga = True  # our loss is already normalised over the whole step
+
+        def __init__(self, *a, loss_normalization: str = "token", shuffle: bool = True, **kw):
+            self.loss_normalization, self.shuffle = loss_normalization, shuffle
+            super().__init__(*a, **kw)
 
         def _get_train_sampler(self, *args, **kwargs):
             if self.shuffle:
@@ -271,72 +253,64 @@ def train(cfg: SFTConfig) -> Path:
     ...
     hermes3.core.config.ConfigError: lr must be > 0, got 0
     """
-    check(cfg)  # one clear line for a bad config, before any model loads or folder is created
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    return stage.run(cfg, _prepare, _build, _finish)
 
-    from hermes3.core.outputs import check_writable
-    from hermes3.train.attention import choose_attention
-    from hermes3.train.modeling import check_model_folder, use_bf16
-    from hermes3.train.packing import PaddingFreeCollator
 
-    out = check_writable(cfg.output(), "SFT output folder")
-    resume_from = engine.check_fresh_or_resume(out, cfg.resume, "sft")
-    world = engine.world_size()
-    accum = (engine.grad_accum_for(cfg.global_batch, cfg.rows_per_device, world) if cfg.global_batch
+def _prepare(cfg: SFTConfig) -> dict:
+    """Packed data, tokenizer and model; the batch arithmetic is checked first."""
+    accum = (engine.grad_accum_for(cfg.global_batch, cfg.rows_per_device, engine.world_size()) if cfg.global_batch
              else cfg.grad_accum)
+    from hermes3.train.modeling import check_model_folder
+
     convs = load_conversations_for(cfg)
     model_path = resolve_model(cfg)
     check_model_folder(model_path)
-    tok = AutoTokenizer.from_pretrained(model_path)
-    if "<|im_start|>" not in tok.get_vocab():
-        from hermes3.format.tokenizer import load_tokenizer
-
-        tok = load_tokenizer(model_path)
+    tok = stage.load_tokenizer_for(model_path)
     dataset, plan = packed_dataset(convs, tok, cfg)
-    cuda = torch.cuda.is_available()
-    attn = choose_attention("cuda" if cuda else "cpu") if cfg.attn == "auto" else cfg.attn
-    torch.manual_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, attn_implementation=attn,
-                                                 dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
+    model = stage.load_model_for(cfg, model_path)
     if len(tok) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tok))
-    model.config.use_cache = False  # packed rows stay isolated only without a cache (hermes3.train.modeling)
     model.config.eos_token_id = model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tok.pad_token_id
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    (out / "packing.json").write_text(json.dumps(plan.summary(), indent=2))
+    return {"model": model, "tok": tok, "dataset": dataset, "plan": plan, "accum": accum}
+
+
+def _build(cfg: SFTConfig, out: Path, p: dict, report_to: list[str], main: bool):
+    from hermes3.train.modeling import use_bf16
+    from hermes3.train.packing import PaddingFreeCollator
+
+    cuda = torch.cuda.is_available()
+    if main:
+        (out / "packing.json").write_text(json.dumps(p["plan"].summary(), indent=2))
     if cfg.fsdp and not cuda:
         print("[hermes3 sft] fsdp is set, but transformers/accelerate apply FSDP on GPUs only: this CPU run "
               "shards nothing (DDP under torchrun). FSDP2 on CPU is checked in tests/test_sft_distributed.py.",
               file=sys.stderr)
-    with tracking.for_trainer(cfg.wandb_mode, "sft") as report_to:
-        args = engine.training_arguments(
-            out, cfg.name, cuda=cuda, wandb=report_to, save_steps=cfg.save_steps,
-            save_strategy="steps" if cfg.save_steps else ("epoch" if cfg.save_each_epoch else "no"),
-            per_device_train_batch_size=cfg.rows_per_device, gradient_accumulation_steps=accum,
-            num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps,
-            lr_scheduler_type=cfg.scheduler, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-            bf16=use_bf16(cfg.bf16), activation_checkpointing=cfg.gradient_checkpointing,
-            logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, average_tokens_across_devices=True,
-            fsdp=cfg.fsdp or "", fsdp_config=cfg.fsdp_config or None)
-        trainer_ref: dict = {}
-        trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PaddingFreeCollator(),
-                                   processing_class=tok,
-                                   callbacks=[_metrics_callback(out / "metrics.csv", plan, trainer_ref),
-                                              engine.config_callback(asdict(cfg))])
-        trainer.loss_normalization, trainer.shuffle = cfg.loss_normalization, cfg.shuffle
-        trainer_ref["trainer"] = trainer
-        if resume_from is not None:
-            engine.truncate_csv(out / "metrics.csv", engine.checkpoint_step(resume_from))
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        if trainer.args.should_save:
-            final = out / "final"
-            trainer.save_model(str(final))
-            tok.save_pretrained(final)
-            engine.mark_complete(final, step=trainer.state.global_step)
-    return out
+    args = engine.training_arguments(
+        out, cfg.name, cuda=cuda, wandb=report_to, save_steps=cfg.save_steps,
+        save_strategy="steps" if cfg.save_steps else ("epoch" if cfg.save_each_epoch else "no"),
+        per_device_train_batch_size=cfg.rows_per_device, gradient_accumulation_steps=p["accum"],
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type=cfg.scheduler, weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        bf16=use_bf16(cfg.bf16), activation_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, average_tokens_across_devices=True,
+        fsdp=cfg.fsdp or "", fsdp_config=cfg.fsdp_config or None)
+    trainer_ref: dict = {}
+    trainer = _trainer_class()(model=p["model"], args=args, train_dataset=p["dataset"],
+                               data_collator=PaddingFreeCollator(), processing_class=p["tok"],
+                               callbacks=[_metrics_callback(out / "metrics.csv", p["plan"], trainer_ref),
+                                          engine.config_callback(asdict(cfg))],
+                               loss_normalization=cfg.loss_normalization, shuffle=cfg.shuffle)
+    trainer_ref["trainer"] = trainer
+    return trainer
 
+
+def _finish(cfg: SFTConfig, out: Path, trainer, p: dict, main: bool, report_to) -> tuple[Path, dict]:
+    final = out / "final"
+    trainer.save_model(str(final))  # every rank: FSDP gathers the full weights
+    if main:
+        p["tok"].save_pretrained(final)
+    return final, {"step": trainer.state.global_step}
 
 
 def epoch_checkpoints(output_dir: str | Path) -> list[tuple[float, Path]]:
