@@ -35,7 +35,7 @@ def test_describe_real_stage_configs():
     assert "  lora_r = 32: LoRA rank (report: 32)" in lines
     import dataclasses
 
-    assert len(lines) == len(dataclasses.fields(DPOConfig)) == 31  # one per field
+    assert len(lines) == len(dataclasses.fields(DPOConfig)) == 32  # one per field
     assert describe(FilterConfig).splitlines()[2] == (
         "  source_ranks = {}: source name -> rank, lower is stronger; duplicates keep the best-ranked copy "
         "(unknown sources rank last)")
