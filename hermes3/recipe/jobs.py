@@ -21,8 +21,17 @@ def heldout():
     return heldout
 
 
-def heldout_job(args: tuple) -> None:
-    heldout().heldout_cached(*args)
+def heldout_job(args: tuple):
+    """``heldout_cached(model, data, limit, cache)``: the model's held-out scores (cached)."""
+    return heldout().heldout_cached(*args)
+
+
+def fp8_job(args: tuple):
+    """FP8_DYNAMIC of ``(source folder, output folder)`` (``hermes3.convert.fp8.convert``)."""
+    from hermes3.convert.fp8 import convert
+
+    src, out = args
+    return convert(src, out, overwrite=True)
 
 
 def final_heldout_scores(args: tuple):

@@ -41,7 +41,7 @@ def read(path: Path, scale: str) -> dict:
 
 
 def record(path: Path, scale: str, stage: str, *, inputs: dict, outputs: dict, config=None, selection=None,
-           why: str = "", results: dict | None = None) -> None:
+           why: str = "", results: dict | None = None, jobs: list | None = None) -> None:
     """Write one stage's hand-off into the manifest (atomically: a reader never sees half)."""
     path = Path(path)
     m = read(path, scale)
@@ -49,6 +49,8 @@ def record(path: Path, scale: str, stage: str, *, inputs: dict, outputs: dict, c
     m["stages"][stage] = {"inputs": inputs, "outputs": outputs, "config": config, "selection": selection,
                           "why": why, "results": results or {}, "code": code_version(),
                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if jobs:  # the scheduler's jobs of this stage (SLURM)
+        m["stages"][stage]["jobs"] = jobs
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(m, indent=2, default=str) + "\n")

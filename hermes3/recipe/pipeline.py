@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hermes3.core.config import to_dict
 from hermes3.core.paths import REPO, env_overrides, resolve, runs
+from hermes3.recipe.cluster import barrier
 from hermes3.train.modeling import model_digest
 
 # Settings that do not change what a stage builds.
@@ -130,19 +131,25 @@ def _state(cfg, done: str, model_dir: str, digest: str | None) -> tuple[str, str
 def _run_stage(cfg, train, done: str, model_dir: str) -> Path:
     """What SFT and DPO share: reuse a complete run (``done`` marker and an intact ``model_dir``)
     built from the same config and model, resume one that is not complete, else set the old
-    folder aside and train fresh; the run then records the digest of the model it started from."""
+    folder aside and train fresh; the run then records the digest of the model it started from.
+    In a job of several processes every one decides first, then the main one alone changes the
+    folder, then all train together."""
+    from hermes3.train.stage import is_main_process
+
     out, digest = cfg.output(), model_digest(resolve(cfg.model))
     state, why = _state(cfg, done, model_dir, digest)
+    barrier()
     if state == "complete":
         return out
-    if state == "resume":
-        (out / done).unlink(missing_ok=True)  # its model was damaged: not whole until retrained
-        out = train(replace(cfg, resume=True))  # from the last complete checkpoint, if any
-    else:
-        if out.exists() and any(out.iterdir()):
+    if is_main_process():
+        if state == "resume":
+            (out / done).unlink(missing_ok=True)  # its model was damaged: not whole until retrained
+        elif out.exists() and any(out.iterdir()):
             _set_aside(out, why)
-        out = train(replace(cfg, resume=False))
-    (out / _MODEL_DIGEST).write_text(digest or "")
+    barrier()
+    out = train(replace(cfg, resume=state == "resume"))  # resume: from the last complete checkpoint, if any
+    if is_main_process():
+        (out / _MODEL_DIGEST).write_text(digest or "")
     return out
 
 

@@ -30,6 +30,8 @@ class Preset:
         "help": "BaseConfig overrides, the same for every tiny size (the same pre-training token budget)"})
     sft: str = field(default="configs/sft/tiny.yaml", metadata={"help": "SFTConfig YAML of the main SFT run"})
     sft_overrides: tuple = field(default=(), metadata={"help": "SFTConfig overrides of the main SFT run"})
+    size_sft: dict = field(default_factory=dict, metadata={
+        "help": "label in `bases` -> SFTConfig YAML of that size's Fig. 4 run (default: `sft`)"})
     lrs: tuple = field(default=(), metadata={"help": "LR search grid (Fig. 2)"})
     lr_overrides: tuple = field(default=("epochs=1",), metadata={
         "help": "SFTConfig overrides of the LR-search and loss-curve runs (one epoch each)"})
@@ -45,6 +47,11 @@ class Preset:
     max_gen_toks: int = field(default=192, metadata={
         "help": "generation cap per item of the offline tasks (IFEval keeps at least 256, its own rule)"})
     heldout_limit: int | None = field(default=None, metadata={"help": "held-out items per category for log-likelihoods"})
+    gpus: bool = field(default=False, metadata={
+        "help": "training jobs run one process per GPU over the nodes of each recipe's `cluster` (never in the kernel)"})
+    train_minutes: int = field(default=60, metadata={
+        "help": "time limit of a training job; a job that reaches it is requeued and resumes (SLURM)"})
+    job_minutes: int = field(default=60, metadata={"help": "time limit of the other jobs (data, evaluation, FP8)"})
 
 
 _TINY = {"tiny-s (8B stand-in)": "tiny-s", "tiny-m (70B stand-in)": "tiny-m", "tiny-l (405B stand-in)": "tiny-l"}
@@ -54,9 +61,12 @@ PRESETS = {
     "smoke": Preset(
         scale="smoke", data="configs/data/smoke.yaml", table1_data="configs/data/smoke.yaml", bases=_TINY,
         main="tiny-m (70B stand-in)", base_overrides=("steps=8", "seq_len=64", "batch_size=4", "warmup=2"),
-        sft_overrides=("max_length=512", "epochs=2", "warmup_steps=2"), lrs=(3e-4, 3e-3),
-        lr_overrides=("max_steps=4", "epochs=1"), dpo_overrides=("max_steps=3", "pairs_per_step=4", "max_length=512", "eval_steps=2"),
-        eval_limit=2, heldout_limit=4),
+        # Two rows per step (global_batch), so a 2-process job (the SLURM check's gloo DDP) trains
+        # exactly what one process does; checkpoints every 2 steps, so a killed job has one to resume from.
+        sft_overrides=("max_length=512", "epochs=2", "warmup_steps=2", "global_batch=2"), lrs=(3e-4, 3e-3),
+        lr_overrides=("max_steps=4", "epochs=1"),
+        dpo_overrides=("max_steps=3", "pairs_per_step=4", "max_length=512", "eval_steps=2", "save_steps=1"),
+        eval_limit=2, heldout_limit=4, train_minutes=15, job_minutes=15),
     "demo": Preset(
         scale="demo", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml", bases=_TINY,
         # Bases: 600 steps of 8 rows (1.2M tokens). The same tokens in 300 steps of 16 rows left tiny-m
@@ -68,12 +78,18 @@ PRESETS = {
         # Every synthetic held-out reference is <= 125 tokens of the demo tokenizer; a tiny model that
         # has not learnt to stop rambles to the cap, so 128 instead of 192 saves a third of that time.
         max_gen_toks=128),
-    # Llama 3.1 on GPUs, the report's settings (Table 3). Point `data` at your mixture first.
+    # Llama 3.1 on GPUs, the report's settings (Table 3), on the published Hermes 3 SFT data. Each
+    # training job runs on the nodes its recipe's `cluster` names (8B SFT: 6 x 8 H100), through the
+    # configured executor (SLURM, or one process per GPU on this machine).
     "full": Preset(
-        scale="full", data="configs/data/demo.yaml", table1_data="configs/data/table1.yaml",
+        scale="full", data="configs/data/hermes3.yaml", table1_data="configs/data/table1.yaml",
         bases={"8B": "meta-llama/Llama-3.1-8B", "70B": "meta-llama/Llama-3.1-70B", "405B": "meta-llama/Llama-3.1-405B"},
-        main="8B", sft="configs/sft/llama3.1-8b.yaml", lrs=(5e-6, 6e-6, 7e-6, 8e-6, 9e-6, 1e-5), lr_overrides=(),
-        dpo="configs/dpo/llama3.1-8b.yaml", eval_suite="table5", epoch_metric="benchmarks"),
+        main="8B", sft="configs/sft/llama3.1-8b.yaml",
+        size_sft={"70B": "configs/sft/llama3.1-70b.yaml", "405B": "configs/sft/llama3.1-405b.yaml"}, lrs=(5e-6, 6e-6, 7e-6, 8e-6, 9e-6, 1e-5), lr_overrides=(),
+        dpo="configs/dpo/llama3.1-8b.yaml", eval_suite="table5", epoch_metric="benchmarks", gpus=True,
+        # Table 3: 8B SFT 147 GPU-hours on 48 GPUs (~3 h), 70B 648 on 48 (~13.5 h), 405B 2,086 on 128
+        # (~16 h); a 24-hour limit fits each, and a requeued job resumes from its last checkpoint.
+        train_minutes=24 * 60, job_minutes=4 * 60),
 }
 
 

@@ -27,15 +27,23 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes3.core.config import load_config, to_dict
+from hermes3.core.errors import Hermes3Error
 from hermes3.core.paths import resolve, runs
 from hermes3.recipe import executor, manifest, pipeline
-from hermes3.recipe.jobs import evaluate_job, final_heldout_scores, heldout, heldout_job, sft_then_heldout
+from hermes3.recipe.cluster import Resources, executor_config
+from hermes3.recipe.jobs import evaluate_job, final_heldout_scores, fp8_job, heldout, heldout_job, sft_then_heldout
 from hermes3.recipe.presets import preset
 from hermes3.recipe.selection import select_lr
 from hermes3.train.modeling import model_digest
 
 GROUPS = ("gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin")
 FINAL_STEPS = 20  # Fig. 4's "final training loss": mean of the last steps; notebook 04 plots this rolling window
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _slug(label: str) -> str:
@@ -51,6 +59,30 @@ class Recipe:
         self.preset = preset(scale)
         self.root = Path(root) if root else runs(scale)
         self.manifest_path = self.root / "manifest.json"
+        if self.preset.gpus and executor_config().backend == "local" and not _cuda():
+            raise Hermes3Error(f"scale {scale!r} trains Llama 3.1 on GPUs, and this machine has none: set "
+                               "HERMES3_EXECUTOR=slurm (and HERMES3_CLUSTER=<cluster.yaml> for partition, account and "
+                               "QoS; configs/cluster/slurm.yaml) or run on a GPU machine; it never trains in this kernel")
+
+    # ------------------------------------------------------------------ jobs
+
+    def _job(self, fn, arg, name: str, res: Resources | None = None):
+        """``fn(arg)`` as one job of the configured executor: in this process on one local worker
+        (the demo), a SLURM job with ``res`` on a cluster. Returns its result."""
+        return executor.run_all(executor.call, [(fn, arg)], desc=name, names=[name],
+                                resources=[res or self._job_resources()])[0]
+
+    def _job_resources(self) -> Resources:
+        return Resources(timeout_min=self.preset.job_minutes, gpus_per_node=1 if self.preset.gpus else 0)
+
+    def _train_resources(self, cfg) -> Resources:
+        """A training job's processes: one per GPU over the nodes of the recipe's ``cluster`` at full
+        scale; elsewhere the cluster file's ``train_tasks`` (2 gloo processes in the SLURM check), else one."""
+        if self.preset.gpus:
+            c = cfg.cluster
+            return Resources(nodes=c.nodes, tasks_per_node=c.gpus_per_node, gpus_per_node=c.gpus_per_node,
+                             cpus_per_task=8, timeout_min=self.preset.train_minutes)
+        return Resources(tasks_per_node=executor_config().train_tasks or 1, timeout_min=self.preset.train_minutes)
 
     # ------------------------------------------------------------------ manifest
 
@@ -58,8 +90,12 @@ class Recipe:
         return manifest.read(self.manifest_path, self.scale)
 
     def record(self, stage: str, **handoff) -> None:
-        """One stage's hand-off into the manifest (``hermes3.recipe.manifest.record``)."""
-        manifest.record(self.manifest_path, self.scale, stage, **handoff)
+        """One stage's hand-off into the manifest (``hermes3.recipe.manifest.record``), with the
+        SLURM jobs that ran for it since the last record (ids, state, logs, host, submission time)."""
+        from hermes3.recipe import slurm
+
+        jobs, slurm.SINCE_LAST_RECORD[:] = list(slurm.SINCE_LAST_RECORD), []
+        manifest.record(self.manifest_path, self.scale, stage, **handoff, jobs=jobs)
 
     def selection(self, stage: str):
         return self.manifest()["stages"].get(stage, {}).get("selection")
@@ -71,6 +107,11 @@ class Recipe:
         from hermes3.data.build import DataConfig
 
         cfg = load_config(DataConfig, resolve(self.preset.data), [f"out_dir={self.root / 'data'}"])
+        if cfg.source:  # a published mixture, used as it is: SFT reads it through hermes3.data.loaders
+            if self.selection("data") != {"source": cfg.source}:
+                self.record("data", inputs={"config_file": self.preset.data}, outputs={"source": cfg.source},
+                            config=to_dict(cfg), selection={"source": cfg.source})
+            return Path(cfg.source)
         out = pipeline.data(cfg)
         if self.manifest()["stages"].get("data", {}).get("outputs", {}).get("manifest") != manifest.digest_file(out / "manifest.json"):
             from hermes3.data.build import load_eval, load_sft
@@ -80,6 +121,13 @@ class Recipe:
                         outputs={"dir": str(out), "manifest": manifest.digest_file(out / "manifest.json")}, config=to_dict(cfg),
                         results={"decontamination": contamination(load_sft(out), load_eval(out))})
         return out
+
+    def _preferences(self) -> Path:
+        """DPO's preference pairs: the data build's, or the data config's ``preferences`` file."""
+        from hermes3.data.build import DataConfig
+
+        cfg = load_config(DataConfig, resolve(self.preset.data))
+        return resolve(cfg.preferences) if cfg.preferences else self.data()
 
     def table1_data(self) -> Path:
         """The mixture at the report's Table 1 shares (notebook 01)."""
@@ -130,6 +178,7 @@ class Recipe:
         # Presets list the sizes small to large: the largest, the critical path, starts first.
         todo.sort(key=lambda k: -list(self.preset.bases).index(k))
         jobs = [(pipeline.base, cfgs[k]) for k in todo]
+        res = [self._job_resources()] * len(jobs)
         names, after, follow = [f"base {_slug(k)}" for k in todo], {}, {}
         for cfg, name, label in runs:
             if label in todo:  # its base is about to be (re)built: the run cannot be complete
@@ -137,13 +186,15 @@ class Recipe:
             elif pipeline.sft_complete(cfg):
                 continue
             jobs.append((pipeline.sft, cfg))
+            res.append(self._train_resources(cfg))
             names.append(name)
             if then is not None:
                 after[len(jobs)] = [len(jobs) - 1]
                 follow[name] = len(jobs)
                 jobs.append(then(cfg))
+                res.append(self._job_resources())
                 names.append(f"{name}: scores")
-        results = executor.run_all(executor.call, jobs, desc=desc, names=names, after=after)
+        results = executor.run_all(executor.call, jobs, desc=desc, names=names, after=after, resources=res)
         return {name: results[i] for name, i in follow.items()}
 
     def base(self, label: str | None = None) -> str:
@@ -153,7 +204,7 @@ class Recipe:
         cfg = self._base_config(label)
         if cfg is None:
             return self.preset.bases[label]  # a folder or Hub id
-        folder = pipeline.base(cfg)
+        folder = self._job(pipeline.base, cfg, f"base {cfg.size}")
         metrics = json.loads((folder / "metrics.json").read_text())
         self.record(f"base/{cfg.size}", inputs={"data": str(cfg.data)}, outputs={"dir": str(folder)},
                     config=metrics["config"], results={k: metrics.get(k) for k in (
@@ -174,7 +225,8 @@ class Recipe:
         slug = _slug(label)
         main = label == self.preset.main
         folder = self.root / ("lr_search" if main else "loss_curves") / (f"lr-{lr:g}" if main else slug)
-        return self._sft_config(self.preset.sft, [*self.preset.sft_overrides, *self.preset.lr_overrides],
+        return self._sft_config(self.preset.size_sft.get(label, self.preset.sft),
+                                [*self.preset.sft_overrides, *self.preset.lr_overrides],
                                 lr=lr, data=str(self.data()), model=self._base_path(label), output_dir=str(folder),
                                 name=f"{self.scale}-{slug}-lr{lr:g}", save_each_epoch=False, wandb_mode="disabled")
 
@@ -186,7 +238,6 @@ class Recipe:
         import pandas as pd
 
         from hermes3.eval.compare import bootstrap_diff, bootstrap_mean
-        from hermes3.eval.heldout import heldout_scores
         from hermes3.train.sft import read_metrics
 
         p = self.preset
@@ -202,7 +253,7 @@ class Recipe:
             out = pipeline.sft(cfg)
             s = scored.get(f"lr {lr:g}")
             if s is None:  # a run complete before this call
-                s = heldout_scores(out / "final", *score[:2], limit=score[2])
+                s = self._job(final_heldout_scores, (cfg, *score), f"lr {lr:g}: scores")
             items[lr] = s.mean_logprob.to_numpy()
             row = {"lr": lr}
             for col, x in [*((c, s[s.category == c].mean_logprob) for c in p.lr_categories),
@@ -246,7 +297,7 @@ class Recipe:
         """The main SFT run (every epoch checkpointed) at the LR search's selected LR."""
         self.base()
         cfg = self._main_sft_config()
-        out = pipeline.sft(cfg)
+        out = self._job(pipeline.sft, cfg, "main SFT run", self._train_resources(cfg))
         self.record("sft", inputs={"lr": cfg.lr, "lr_from": "lr_search", "base": cfg.model, "data": cfg.data},
                     outputs={"dir": str(out), "final": str(out / "final")}, config=to_dict(cfg))
         return out
@@ -259,13 +310,15 @@ class Recipe:
 
         lr, out = self.selected_lr(), {}
         cfgs = [self._lr_run(lr, label) for label in self.preset.bases]
-        jobs, names = [], []
+        jobs, names, res = [], [], []
         for label, cfg in reversed(list(zip(self.preset.bases, cfgs))):  # largest (longest) first
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
                 jobs.append((sft_then_heldout, (cfg, *self._heldout_settings())))
+                res.append(self._train_resources(cfg))
             elif not heldout().heldout_path(final, *self._heldout_settings()).exists():
                 jobs.append((heldout_job, (final, *self._heldout_settings())))
+                res.append(self._job_resources())
             else:
                 continue
             names.append(_slug(label))
@@ -279,10 +332,12 @@ class Recipe:
             if not pipeline.sft_complete(main):
                 jobs.insert(0, (pipeline.sft, main))
                 names.insert(0, "main SFT run (notebook 05)")
+                res.insert(0, self._train_resources(main))
             for job, name in self._eval_parts(["base"]):
                 jobs.append(job)
                 names.append(name)
-        executor.run_all(executor.call, jobs, desc="loss-curve runs", names=names)
+                res.append(self._job_resources())
+        executor.run_all(executor.call, jobs, desc="loss-curve runs", names=names, resources=res)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
             held = heldout().heldout_cached(run / "final", *self._heldout_settings())
@@ -334,7 +389,7 @@ class Recipe:
 
         ckpt = self.selected_checkpoint()
         cfg = load_config(DPOConfig, resolve(self.preset.dpo), [*self.preset.dpo_overrides])
-        cfg = replace(cfg, model=str(ckpt), data=str(self.data()), output_dir=str(self.root / "dpo"),
+        cfg = replace(cfg, model=str(ckpt), data=str(self._preferences()), output_dir=str(self.root / "dpo"),
                       name=f"{self.scale}-dpo")
         from hermes3.eval.compare import bootstrap_mean
 
@@ -344,8 +399,9 @@ class Recipe:
             # instead of one after the other on two threads.
             jobs = [((pipeline.dpo, cfg), "DPO"), *self._eval_parts(["SFT"]), *self._heldout_parts(["base", "SFT"])]
             executor.run_all(executor.call, [j for j, _ in jobs], desc="DPO, SFT evaluation",
-                             names=[n for _, n in jobs])
-        out = pipeline.dpo(cfg)
+                             names=[n for _, n in jobs],
+                             resources=[self._train_resources(cfg)] + [self._job_resources()] * (len(jobs) - 1))
+        out = self._job(pipeline.dpo, cfg, "DPO", self._train_resources(cfg))
         held = json.loads((out / "heldout.json").read_text())
         after = held.get("after", {})
         results = {"heldout_before": held.get("before", {}),
@@ -359,13 +415,12 @@ class Recipe:
 
     def fp8(self) -> Path:
         """FP8_DYNAMIC of the merged DPO model."""
-        from hermes3.convert.fp8 import convert
 
         src = self.dpo() / "merged"
         out = self.root / "fp8"
         done = self.manifest()["stages"].get("fp8", {})
         if not ((out / "config.json").exists() and done.get("inputs", {}).get("model_digest") == model_digest(src)):
-            convert(src, out, overwrite=True)
+            self._job(fp8_job, (src, out), "FP8")
         self.record("fp8", inputs={"model": str(src), "model_from": "dpo", "model_digest": model_digest(src)},
                     outputs={"dir": str(out)})
         return out
@@ -386,7 +441,7 @@ class Recipe:
 
     def evaluate(self, name: str):
         """The preset's suite on a stage's model (cached by model bytes, per task)."""
-        return evaluate_job(self._eval_args(name))
+        return self._job(evaluate_job, self._eval_args(name), f"evaluate {name}")
 
     def _eval_parts(self, names) -> list[tuple]:
         """``[(job, label)]``: the uncached tasks of each stage's evaluation in parts of about equal
@@ -408,7 +463,8 @@ class Recipe:
     def evaluate_stages(self, names) -> dict:
         """``{name: evaluate(name)}``, the uncached tasks in parts side by side (``_eval_parts``)."""
         jobs = self._eval_parts(names)
-        executor.run_all(executor.call, [j for j, _ in jobs], desc="evaluations", names=[n for _, n in jobs])
+        executor.run_all(executor.call, [j for j, _ in jobs], desc="evaluations", names=[n for _, n in jobs],
+                         resources=[self._job_resources()] * len(jobs))
         return {n: self.evaluate(n) for n in names}
 
     def compare(self, a: str, b: str):
@@ -434,7 +490,7 @@ class Recipe:
     def heldout(self, name: str):
         """Held-out reference log-likelihood of every category's items under a stage's model
         (``hermes3.eval.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
-        return heldout().heldout_cached(self.stage_model(name), *self._heldout_settings())
+        return self._job(heldout_job, (self.stage_model(name), *self._heldout_settings()), f"held-out likelihood {name}")
 
     def _heldout_parts(self, names) -> list[tuple]:
         """``[(job, label)]`` computing the uncached held-out likelihoods of these stages."""
@@ -450,7 +506,8 @@ class Recipe:
         from hermes3.eval.tasks import standin_categories
 
         jobs = self._heldout_parts([a, b])
-        executor.run_all(executor.call, [j for j, _ in jobs], desc="held-out likelihoods", names=[n for _, n in jobs])
+        executor.run_all(executor.call, [j for j, _ in jobs], desc="held-out likelihoods", names=[n for _, n in jobs],
+                         resources=[self._job_resources()] * len(jobs))
         table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
         self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))
