@@ -26,12 +26,12 @@ def test_lr_search_picks_the_best_group_score_and_breaks_ties_by_loss(tmp_path, 
     monkeypatch.setattr(hermes3.train.sft, "read_metrics", lambda run: pd.DataFrame({"loss": [losses[Path(run).name]] * 5}))
     cfg = SFTConfig(name="t", output_dir=str(tmp_path / "x" / "run"))
     monkeypatch.setattr(selection, "_group_scores", _fake_scores({"lr-0.0001": 0.2, "lr-0.001": 0.6, "lr-0.01": 0.4}))
-    scores, best = selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr")
+    scores, best = selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr", metric="benchmarks")
     assert best == 1e-3 and list(scores.gpt4all_standin) == [0.2, 0.6, 0.4]
     assert list(scores.train_loss) == [2.0, 1.5, 1.0]
     # a tie on the group goes to the lower final training loss
     monkeypatch.setattr(selection, "_group_scores", _fake_scores({"lr-0.0001": 0.6, "lr-0.001": 0.6, "lr-0.01": 0.4}))
-    assert selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr")[1] == 1e-3
+    assert selection.lr_search(cfg, [1e-4, 1e-3, 1e-2], tmp_path, root=tmp_path / "lr", metric="benchmarks")[1] == 1e-3
 
 
 def test_epoch_table_applies_the_min_max_rule(tmp_path, monkeypatch):

@@ -218,7 +218,8 @@ def cmd_lr_search(args) -> int:
     from hermes3.train.sft import SFTConfig
 
     cfg = load_config(SFTConfig, args.config, args.overrides)
-    scores, best = lr_search(cfg, args.lrs, data_dir=args.data or cfg.data, group=args.group, limit=args.limit)
+    scores, best = lr_search(cfg, args.lrs, data_dir=args.data or cfg.data, group=args.group, limit=args.limit,
+                             metric=args.metric)
     print(scores.to_string(index=False))
     print(f"selected lr: {best:g}")
     return 0
@@ -364,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--config", default=str(REPO / "configs" / "sft" / "tiny.yaml"))
     sp.add_argument("--lrs", required=True, type=learning_rates, help="comma-separated, e.g. 5e-6,6e-6,7e-6,8e-6,9e-6,10e-6")
     sp.add_argument("--group", default="gpt4all_standin")
+    sp.add_argument("--metric", default="likelihood", choices=["likelihood", "benchmarks"],
+                    help="held-out answer log-likelihood (notebook 03's) or generated benchmark scores")
     sp.add_argument("--data", default=None, help="data build with the held-out items (default: the config's data)")
     sp.add_argument("--limit", type=positive_int, default=None)
     sp.add_argument("overrides", nargs="*")

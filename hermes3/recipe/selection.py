@@ -32,25 +32,37 @@ def _group_scores(model_dir, data_dir, groups: list[str], limit, out_dir=None):
 
 
 def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str = "gpt4all_standin",
-              limit: int | None = None, root: str | Path | None = None):
-    """Train ``cfg`` once per learning rate (to completion), score each on ``group``.
-    Returns ``(scores, best_lr)``: a DataFrame with one row per LR, one column per task of the
-    group, the group mean and the run's final training loss (mean of its last 5 logged steps),
-    and the selected LR (``select_lr``). Runs go to ``root/lr-<lr>`` (default
-    ``runs/lr_search/<cfg.name>``), reused when built from the same config.
-    """
+              limit: int | None = None, root: str | Path | None = None, metric: str = "likelihood"):
+    """Train ``cfg`` once per learning rate (to completion), score each on ``group``, and pick
+    with ``select_lr``, the rule notebook 03 (``Recipe.lr_search``) applies too.
+    ``metric="likelihood"`` (the notebook's): the mean log-probability per token of the held-out
+    reference answers of the group's synthetic categories; ``"benchmarks"``: the group's tasks by
+    generation. Returns ``(scores, best_lr)``: one row per LR with the group score (and its
+    categories or tasks) and the run's final training loss (mean of its last 5 logged steps).
+    Runs go to ``root/lr-<lr>`` (default ``runs/lr_search/<cfg.name>``), reused when built from the
+    same config."""
     import pandas as pd
 
     from hermes3.train.sft import read_metrics
 
+    if metric not in ("likelihood", "benchmarks"):
+        raise ValueError(f"metric must be 'likelihood' or 'benchmarks', got {metric!r}")
     root = Path(root) if root else cfg.output().parent.parent / "lr_search" / cfg.name
     rows = []
     for lr in lrs:
         run = root / f"lr-{lr:g}"
         pipeline.sft(replace(cfg, lr=lr, output_dir=str(run), name=f"{cfg.name}-lr{lr:g}", save_each_epoch=False))
-        s = _group_scores(run / "final", data_dir, [group], limit)
-        rows.append({"lr": lr, **{t: s[t] for t in STANDIN_GROUPS[group]}, group: s[group],
-                     "train_loss": float(read_metrics(run).loss.tail(5).mean())})
+        if metric == "likelihood":
+            from hermes3.eval.heldout import heldout_scores
+
+            cats = standin_categories([group])[group]
+            s = heldout_scores(run / "final", data_dir, cats, limit=limit)
+            parts = {c: float(s[s.category == c].mean_logprob.mean()) for c in cats}
+            score = float(s.mean_logprob.mean())
+        else:
+            s = _group_scores(run / "final", data_dir, [group], limit)
+            parts, score = {t: s[t] for t in STANDIN_GROUPS[group]}, s[group]
+        rows.append({"lr": lr, **parts, group: score, "train_loss": float(read_metrics(run).loss.tail(5).mean())})
     df = pd.DataFrame(rows)
     return df, select_lr(df, group)
 
