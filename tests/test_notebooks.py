@@ -44,7 +44,7 @@ def _outputs(cells) -> str:
 def test_notebook_runs_and_shows_the_report_beside_ours(executed, nb):
     root, times = executed
     assert nb.stem in times
-    cells = nbformat.read(root / "notebooks" / nb.name, as_version=4).cells
+    cells = nbformat.read(root / "notebooks" / f"{nb.stem}.ipynb", as_version=4).cells
     out = _outputs(cells)
     assert "report" in out.lower()  # the report's number is in what the reader sees, labelled
     for fig in FIGURES.get(nb.stem, []):
