@@ -204,13 +204,23 @@ def test_fp8_writes_compressed_tensors(tiny_model, tmp_path, capsys):
 
 def test_reproduce_help_and_bad_names(capsys):
     assert main(["reproduce", "--help"]) == 0
-    assert "--scale {smoke,demo}" in capsys.readouterr().out
+    assert "--scale {smoke,demo,full}" in capsys.readouterr().out
     assert main(["reproduce", "--only", "05,42"]) == 2
     known = sorted(p.name[:2] for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
     assert capsys.readouterr().err.strip().startswith(
         f"hermes3 reproduce: --only: unknown notebook '42'; known: {', '.join(known)} (or a full name such as 01_")
+    assert main(["reproduce", "--scale", "large"]) == 2
+    assert "argument --scale: invalid choice: 'large'" in capsys.readouterr().err
+
+
+def test_reproduce_full_refuses_without_a_cluster(capsys, monkeypatch):
+    """Llama 3.1 never trains in this process: no GPU and the local executor is one clear line, before any notebook."""
+    monkeypatch.delenv("HERMES3_EXECUTOR", raising=False)
+    monkeypatch.delenv("HERMES3_CLUSTER", raising=False)
     assert main(["reproduce", "--scale", "full"]) == 2
-    assert "argument --scale: invalid choice: 'full'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hermes3 reproduce: scale 'full' trains Llama 3.1 on GPUs, and this machine has none: set "
+                          "HERMES3_EXECUTOR=slurm") and "\n" not in err
 
 
 def test_validate_warns_about_control_tokens_in_content(tmp_path, capsys):

@@ -261,11 +261,13 @@ def cmd_reproduce(args) -> int:
         os.environ["HERMES3_CLUSTER"] = str(Path(args.cluster).resolve())
     if args.no_wait:
         os.environ["HERMES3_WAIT"] = "0"
+    from hermes3.recipe.stages import Recipe
+
+    recipe = Recipe(args.scale)  # refuses here, in one line, a scale this machine cannot train
     if args.dry_run:
         from hermes3.recipe.dryrun import describe
-        from hermes3.recipe.stages import Recipe
 
-        print(describe(Recipe(args.scale)))
+        print(describe(recipe))
         return 0
     from hermes3.recipe.pipeline import StageError, run_notebooks
 
@@ -282,10 +284,9 @@ def cmd_reproduce(args) -> int:
     if args.scale == "demo":
         from hermes3.core.paths import figures_dir
         from hermes3.recipe import gallery
-        from hermes3.recipe.stages import Recipe
 
         try:
-            gallery.write(Recipe("demo").manifest(), figures_dir(), REPO / "README.md")
+            gallery.write(recipe.manifest(), figures_dir(), REPO / "README.md")
             print("README gallery and figures/gallery.md written from the manifest")
         except KeyError as e:
             print(f"README gallery not updated: the manifest has no stage {e} yet (run every notebook)")

@@ -348,5 +348,5 @@ def load_sft(out_dir: str | Path) -> list[dict]:
 
 
 def load_eval(out_dir: str | Path, category: str | None = None) -> list[dict]:
-    files = sorted((Path(out_dir) / "eval").glob("*.jsonl"))
+    files = sorted((resolve(out_dir) / "eval").glob("*.jsonl"))
     return [r for f in files if category in (None, f.stem) for r in read_records(f)]

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from hermes3.core.errors import Hermes3Error
+
 
 def _pairs(items: list[dict], tok) -> list[tuple[list[int], list[int]]]:
     from hermes3.format.encoding import encode_conversation
@@ -88,7 +90,8 @@ def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list
 
     items = [it for c in categories for it in load_eval(data_dir, c)[:limit]]
     if not items:
-        raise ValueError(f"{data_dir}: no held-out items for {categories}")
+        raise Hermes3Error(f"{data_dir}: no held-out items for {categories} (expected {data_dir}/eval/<category>.jsonl "
+                           "from hermes3 data build)")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     scores = reference_logprobs(model, tok, items, batch_size)
