@@ -77,13 +77,15 @@ def smoke_data(tmp_path_factory):
     return cfg.output()
 
 
-def make_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0, hidden_size: int = 32) -> Path:
-    """A randomly initialised tiny Llama plus tokenizer saved in ``folder`` (a 'base model')."""
+def make_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0, hidden_size: int = 32,
+                    vocab_size: int | None = None) -> Path:
+    """A randomly initialised tiny Llama plus tokenizer saved in ``folder`` (a 'base model'); a
+    ``vocab_size`` above the tokenizer's adds rows no token uses (to reach the fused LM head)."""
     from transformers import AutoTokenizer
 
     from hermes3.train.modeling import tiny_llama
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    tiny_llama(len(tok), hidden_size=hidden_size, num_layers=2, num_heads=2, seed=seed).save_pretrained(folder)
+    tiny_llama(vocab_size or len(tok), hidden_size=hidden_size, num_layers=2, num_heads=2, seed=seed).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

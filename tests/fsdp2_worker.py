@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import hermes3.train.attention  # noqa: F401  (registers hermes_varlen_sdpa)
 from hermes3.data.build import load_sft
+from hermes3.train.logprobs import add_fused_head, has_fused_head, label_logprobs
 from hermes3.train.packing import PaddingFreeCollator
 from hermes3.train.sft import SFTConfig, packed_dataset
 
@@ -29,6 +30,7 @@ def main(model_dir: str, data_dir: str, out: str, steps: int = 3, rows_per_step:
     dataset, _ = packed_dataset(load_sft(data_dir), tok, SFTConfig(data=data_dir, max_length=256))
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="hermes_varlen_sdpa")
     model.config.use_cache = False
+    add_fused_head(model)  # as hermes3.train.stage loads it: TRL's fused head for large vocabularies
     if world > 1:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
@@ -44,7 +46,8 @@ def main(model_dir: str, data_dir: str, out: str, steps: int = 3, rows_per_step:
         # the global target-token count: each rank's loss is its sum / all ranks' tokens
         n_all = sum(int((torch.tensor(r["labels"]) != -100).sum()) for r in rows)
         mine = collate(rows[rank::world])
-        loss = model(**mine, num_items_in_batch=n_all).loss
+        labels = mine.pop("labels")  # scored as HermesTrainer.compute_loss does
+        loss = -label_logprobs(model, mine, labels, has_fused_head(model))[labels[:, 1:] != -100].sum() / n_all
         (loss * world).backward()  # FSDP2 averages gradients over ranks; the loss is already global
         opt.step()
         opt.zero_grad()
@@ -57,7 +60,7 @@ def main(model_dir: str, data_dir: str, out: str, steps: int = 3, rows_per_step:
     if rank == 0:
         torch.save(params, out + ".pt")
         with open(out, "w") as f:
-            json.dump({"losses": losses, "sharded": sharded}, f)
+            json.dump({"losses": losses, "sharded": sharded, "fused": has_fused_head(model)}, f)
     if world > 1:
         dist.destroy_process_group()
 

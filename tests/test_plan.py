@@ -31,7 +31,7 @@ def test_memory_arithmetic_by_hand():
     assert p.memory["sharded state"] == pytest.approx(n * BYTES_STATE / 4 / 1e9)
     assert p.memory["gathered layers"] == pytest.approx(2 * layer * 2 / 1e9)
     assert p.memory["activations"] == pytest.approx((2 * 256 * 64 * 2 + 34 * 256 * 64) / 1e9)
-    assert p.memory["logits"] == pytest.approx(256 * 1000 * 6 / 1e9)
+    assert p.memory["logits"] == pytest.approx((256 * 1000 * 6 + 1000 * 64 * 2) / 1e9)  # + the head's bf16 gradient
     assert p.tokens_per_step == 4 * 256 and p.steps_per_epoch == 1954  # ceil(1e6 / (1024 * 0.5))
 
 
@@ -82,4 +82,5 @@ def test_dpo_recipes_fit_one_node_and_405b_does_not():
         assert p.memory["frozen base (bf16)"] == pytest.approx(base_gb, abs=0.05) and p.memory["reference model"] == 0
     # why there is no 405B DPO recipe: no node count fits at 8192-token sequences, even with CPU offload
     big = [plan_dpo(_arch("405b"), ClusterConfig(nodes=n, cpu_offload=True)) for n in (1, 8)]
-    assert not any(p.fits for p in big) and all(p.memory["total"] > 110 for p in big)
+    # (the activations of one 8,192-token pair alone take 77 GB)
+    assert not any(p.fits for p in big) and all(p.memory["total"] > 90 and p.memory["activations"] > 76 for p in big)

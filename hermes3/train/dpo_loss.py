@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from hermes3.format.masking import IGNORE_INDEX
+from hermes3.train.logprobs import has_fused_head, label_logprobs
 
 
 def collate_packed(pairs: list[dict]) -> dict:
@@ -88,18 +89,13 @@ def neftune(model, alpha: float, position_ids: torch.Tensor | None, generator: t
 
 def sequence_logps(model, batch: dict) -> torch.Tensor:
     """Sum of log p(label) over each sequence's labelled tokens: one value per sequence."""
+    fused = has_fused_head(model)
     if "attention_mask" in batch:  # padded
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        lp = torch.log_softmax(logits[:, :-1].float(), -1)
-        tgt = batch["labels"][:, 1:]
-        tok = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (tgt != IGNORE_INDEX)
-        return tok.sum(-1)
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        return label_logprobs(model, inputs, batch["labels"], fused).sum(-1)
     kw = {k: batch[k] for k in ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q",
                                 "max_length_k")}
-    logits = model(**kw, use_cache=False).logits[0, :-1]
-    lp = torch.log_softmax(logits.float(), -1)
-    tgt = batch["labels"][0, 1:]
-    tok = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (tgt != IGNORE_INDEX)
+    tok = label_logprobs(model, kw, batch["labels"], fused)[0]
     return torch.zeros(batch["num_sequences"], dtype=tok.dtype, device=tok.device).index_add(
         0, batch["seq_index"][1:].to(tok.device), tok)
 

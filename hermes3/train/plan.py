@@ -10,7 +10,12 @@ estimate; the standard accounting, e.g. ZeRO paper §3, Korthikanti et al. 2022)
 * activations with full activation checkpointing: every layer keeps its bf16 input
   (seq x hidden x 2 bytes x layers), plus one layer's recompute working set (~34 x seq x
   hidden bytes with flash attention, no seq^2 term);
-* logits for the loss: seq x vocab x 6 bytes (bf16 logits + fp32 upcast).
+* the LM head's scores for the loss (``logits``): through TRL's fused head (vocabularies from
+  ``hermes3.train.logprobs.FUSED_MIN_VOCAB`` on, Llama 3's included) one bf16 tile of 4,096 tokens
+  x 32,768 columns, plus the fp32 gradient of the hidden states (seq x hidden x 4) and the fp32
+  gradient accumulator of the gathered head the kernel keeps (vocab x hidden x 4); with the plain
+  head seq x vocab x 6 bytes (bf16 logits + fp32 upcast) and the gathered head's bf16 gradient
+  (vocab x hidden x 2) before FSDP reduce-scatters it.
 
 Against the report (§4.1): 8B and 70B fit on 6 nodes; for 405B at 8K the estimate needs
 CPU offload on any node count the report mentions, and with offload the minimum node
@@ -27,8 +32,9 @@ DPO with a LoRA adapter (``plan_dpo``), per GPU:
 * no reference model: the reference is the same weights with the adapter disabled;
 * activations with checkpointing as above, for a micro-batch of ``pairs_per_device`` pairs
   at worst ``2 x max_length`` tokens each (every sequence at the length cap);
-* logits: tokens x vocab x 10 bytes (bf16 logits, their fp32 upcast and the fp32
-  log-softmax that per-token log-probs are gathered from).
+* logits: through the fused head one bf16 tile and the fp32 gradient of the hidden states (the
+  head is frozen, so no head gradient); with the plain head tokens x vocab x 10 bytes (bf16
+  logits, their fp32 upcast and the fp32 log-softmax that per-token log-probs are gathered from).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import math
 from dataclasses import dataclass
 
 from hermes3.train.cluster import ClusterConfig
+from hermes3.train.logprobs import FUSED_MIN_VOCAB, TILE_TOKENS, TILE_VOCAB
 
 BYTES_STATE = 16  # fp32 master 4 + fp32 grad 4 + AdamW m, v 8
 BYTES_LORA = {"rmsprop": 12, "adamw_torch": 16}  # fp32 weight 4 + fp32 grad 4 + optimizer moments
@@ -95,13 +102,27 @@ def plan(model_config: dict, cluster: ClusterConfig, seq_len: int = 8192, rows_p
         "sharded state": 0.0 if cluster.cpu_offload else state / 1e9,
         "gathered layers": 2 * layer_params * 2 / 1e9,
         "activations": (L * s * h * 2 + 34 * s * h) / 1e9 if activation_checkpointing else L * 34 * s * h / 1e9,
-        "logits": s * V * 6 / 1e9,
+        "logits": head_scores_bytes(s, h, V, head_trains=True, plain_bytes=6) / 1e9,
     }
     mem["total"] = sum(mem.values())
     host = n_params * BYTES_STATE / cluster.nodes / 1e9 if cluster.cpu_offload else 0.0
     tokens = rows_per_device * gpus * grad_accum * seq_len
     steps = math.ceil(cluster.dataset_tokens / (tokens * cluster.packing_efficiency))
     return Plan(n_params, L, gpus, mem, host, tokens, steps, *_verdict(mem, host, cluster))
+
+
+def head_scores_bytes(tokens: int, hidden: int, vocab: int, head_trains: bool, plain_bytes: int) -> int:
+    """Bytes the loss's LM-head scoring holds at its peak (see the module docstring).
+
+    >>> head_scores_bytes(8192, 4096, 128256, head_trains=False, plain_bytes=10)  # one tile + fp32 dL/dhidden
+    402653184
+    >>> head_scores_bytes(8192, 64, 4096, head_trains=True, plain_bytes=6)  # plain: seq x vocab x 6 + bf16 dL/dhead
+    201850880
+    """
+    if vocab < FUSED_MIN_VOCAB:
+        return tokens * vocab * plain_bytes + (vocab * hidden * 2 if head_trains else 0)
+    tile = min(tokens, TILE_TOKENS) * min(vocab, TILE_VOCAB) * 2
+    return tile + tokens * hidden * 4 + (vocab * hidden * 4 if head_trains else 0)
 
 
 def lora_parameters(model, r: int) -> int:
@@ -131,7 +152,7 @@ def plan_dpo(model_config: dict, cluster: ClusterConfig, max_length: int = 8192,
         "reference model": 0.0,
         "gathered layers": 2 * layer_params * 2 / 1e9 if cluster.fsdp else 0.0,
         "activations": (L * s * h * 2 + 34 * s * h) / 1e9 if activation_checkpointing else L * 34 * s * h / 1e9,
-        "logits": s * V * 10 / 1e9,
+        "logits": head_scores_bytes(s, h, V, head_trains=False, plain_bytes=10) / 1e9,
     }
     mem["total"] = sum(mem.values())
     host = (n_params * 2 + lora) / cluster.nodes / 1e9 if offload else 0.0

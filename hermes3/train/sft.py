@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from hermes3.core.config import ConfigError
 from hermes3.core.paths import resolve, resolve_if_local
 from hermes3.format.masking import IGNORE_INDEX
 from hermes3.train import engine, stage
 from hermes3.train.engine import COMPLETE, last_complete_checkpoint, read_metrics
+from hermes3.train.logprobs import has_fused_head, label_logprobs
 from hermes3.train.stage import StageConfig
 
 __all__ = ["COMPLETE", "SFTConfig", "last_complete_checkpoint", "read_metrics", "train"]
@@ -194,33 +194,21 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
             self.tokens_seen += int(inputs["input_ids"].numel())
-            target = labels[:, 1:]
-            keep = None
-            if labels.shape[0] == 1:
-                # Padding-free rows: project to the vocabulary only the positions that have a
-                # target (the assistant tokens, ~half), via transformers' `logits_to_keep`
-                # (a kwarg, so DDP/FSDP hooks still run). Same per-token losses, less work.
-                keep = (target[0] != IGNORE_INDEX).nonzero().squeeze(1)
-                out = model(**inputs, use_cache=False, logits_to_keep=keep)
-                logits, target = out.logits.float(), target[:, keep]
-            else:
-                out = model(**inputs, use_cache=False)
-                logits = out.logits[:, :-1].float()
-            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX,
-                                 reduction="none").view_as(target)
+            lp = label_logprobs(model, inputs, labels, has_fused_head(model))
+            mask = labels[:, 1:] != IGNORE_INDEX
+            ce = -lp[mask]  # the labelled positions, row by row
             if self.loss_normalization == "sample":
-                w = sample_weights(labels, inputs["position_ids"]).to(ce.device)
-                ce = ce * (w[:, keep] if keep is not None else w)
+                ce = ce * sample_weights(labels, inputs["position_ids"]).to(ce.device)[mask]
                 denom = num_items_in_batch if num_items_in_batch is not None else num_samples_with_targets(
                     labels, inputs["position_ids"])
             else:
-                denom = num_items_in_batch if num_items_in_batch is not None else (target != IGNORE_INDEX).sum()
+                denom = num_items_in_batch if num_items_in_batch is not None else mask.sum()
             loss = ce.sum() / denom
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 # DDP averages gradients over ranks while `denom` already counts every rank's
                 # items: undo the average (what Trainer.compute_loss does for its own loss).
                 loss = loss * self.accelerator.num_processes
-            return (loss, out) if return_outputs else loss
+            return (loss, {"label_logprobs": lp}) if return_outputs else loss
 
     return HermesTrainer
 

@@ -97,13 +97,15 @@ def load_model_for(cfg: StageConfig, path: str):
     import torch
 
     from hermes3.train.attention import choose_attention
+    from hermes3.train.logprobs import add_fused_head
     from hermes3.train.modeling import load_model, use_bf16
 
     cuda = torch.cuda.is_available()
     attn = choose_attention("cuda" if cuda else "cpu") if cfg.attn == "auto" else cfg.attn
     torch.manual_seed(cfg.seed)
-    return load_model(path, attn_implementation=attn,
-                      dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
+    model = load_model(path, attn_implementation=attn,
+                       dtype=torch.bfloat16 if cuda and use_bf16(cfg.bf16) else torch.float32)
+    return add_fused_head(model)  # before PEFT wraps it
 
 
 def run(cfg: StageConfig, prepare: Callable, build: Callable, finish: Callable,
