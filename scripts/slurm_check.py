@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from compare_manifests import flatten  # noqa: E402  (one way of reading a manifest part)
+
 PY = sys.executable
 HERMES3 = [PY, "-m", "hermes3.cli"]
 
@@ -44,32 +48,22 @@ def reproduce(env, runs: Path, *extra) -> float:
     return time.time() - t0
 
 
-def numbers(x, path=""):
-    """Every number of a manifest part, by its path (for the 1e-5 comparison)."""
-    if isinstance(x, dict):
-        for k, v in x.items():
-            yield from numbers(v, f"{path}.{k}")
-    elif isinstance(x, list):
-        for i, v in enumerate(x):
-            yield from numbers(v, f"{path}[{i}]")
-    elif isinstance(x, (int, float)) and not isinstance(x, bool):
-        yield path, float(x)
-
-
-def compare(local: dict, cluster: dict) -> list[str]:
-    """Selections equal; losses (train and held-out) within 1e-5."""
+def compare(local: dict, cluster: dict, root_local: Path, root_cluster: Path) -> list[str]:
+    """Selections equal (paths taken relative to each runs root); losses (train and held-out) within 1e-5."""
     bad = []
     for stage, a in local["stages"].items():
         b = cluster["stages"].get(stage)
         if b is None:
             bad.append(f"{stage}: missing on SLURM")
             continue
-        if a.get("selection") != b.get("selection") and stage not in ("data",):
+        sa, sb = (dict(flatten(x.get("selection"), str(r))) for x, r in ((a, root_local), (b, root_cluster)))
+        if sa != sb and stage != "data":
             bad.append(f"{stage}: selection {a.get('selection')} != {b.get('selection')}")
-        na, nb = dict(numbers(a.get("results", {}))), dict(numbers(b.get("results", {})))
+        na, nb = (dict(flatten(x.get("results", {}), str(r))) for x, r in ((a, root_local), (b, root_cluster)))
         for key, va in na.items():
-            if "loss" in key and key in nb and key.split(".")[-1] != "seconds" and abs(va - nb[key]) > 1e-5:
-                bad.append(f"{stage}{key}: {va} vs {nb[key]}")
+            vb = nb.get(key)
+            if "loss" in key and isinstance(va, float) and isinstance(vb, float) and abs(va - vb) > 1e-5:
+                bad.append(f"{stage}{key}: {va} vs {vb}")
     return bad
 
 
@@ -170,7 +164,7 @@ def main() -> int:
         two = [r for r in registry.values() if r["resources"]["tasks_per_node"] == 2]
         if not any(r["name"] == "DPO" for r in two) or not any("SFT" in r["name"] for r in two):
             problems.append("the SFT and DPO jobs did not run as 2-task jobs")
-        problems += compare(local, on_slurm)
+        problems += compare(local, on_slurm, work / "local-runs", work / "slurm-runs")
         for stage, how in (("sft", "scancel"), ("dpo", "requeue")):
             bad = interrupted(env, work / "slurm-runs", cluster, stage, how)
             if bad:
