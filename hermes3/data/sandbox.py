@@ -22,7 +22,7 @@ Contained (each one tried by hostile snippets in ``tests/test_sandbox.py``, unde
   folder succeeds, and a host service's Unix socket has no path inside (``connect()``
   needs only write permission on a socket, which a read-only mount keeps: the round-2
   escape). Under unshare the launcher builds the same root on a tmpfs and pivots into it;
-* **Unix sockets**: refused by a seccomp filter (``_seccomp_filter``) as well:
+* **Unix sockets**: refused by a seccomp filter (``hermes3.data.seccomp``) as well:
   ``socket(AF_UNIX)`` and datagram ``socketpair`` fail with EACCES, ``io_uring_setup``
   with EPERM; a connected stream ``socketpair`` stays (asyncio, ``multiprocessing.Pipe``);
 * **processes**: a private PID namespace: the code sees only its own processes in
@@ -79,6 +79,8 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from hermes3.data.seccomp import seccomp_filter
 
 ALLOW_ENV = "HERMES3_ALLOW_UNISOLATED_CODE"
 
@@ -172,7 +174,7 @@ elif mode == "unshare":  # root of a user namespace: keep no capability across e
         libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (EINVAL past the last cap)
     ok(libc.prctl(47, 4, 0, 0, 0), "clear ambient capabilities")  # PR_CAP_AMBIENT_CLEAR_ALL
     ok(libc.prctl(28, 0x3, 0, 0, 0), "securebits")  # PR_SET_SECUREBITS: NOROOT | NOROOT_LOCKED
-if bpf and mode != "plain":  # the seccomp filter (``_seccomp_filter``), inherited by every process from here on
+if bpf and mode != "plain":  # the seccomp filter (``hermes3.data.seccomp``), inherited by every process from here on
     class Prog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
@@ -284,61 +286,6 @@ def _mount_args(plan: list[list[str]]) -> list[str]:
         else:
             args.extend(["--ro-bind" if kind == "ro" else "--bind", path, path])
     return [*args, "--remount-ro", "/"]
-
-
-# Defence in depth: even with no host socket in its view, the code may not create Unix
-# sockets. A classic-BPF seccomp filter written here by hand (no libseccomp binding to
-# install and pin; 19 instructions, checked by ``test_seccomp_program``) and installed by the launcher
-# with prctl(PR_SET_SECCOMP) just before the code starts, so that bwrap and unshare get the
-# same filter from the same line (bwrap's ``--seccomp FD`` would cover bwrap only):
-#   socket(AF_UNIX, ...)                      -> EACCES
-#   socketpair(AF_UNIX, not SOCK_STREAM, ...) -> EACCES  (a datagram pair could sendto() a path)
-#   socketpair(AF_UNIX, SOCK_STREAM, ...)     -> allowed: already connected, it can neither
-#       connect() (EISCONN) nor listen(); asyncio's event loop and multiprocessing.Pipe need it
-#   io_uring_setup                            -> EPERM   (IORING_OP_SOCKET/CONNECT bypass socket())
-#   another ABI (i386 int 0x80, x32)          -> process killed (their socket calls have other numbers)
-# Python's own startup creates no socket at all. Machines other than x86_64 and aarch64 get
-# no filter (the mount set still holds).
-_SECCOMP_ARCH = {  # AUDIT_ARCH_*, socket, socketpair, io_uring_setup, first x32 syscall
-    "x86_64": (0xC000003E, 41, 53, 425, 0x40000000),
-    "aarch64": (0xC00000B7, 198, 199, 425, None),
-}
-
-
-def _seccomp_filter(machine: str | None = None) -> bytes:
-    """The filter above as ``struct sock_filter[]`` bytes (b"" on other machines)."""
-    import platform
-    import struct
-
-    spec = _SECCOMP_ARCH.get(machine or platform.machine())
-    if spec is None:
-        return b""
-    arch, nr_socket, nr_pair, nr_uring, x32 = spec
-    ld, jeq, jge, and_, ret = 0x20, 0x15, 0x35, 0x54, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JGE|K, ALU|AND|K, RET|K
-    allow, kill, errno = 0x7FFF0000, 0x80000000, 0x00050000  # SECCOMP_RET_ALLOW, KILL_PROCESS, ERRNO
-    nr, arch_off, arg0, arg1 = 0, 4, 16, 24  # struct seccomp_data (low halves of the args: little-endian)
-    prog = [(ld, arch_off), (jeq, arch, 0, "kill"), (ld, nr),
-            *([(jge, x32, "kill", 0)] if x32 else []),
-            (jeq, nr_socket, "socket", 0), (jeq, nr_pair, "pair", 0), (jeq, nr_uring, "eperm", 0),
-            (ret, allow),
-            "socket", (ld, arg0), (jeq, 1, "eacces", "allow"),  # AF_UNIX = 1
-            "pair", (ld, arg0), (jeq, 1, 0, "allow"), (ld, arg1), (and_, 0xF), (jeq, 1, "allow", "eacces"),  # SOCK_STREAM
-            "allow", (ret, allow), "eacces", (ret, errno | 13), "eperm", (ret, errno | 1), "kill", (ret, kill)]
-    labels, n = {}, 0
-    for ins in prog:
-        if isinstance(ins, str):
-            labels[ins] = n
-        else:
-            n += 1
-    out, i = [], 0
-    for ins in prog:
-        if isinstance(ins, str):
-            continue
-        code, k, jt, jf = (*ins, 0, 0)[:4]
-        jt, jf = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
-        out.append(struct.pack("<HBBI", code, jt, jf, k))
-        i += 1
-    return b"".join(out)
 
 
 def _env(workdir: Path) -> dict[str, str]:
@@ -464,7 +411,7 @@ def _run(d: Path, method, timeout, memory_mb, max_output, max_procs, stdin) -> S
     limits = [str(int(timeout) + 1), str(memory_mb << 20), str(max_output), str(max_procs)]
     mode = method[0] if method is not None else "plain"
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, mode, json.dumps(plan), str(uid), *limits, str(d),
-                _seccomp_filter().hex(), sys.executable, "-I", "main.py"]
+                seccomp_filter().hex(), sys.executable, "-I", "main.py"]
     if method is None:
         argv, isolation = launcher, "none"
     elif method[0] == "bwrap":
