@@ -100,3 +100,77 @@ def test_tool_call_functions_scores_the_chosen_functions_only(tmp_path):
     row = paired(res, other, {}, subsets={"fn": (lambda r: tool_call_functions(r, tmp_path), [0, 2])}).loc["fn"]
     # item 0: A untagged, B two calls where one is expected (both 0); item 2: B right (gained)
     assert (row["items"], row["A"], row["B"], row["B only"], row["A only"]) == (2, 0.0, 0.5, 1, 0)
+
+
+# --- against SciPy, on data whose resampled means spread (a constant difference pins every quantile)
+
+
+def test_mcnemar_equals_scipy_binomtest():
+    from scipy.stats import binomtest
+
+    for b_only in range(0, 16):
+        for a_only in range(0, 16):
+            want = binomtest(b_only, b_only + a_only, 0.5).pvalue if b_only + a_only else 1.0
+            assert mcnemar_p(b_only, a_only) == pytest.approx(want, rel=1e-9, abs=1e-15), (b_only, a_only)
+
+
+def _spread(n=60, seed=1):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(-2.0, 1.0, n)
+    return a, a + rng.normal(0.3, 0.8, n) + rng.exponential(0.5, n)  # a skewed, non-constant difference
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_bootstrap_intervals_equal_scipy_percentile_bootstrap(level):
+    """Percentile intervals of the paired mean difference and of a mean, against
+    ``scipy.stats.bootstrap`` (independent resamples: equal within Monte Carlo error, which is
+    below 6% of the width at 20,000 resamples on 60 items); the low end is the low tail."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from hermes3.eval.compare import bootstrap_diff, bootstrap_mean
+
+    a, b = _spread()
+    d = b - a
+    ref = bootstrap((d,), np.mean, confidence_level=level, method="percentile", n_resamples=20000,
+                    random_state=np.random.default_rng(7)).confidence_interval
+    width = ref.high - ref.low
+    for diff, lo, hi in (bootstrap_diff(a, b, iters=20000, level=level), bootstrap_mean(d, iters=20000, level=level)):
+        assert diff == pytest.approx(d.mean(), rel=1e-12)
+        assert lo < diff < hi
+        assert abs(lo - ref.low) < 0.06 * width and abs(hi - ref.high) < 0.06 * width, (lo, hi, ref)
+    # the default (95%, 2000 resamples) on the swapped pair: the interval of -d
+    diff, lo, hi = bootstrap_diff(b, a)
+    assert diff == pytest.approx(-d.mean()) and lo < diff < hi and hi < 0
+
+
+# --- tool-call scores on hand-made items
+
+
+def _tool_items(tmp_path):
+    import json
+
+    call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    kinds = ["tool_calls", "contains", "tool_calls", "tool_calls", "contains", "tool_calls"]
+    items = [{"check": {"kind": k, "calls": [call]} if k == "tool_calls" else {"kind": k, "all": ["x"]}}
+             for k in kinds]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "tool_use.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+
+
+def test_tool_call_accuracy_is_the_rate_on_the_chosen_items_only(tmp_path):
+    from hermes3.eval.toolcalls import tool_call_accuracy, tool_call_items
+
+    _tool_items(tmp_path)
+    assert tool_call_items(tmp_path) == [0, 2, 3, 5]
+    assert tool_call_items(tmp_path, limit=4) == [0, 2, 3]  # the evaluation's item limit
+    acc = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]  # answer items right, tool-call items half right
+    res = EvalResult(pd.DataFrame(), {}, {"hermes_tool_use": [{"doc_id": i, "acc": a} for i, a in enumerate(acc)]})
+    assert tool_call_accuracy(res, [0, 2, 3, 5]) == 0.5  # 2 of the 4 tool-call items, not 4 of 6 items
+    assert tool_call_accuracy(res, [0, 2, 3]) == pytest.approx(2 / 3)
+    assert tool_call_accuracy(res, [2]) == 0.0
+    import math
+
+    assert math.isnan(tool_call_accuracy(res, []))

@@ -217,3 +217,95 @@ def test_gradient_checkpointing_keeps_loss_and_gradients(sft_model, smoke_data, 
     assert la == lb and ga.keys() == gb.keys()
     for k in ga:
         torch.testing.assert_close(ga[k], gb[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+# --- the production step as the Trainer runs it (DPOEngineTrainer.compute_loss), against the formula
+# written out here on plain, unpacked float64 forwards (no packing, no dpo_loss code)
+
+
+def _engine(sft_model, smoke_data, tmp_path, **kw):
+    """The Trainer `hermes3 dpo` builds for this config (``dpo_trainer.build_trainer``), its pairs."""
+    from hermes3.train.dpo_trainer import build_trainer
+
+    cfg = _cfg(sft_model, smoke_data, tmp_path / "run", **kw)
+    model, tok, pairs, _, _ = prepare(cfg)
+    with torch.no_grad():  # a non-zero adapter: policy and reference differ
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(n))) * 0.5)
+    return build_trainer(cfg, tmp_path / "run", model, tok, pairs, [], 4, 1, report_to=[]), pairs
+
+
+def _logps_by_hand(model, pairs):
+    """Per sequence (chosen, rejected, ...): (policy, reference) log-probs, the reference with the
+    adapter switched off; eval mode, so no dropout and no noise."""
+    was = model.training
+    model.eval()
+    seqs = [p[side] for p in pairs for side in ("chosen", "rejected")]
+    pol = [_sequence_logp(model, s["input_ids"], s["labels"]) for s in seqs]
+    with model.disable_adapter():
+        ref = [_sequence_logp(model, s["input_ids"], s["labels"]) for s in seqs]
+    model.train(was)
+    return pol, ref
+
+
+def _losses_by_hand(pol, ref, beta):
+    return [math.log1p(math.exp(-beta * ((pol[i] - ref[i]) - (pol[i + 1] - ref[i + 1]))))
+            for i in range(0, len(pol), 2)]
+
+
+def test_engine_loss_uses_the_configured_beta(sft_model, smoke_data, tmp_path):
+    """A non-default beta reaches the loss training computes: compute_loss at beta 0.5 equals the
+    sigmoid DPO loss at 0.5 by hand, and differs from the loss at the default 0.1."""
+    trainer, pairs = _engine(sft_model, smoke_data, tmp_path, beta=0.5)
+    model = trainer.model
+    model.eval()
+    batch = collate_packed(pairs[:4])
+    pol, ref = _logps_by_hand(model, pairs[:4])
+    want = _losses_by_hand(pol, ref, 0.5)
+    at_default = sum(_losses_by_hand(pol, ref, 0.1)) / 4
+    loss = trainer.compute_loss(model, batch).item()  # outside training_step: the mean over pairs
+    assert math.isclose(loss, sum(want) / 4, rel_tol=1e-4), (loss, sum(want) / 4)
+    assert abs(loss - at_default) > 50 * 1e-4 * loss, (loss, at_default)  # well beyond the tolerance above
+    # in training_step: the sum over this micro-batch's pairs / the pairs of the whole optimizer step
+    n = trainer._get_num_items_in_batch([batch, collate_packed(pairs[4:6])], torch.device("cpu"))
+    assert int(n) == 6  # pairs, not sequences
+    step = trainer.compute_loss(model, batch, num_items_in_batch=n).item()
+    assert math.isclose(step, sum(want) / 6, rel_tol=1e-4), (step, sum(want) / 6)
+
+
+def test_engine_reference_pass_is_clean_under_neftune(sft_model, smoke_data, tmp_path, monkeypatch):
+    """compute_loss in training mode with NEFTune on: its reference log-probs equal the clean
+    reference by hand (adapter off, no noise), its policy log-probs carry the noise."""
+    import hermes3.train.dpo_loss as dpo
+
+    trainer, pairs = _engine(sft_model, smoke_data, tmp_path, neftune_alpha=5.0, lora_dropout=0.0)
+    model = trainer.model
+    for mod in model.modules():  # training mode without dropout: only the noise can differ
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0
+    model.train()
+    seen, real = [], dpo.sequence_logps
+    monkeypatch.setattr(dpo, "sequence_logps", lambda m, b: seen.append(real(m, b)) or seen[-1])
+    trainer.compute_loss(model, collate_packed(pairs[:3]))
+    ref_seen, pol_seen = seen
+    assert model.training
+    pol, ref = _logps_by_hand(model, pairs[:3])
+    for got, want in zip(ref_seen.tolist(), ref, strict=True):
+        assert math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-4), (got, want)
+    assert max(abs(g - w) for g, w in zip(pol_seen.tolist(), pol, strict=True)) > 1e-2
+
+
+def test_packed_batch_reports_the_longest_sequence():
+    """flash-attn's varlen kernels size their query/key blocks by max_length_q/k: the longest
+    sequence in the row, not the shortest or the first."""
+    def side(n):
+        return {"input_ids": list(range(1, n + 1)), "labels": list(range(1, n + 1))}
+
+    pairs = [{"chosen": side(3), "rejected": side(5)}, {"chosen": side(9), "rejected": side(2)},
+             {"chosen": side(4), "rejected": side(4)}]
+    batch = collate_packed(pairs)
+    lengths = batch["cu_seq_lens_q"].diff().tolist()
+    assert lengths == [3, 5, 9, 2, 4, 4]
+    assert batch["max_length_q"] == batch["max_length_k"] == 9
+    assert torch.equal(batch["cu_seq_lens_k"], batch["cu_seq_lens_q"])

@@ -116,3 +116,44 @@ def test_failing_stage_is_one_line(tmp_path):
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("stage 01_broken failed: FileNotFoundError:")
     assert "runs/data/missing/sft.jsonl" in msg
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_a_run_killed_before_its_digest_is_written_resumes(stage, smoke_data, tmp_path, monkeypatch):
+    """A real kill in training (step 3 of 3, after checkpoint-2 was saved whole) leaves what a kill
+    leaves: config.json and complete checkpoints, but no model digest (written after training).
+    The next call resumes that folder from checkpoint-2; nothing is set aside or retrained."""
+    import importlib
+
+    from transformers import Trainer
+
+    module = importlib.import_module(f"hermes3.train.{stage}")
+    model = make_tiny_model(tmp_path / "model", smoke_data / "tokenizer")
+    common = dict(model=str(model), data=str(smoke_data), output_dir=str(tmp_path / "run"), max_steps=3, save_steps=1,
+                  wandb_mode="disabled", bf16="false")
+    cfg = (SFTConfig(**common, max_length=256, warmup_steps=1, lr=1e-3, save_each_epoch=False) if stage == "sft"
+           else DPOConfig(**common, pairs_per_step=2, max_length=512))
+    run = getattr(pipeline, stage)
+    real_step = Trainer.training_step
+
+    def killed_in_step_3(self, *a, **kw):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt("killed in step 3")
+        return real_step(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "training_step", killed_in_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg)
+    monkeypatch.setattr(Trainer, "training_step", real_step)
+    out = cfg.output()
+    assert (out / "config.json").exists() and (out / "checkpoint-2" / "COMPLETE").exists()
+    assert not (out / "model_digest.txt").exists() and not (out / "checkpoint-3").exists()
+    calls, real_train = [], module.train
+    monkeypatch.setattr(module, "train", lambda c: calls.append(c) or real_train(c))
+    run(cfg)
+    assert len(calls) == 1 and calls[0].resume
+    assert not list(tmp_path.glob("run.stale-*"))
+    assert (out / "model_digest.txt").read_text() == model_digest(model)
+    assert module.read_metrics(out).step.tolist() == [1, 2, 3]
+    run(cfg)  # now whole: reused
+    assert len(calls) == 1

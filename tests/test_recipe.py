@@ -164,3 +164,61 @@ def test_evaluations_split_into_balanced_parts_of_uncached_tasks(recipe, monkeyp
     assert [cost(p) for p in base] == [80.0, 80.0]  # 50 + 3 x 10 | 20 + 6 x 10 (unlisted tasks: 10 s)
     monkeypatch.setenv("HERMES3_WORKERS", "1")
     assert [n for _, n in recipe._eval_parts(["base"])] == ["evaluate base (1/1)"]
+
+
+@pytest.mark.parametrize("favoured", [0, 1, 2])
+def test_lr_search_records_interior_and_why(recipe, monkeypatch, favoured):
+    """Three LRs: the middle one selected is interior (a lead over both ends, no edge warning);
+    an end selected is at the edge of the grid, and `why` says so."""
+    from dataclasses import replace
+
+    lrs = (1e-4, 3e-4, 1e-3)
+    recipe.preset = replace(recipe.preset, lrs=lrs)
+    monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", _scores_favouring(lrs[favoured]))
+    _, _, best = recipe.lr_search()
+    stage = recipe.manifest()["stages"]["lr_search"]
+    interior = favoured == 1
+    assert best == lrs[favoured] and stage["selection"]["interior"] is interior
+    why = stage["why"]
+    assert why.startswith("highest GPT4All stand-in score (-1.0000 mean log-prob per token")
+    assert ("the best LR is at the edge of the grid" in why) is not interior
+    ends = [lr for lr in (lrs[0], lrs[-1]) if lr != best]
+    assert sorted(stage["selection"]["leads"]) == sorted(f"{lr:g}" for lr in ends)
+    for lr in ends:
+        assert f"lead over lr {lr:g}: +1.0000 (95% paired bootstrap CI +1.0000..+1.0000)" in why
+    assert why.count("lead over lr") == len(ends) == (2 if interior else 1)
+
+
+def test_fp8_is_reused_only_for_the_merged_model_it_was_made_from(recipe, monkeypatch, tmp_path):
+    """Recipe.fp8 converts when there is no FP8 model or it was made from other merged weights,
+    and hands on the one it has otherwise."""
+    from hermes3.recipe import stages
+
+    merged = tmp_path / "dpo" / "merged"
+    merged.mkdir(parents=True)
+    (merged / "config.json").write_text("{}")
+    (merged / "model.safetensors").write_bytes(b"weights 1")
+    monkeypatch.setattr(Recipe, "dpo", lambda self: merged.parent)
+    made = []
+
+    def fake_fp8(args):
+        src, out = args
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps({"from": (src / "model.safetensors").read_text()}))
+        made.append(src)
+
+    monkeypatch.setattr(stages, "fp8_job", fake_fp8)
+
+    def made_from():
+        return json.loads((recipe.root / "fp8" / "config.json").read_text())["from"]
+
+    out = recipe.fp8()
+    assert out == recipe.root / "fp8" and len(made) == 1 and made_from() == "weights 1"
+    assert recipe.fp8() == out and len(made) == 1  # same merged model: reused
+    (merged / "model.safetensors").write_bytes(b"weights 2")  # DPO re-ran: the FP8 model is stale
+    recipe.fp8()
+    assert len(made) == 2 and made_from() == "weights 2"
+    assert recipe.fp8() == out and len(made) == 2
+    (out / "config.json").unlink()  # an FP8 folder that never finished
+    recipe.fp8()
+    assert len(made) == 3 and made_from() == "weights 2"

@@ -539,3 +539,31 @@ def test_refuses_without_isolation_unless_opted_in(monkeypatch, method):
     assert run_python("print(2)").stdout == "2\n"
     with pytest.raises(SandboxUnavailable):
         run_python("print(1)", allow_unisolated=False)
+
+
+@isolated
+def test_ipc_namespace_is_private():
+    """System V IPC: a shared-memory segment created out here (readable and writable by anyone) is
+    not visible to the code, which lives in an IPC namespace of its own."""
+    import ctypes
+    import random
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = random.randrange(1 << 20, 1 << 30)
+    shmid = libc.shmget(key, 4096, 0o1000 | 0o666)  # IPC_CREAT, mode 0666
+    if shmid < 0:
+        pytest.skip(f"no System V shared memory here (errno {ctypes.get_errno()})")
+    try:
+        assert any(line.split()[:2] == [str(key), str(shmid)] for line in Path("/proc/sysvipc/shm").read_text().splitlines())
+        code = ("import ctypes, os\n"
+                "libc = ctypes.CDLL(None, use_errno=True)\n"
+                f"print(os.readlink('/proc/self/ns/ipc'), libc.shmget({key}, 0, 0))\n"
+                "print(open('/proc/sysvipc/shm').read())")
+        r = run_python(code)
+        assert r.ok, r.stderr
+        first, table = r.stdout.split("\n", 1)
+        ns, found = first.split()
+        assert ns != os.readlink("/proc/self/ns/ipc") and found == "-1"  # ENOENT: no segment with that key
+        assert str(key) not in table.split() and len(table.split("\n", 1)[1].split()) == 0  # the header only
+    finally:
+        libc.shmctl(shmid, 0, None)  # IPC_RMID

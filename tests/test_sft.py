@@ -188,3 +188,46 @@ def test_default_saves_each_epoch_and_the_last_equals_final(base, smoke_data, tm
     for k in final:
         torch.testing.assert_close(last[k], final[k], atol=0, rtol=0, msg=k)
     assert any(not torch.equal(first[k], final[k]) for k in final)  # epoch 2 trained
+
+
+def test_sample_normalization_counts_conversations_and_weighs_them_equally(base, smoke_data, tmp_path):
+    """loss_normalization=sample, through the Trainer's own methods: the optimizer step's
+    denominator is the number of conversations with a target, counted here from the samples
+    before packing, and the step's loss (summed over its micro-batches) is each conversation's
+    mean cross-entropy, from a plain unpacked forward of that conversation alone, averaged."""
+    from transformers import TrainingArguments
+
+    from hermes3.data.build import load_sft
+    from hermes3.format.masking import tokenize_and_mask
+    from hermes3.train.packing import PackedDataset, PaddingFreeCollator, pack
+    from hermes3.train.sft import _trainer_class
+
+    tok = AutoTokenizer.from_pretrained(base)
+    samples = [tokenize_and_mask(c, tok) for c in load_sft(smoke_data)[:7]]
+    samples.append({**samples[0], "labels": [-100] * len(samples[0]["labels"])})  # a conversation with no target
+
+    def micro_batch(part):
+        plan = pack([len(s["input_ids"]) for s in part], 4096)
+        assert sorted(i for row in plan.rows for i in row) == list(range(len(part)))
+        return PaddingFreeCollator()([PackedDataset(part, plan)[i] for i in range(plan.num_rows)])
+
+    batches = [micro_batch(samples[:3]), micro_batch(samples[3:])]
+    conversations = sum(any(lab != -100 for lab in s["labels"][1:]) for s in samples)
+    targets = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    assert conversations == 7 and targets > 10 * conversations
+    model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="hermes_varlen_sdpa")
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, average_tokens_across_devices=False)
+    trainer = _trainer_class()(model=model, args=args, loss_normalization="sample")
+    n = trainer._get_num_items_in_batch(batches, torch.device("cpu"))
+    assert int(n) == conversations
+    with torch.no_grad():
+        loss = sum(trainer.compute_loss(model, dict(b), num_items_in_batch=n).item() for b in batches)
+        plain = AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
+        means = []
+        for s in samples:
+            lab = torch.tensor(s["labels"][1:])
+            if (lab != -100).any():
+                logits = plain(torch.tensor([s["input_ids"]]), use_cache=False).logits[0, :-1].double()
+                means.append(torch.nn.functional.cross_entropy(logits, lab, ignore_index=-100).item())
+    assert len(means) == conversations
+    assert abs(loss - sum(means) / len(means)) < 1e-5, (loss, sum(means) / len(means))
