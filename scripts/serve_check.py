@@ -46,6 +46,7 @@ from hermes3.data.loaders import read_records
 from hermes3.eval.toolcalls import tool_call_items
 from hermes3.format.chat import HERMES_CHAT_TEMPLATE, assistant_text
 from hermes3.format.parsing import parse_tool_calls
+from hermes3.train.modeling import check_model_folder
 
 SERVED_NAME = "hermes3-demo-fp8"
 
@@ -64,7 +65,8 @@ def start_server(python: str, model: Path, port: int, template: Path, log: Path,
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
            "--port", str(port), "--served-model-name", SERVED_NAME, "--chat-template", str(template),
            "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--dtype", "bfloat16",
-           "--max-model-len", str(max_len), "--enforce-eager", "--disable-log-stats"]
+           "--max-model-len", str(max_len), "--enforce-eager", "--disable-log-stats",
+           "--load-format", "safetensors"]  # never a pickle; --trust-remote-code stays off (vLLM's default)
     # Nothing may be downloaded; the KV cache lives in host RAM on the CPU backend (GiB).
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
@@ -168,6 +170,7 @@ def main() -> int:
         if not p.exists():
             print(f"serve_check: {p} does not exist: {what}", file=sys.stderr)
             return 2
+    check_model_folder(str(model))  # one line on a pickle-only or damaged folder, before vLLM or transformers load it
     items = read_records(data / "eval" / "tool_use.jsonl")[:args.limit]
     items = [items[i] for i in tool_call_items(data, args.limit)]
     print(f"{len(items)} held-out tool-call items from {data / 'eval' / 'tool_use.jsonl'}", flush=True)

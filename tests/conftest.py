@@ -89,3 +89,38 @@ def make_tiny_model(folder: Path, tokenizer_dir: Path, seed: int = 0, hidden_siz
     tiny_llama(vocab_size or len(tok), hidden_size=hidden_size, num_layers=2, num_heads=2, seed=seed).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+class unblocking:
+    """After ``seconds``, opens every FIFO below ``folder`` for writing, so that a reader blocked
+    in open() or read() gets EOF; ``fired`` says whether it had to. A separate process, not a
+    thread: a native open() (safetensors' Rust ``safe_open``) blocks holding the GIL."""
+
+    RELEASE = ("import os, stat, sys, time, pathlib\n"
+               "time.sleep(float(sys.argv[2]))\n"
+               "for f in pathlib.Path(sys.argv[1]).rglob('*'):\n"
+               "    if stat.S_ISFIFO(f.lstat().st_mode):\n"
+               "        try:\n"
+               "            os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))\n"
+               "        except OSError:\n"
+               "            pass\n")
+
+    def __init__(self, folder: Path, seconds: float = 20):
+        self.folder, self.seconds, self.fired = folder, seconds, False
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", self.RELEASE, str(self.folder), str(self.seconds)])
+        return self
+
+    def __exit__(self, *exc):
+        self.fired = self.proc.poll() is not None
+        if not self.fired:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def tree(root: Path) -> set[str]:
+    return {str(q.relative_to(root)) for q in root.rglob("*")}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_tiny_model
+from conftest import ROOT, make_tiny_model, tree, unblocking
 from hermes3.cli.main import main
 
 SFT = f"sft --config {ROOT}/configs/sft/tiny.yaml output_dir={{d}}/sft_out"
@@ -487,3 +487,158 @@ def test_debug_in_a_real_process_prints_the_traceback(d):
     r = subprocess.run([sys.executable, "-m", "hermes3.cli", "--debug", "validate", str(d / "truncated.json")],
                        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert r.returncode == 1 and "Traceback" in r.stderr and "InputFileError" in r.stderr
+
+
+# ------------------------------------------------------------------ pathological files (issue 36)
+# Each family is refused by a check of its own (hermes3.core.limits: a depth limit, a size
+# limit, "not a regular file", an alias-expansion limit), in one exact line naming the file,
+# with nothing written. The FIFO cases would block a plain open() forever: `unblocking` opens
+# each FIFO for writing after a while (an EOF for any reader) and the test then fails.
+
+DEEP = 100_000  # what ended `hermes3 validate` in a RecursionError traceback
+
+
+def pathological(p: Path) -> None:
+    import os
+    import socket
+
+    from hermes3.core.limits import MAX_JSON_FILE_BYTES, MAX_LINE_BYTES, MAX_YAML_BYTES
+
+    good = json.dumps(GOOD)
+    w = lambda name, text: (p / name).write_text(text, encoding="utf-8")  # noqa: E731
+    w("deep_list.json", "[" * DEEP + "]" * DEEP)
+    w("deep_obj.json", '{"a":' * DEEP + "1" + "}" * DEEP)
+    w("deep_line2.jsonl", good + "\n" + '{"messages":' + "[" * DEEP + "]" * DEEP + "}\n")
+    w("deep_101.jsonl", "[" * 101 + "]" * 101 + "\n")
+    w("deep_mixed.jsonl", good + "\n" + good + "\n" + "[{" * 51 + "}]" * 51 + "\n")
+    w("deep_tools.json", '[{"type": "function", "function": ' + '{"a":' * DEEP + "1" + "}" * DEEP + "}]")
+    w("deep_flow.yaml", "fsdp_config: " + "[" * DEEP + "]" * DEEP + "\n")
+    w("deep_block.yaml", "".join("  " * i + f"k{i}:\n" for i in range(150)) + "  " * 150 + "v: 1\n")
+    # brackets inside strings do not count: these are good records
+    w("brackets_in_strings.jsonl", json.dumps({"messages": [{"role": "user", "content": "[" * DEEP + '\\"{' * 200},
+                                                            {"role": "assistant", "content": "]" * 300}]}) + "\n")
+    big = '{"messages": "' + "a" * MAX_LINE_BYTES + '"}'
+    w("huge_line1.jsonl", big + "\n")
+    w("huge_line3.jsonl", good + "\n" + good + "\n" + big)  # the last line, no newline after it
+    w("huge_blank.jsonl", " " * (MAX_LINE_BYTES + 1) + "\n")
+    for name, size in (("huge.json", MAX_JSON_FILE_BYTES + 1), ("huge_tools.json", MAX_JSON_FILE_BYTES + 1),
+                       ("huge.yaml", MAX_YAML_BYTES + 1)):
+        with open(p / name, "wb") as f:  # sparse: refused on its size, never read
+            f.truncate(size)
+    for name in ("fifo.jsonl", "fifo.json", "fifo.parquet", "fifo", "fifo.yaml", "fifo_tools.json"):
+        os.mkfifo(p / name)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(p / "sock.jsonl"))
+    s.close()
+    (p / "adir.json").mkdir()
+    laughs = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"{c}: &{c} [{', '.join(['*' + b] * 9)}]\n" for b, c in zip("abcdefgh", "bcdefghi"))
+    w("laughs.yaml", laughs)
+    w("laughs_known_key.yaml", "fsdp_config:\n" + "".join("  " + line for line in laughs.splitlines(True)))
+    w("laughs_map.yaml", "fsdp_config:\n  a: &a {x0: 1, x1: 1, x2: 1, x3: 1, x4: 1, x5: 1, x6: 1, x7: 1, x8: 1, x9: 1}\n"
+      + "".join(f"  {c}: &{c} {{{', '.join(f'y{i}: *{b}' for i in range(10))}}}\n" for b, c in zip("abcdefgh", "bcdefghi")))
+
+
+LAUGHS = "[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], " \
+         "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]]"
+SFT_P = f"sft --config {ROOT}/configs/sft/tiny.yaml output_dir={{p}}/sft_out"
+NESTED = "JSON nested deeper than 100 levels (MAX_DEPTH); refused before parsing"
+LONG = "line longer than 16,777,216 bytes (MAX_LINE_BYTES); refused before parsing"
+WHOLE = "over the {limit:,}-byte limit for a file read whole"
+TOOLS = "(expected a JSON list of tool definitions)"
+YAML_CFG = "(expected a YAML config file)"
+BOMB = "YAML expands to more than 100,000 values with its aliases resolved (an alias bomb?); refused before building it"
+
+
+def pathological_cases() -> list[tuple[str, str, str]]:
+    """(family-variant id, command line, the exact one line); ``{p}`` is the folder of files."""
+    from hermes3.core.limits import MAX_JSON_FILE_BYTES, MAX_YAML_BYTES
+
+    whole = WHOLE.format(limit=MAX_JSON_FILE_BYTES)
+    deep = [("deep_list.json", f"{{p}}/deep_list.json: {NESTED}"), ("deep_obj.json", f"{{p}}/deep_obj.json: {NESTED}"),
+            ("deep_line2.jsonl", f"{{p}}/deep_line2.jsonl:2: {NESTED}"), ("deep_101.jsonl", f"{{p}}/deep_101.jsonl:1: {NESTED}"),
+            ("deep_mixed.jsonl", f"{{p}}/deep_mixed.jsonl:3: {NESTED}")]
+    huge = [("huge_line1.jsonl", f"{{p}}/huge_line1.jsonl:1: {LONG}"), ("huge_line3.jsonl", f"{{p}}/huge_line3.jsonl:3: {LONG}"),
+            ("huge_blank.jsonl", f"{{p}}/huge_blank.jsonl:1: {LONG}"),
+            ("huge.json", f"{{p}}/huge.json: is {MAX_JSON_FILE_BYTES + 1:,} bytes, {whole}")]
+    special = [("fifo.jsonl", "{p}/fifo.jsonl: not a regular file (a FIFO)"), ("fifo.json", "{p}/fifo.json: not a regular file (a FIFO)"),
+               ("fifo.parquet", "{p}/fifo.parquet: not a regular file (a FIFO)"), ("fifo", "{p}/fifo: not a regular file (a FIFO)"),
+               ("sock.jsonl", "{p}/sock.jsonl: not a regular file (a socket)"),
+               ("/dev/null", "/dev/null: not a regular file (a device)"), ("/dev/zero", "/dev/zero: not a regular file (a device)")]
+    cases = []
+    for family, rows in (("deep", deep), ("huge", huge), ("special", special)):
+        for f, line in rows:
+            path = f if f.startswith("/") else f"{{p}}/{f}"
+            cases += [(f"{family}-{cmd}-{f}", f"{cmd} {path}", f"hermes3 {cmd}: {line}") for cmd in ("validate", "render")]
+            cases.append((f"{family}-sft-data-{f}", f"{SFT_P} data={path} model={{d}}/model", f"hermes3 sft: {line}"))
+        f, line = rows[0]
+        cases.append((f"{family}-pack-stats-{f}", f"pack-stats {{p}}/good.jsonl {{p}}/{f} --tokenizer {{d}}/tok",
+                      f"hermes3 pack-stats: {line}"))
+    tools = [("deep_tools.json", f"{{p}}/deep_tools.json: {NESTED}"),
+             ("huge_tools.json", f"{{p}}/huge_tools.json: is {MAX_JSON_FILE_BYTES + 1:,} bytes, {whole} {TOOLS}"),
+             ("fifo_tools.json", f"{{p}}/fifo_tools.json: not a regular file (a FIFO) {TOOLS}"),
+             ("/dev/zero", f"/dev/zero: not a regular file (a device) {TOOLS}"),
+             ("adir.json", f"{{p}}/adir.json: not a regular file (a folder) {TOOLS}")]
+    cases += [(f"tools-{f}", f"chat unused-model --tools {f if f.startswith('/') else '{p}/' + f}", f"hermes3 chat: {line}")
+              for f, line in tools]
+    configs = [("deep_flow.yaml", "{p}/deep_flow.yaml:1: YAML nested deeper than 100 levels; refused before parsing"),
+               ("deep_block.yaml", "{p}/deep_block.yaml:101: YAML nested deeper than 100 levels; refused before parsing"),
+               ("huge.yaml", f"{{p}}/huge.yaml: is {MAX_YAML_BYTES + 1:,} bytes, {WHOLE.format(limit=MAX_YAML_BYTES)} {YAML_CFG}"),
+               ("fifo.yaml", f"{{p}}/fifo.yaml: not a regular file (a FIFO) {YAML_CFG}"),
+               ("/dev/zero", f"/dev/zero: not a regular file (a device) {YAML_CFG}"),
+               ("laughs.yaml", f"{{p}}/laughs.yaml:6: {BOMB}"), ("laughs_known_key.yaml", f"{{p}}/laughs_known_key.yaml:7: {BOMB}"),
+               ("laughs_map.yaml", f"{{p}}/laughs_map.yaml:6: {BOMB}")]
+    cases += [(f"config-{f}", f"sft --config {f if f.startswith('/') else '{p}/' + f} output_dir={{p}}/sft_out",
+               f"hermes3 sft: config file {line}") for f, line in configs]
+    cases += [(f"plan-config-{f}", f"plan --config {{p}}/{f}", f"hermes3 plan: config file {line}") for f, line in configs[::3]]
+    override = ("fsdp_config=" + LAUGHS, "[[" * 51 + "]]" * 51)
+    cases += [("override-laughs", f"{SFT_P} '{override[0]}'", f"hermes3 sft: override {override[0]}: fsdp_config: {BOMB}"),
+              ("override-deep", f"{SFT_P} 'fsdp_config={override[1]}'",
+               f"hermes3 sft: override fsdp_config={override[1]}: fsdp_config: YAML nested deeper than 100 levels; refused before parsing")]
+    return cases
+
+
+PATHOLOGICAL = pathological_cases()
+
+
+@pytest.fixture(scope="module")
+def p(d):
+    p = d / "pathological"
+    p.mkdir()
+    (p / "good.jsonl").write_text(json.dumps(GOOD) + "\n")
+    pathological(p)
+    return p
+
+
+@pytest.mark.parametrize("family", ["deep", "huge", "special", "tools", "config", "plan", "override"])
+def test_pathological_files_get_one_exact_line(family, d, p, capsys):
+    rows = [c for c in PATHOLOGICAL if c[0].startswith(family + "-")]
+    assert len(rows) >= 2
+    for id_, argv, line in rows:
+        before = tree(p)
+        with unblocking(p) as guard:
+            code = main(shlex.split(argv.format(d=d, p=p)))
+        err = capsys.readouterr().err
+        assert not guard.fired, f"{id_}: blocked on a FIFO"
+        assert code == 2 and "Traceback" not in err, (id_, err[-2000:])
+        assert err.strip().splitlines() == [line.format(d=d, p=p)], id_
+        assert tree(p) == before, (id_, tree(p) ^ before)
+
+
+def test_brackets_inside_strings_are_not_nesting(p, capsys):
+    """The depth check counts structure, not text: a string full of brackets and escaped quotes
+    is a good record; 100 levels pass, 101 do not."""
+    from hermes3.core.errors import InputFileError
+    from hermes3.core.limits import MAX_DEPTH, load_json
+
+    assert main(["validate", str(p / "brackets_in_strings.jsonl")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == "read 1, kept 1, skipped 0"
+    assert load_json(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH, "x") == eval("[" * MAX_DEPTH + "]" * MAX_DEPTH)
+    with pytest.raises(InputFileError, match="nested deeper"):
+        load_json(b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1), "x")
+
+
+def test_deep_json_in_a_real_process(p):
+    r = subprocess.run([sys.executable, "-m", "hermes3.cli", "validate", str(p / "deep_list.json")], capture_output=True,
+                       text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert r.returncode == 2 and r.stderr == f"hermes3 validate: {p}/deep_list.json: {NESTED}\n"

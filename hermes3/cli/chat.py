@@ -46,11 +46,15 @@ class ChatError(Hermes3Error):
 def load_tools(path: str | Path) -> list[dict]:
     """The ``--tools`` file: a JSON list of OpenAI-style tool definitions, checked the way the
     Hermes template needs them (``chat.validate_tools``); errors name the file and field."""
+    from hermes3.core.limits import MAX_JSON_FILE_BYTES, check_json_depth, read_regular
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputFileError(path, "no such file (expected a JSON list of tool definitions)")
+    raw = read_regular(p, MAX_JSON_FILE_BYTES, " (expected a JSON list of tool definitions)")  # a FIFO: refused
+    check_json_depth(raw, path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputFileError(path, "not UTF-8 text") from None
     except json.JSONDecodeError as e:

@@ -179,8 +179,8 @@ def cmd_sft(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    import json as _json
-
+    from hermes3.core.errors import InputFileError
+    from hermes3.core.limits import read_json_file
     from hermes3.train.plan import load_recipe, min_nodes, recipe_plan
 
     cfg = load_recipe(args.config, args.overrides)  # SFT or DPO
@@ -190,10 +190,10 @@ def cmd_plan(args) -> int:
         cfg_file = Path(cfg.model) / "config.json"
         if not cfg_file.exists():
             raise Hermes3Error(f"{args.config} has no model_config and {cfg_file} does not exist")
-        try:
-            arch = _json.loads(cfg_file.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as e:
-            raise Hermes3Error(f"{cfg_file}: not a readable JSON model config ({e})") from None
+        try:  # a FIFO, a huge or a deeply nested file included
+            arch = read_json_file(cfg_file)
+        except InputFileError as e:
+            raise Hermes3Error(f"{cfg_file}: not a readable JSON model config ({e.problem})") from None
         source = str(cfg_file)
     planner, kw = recipe_plan(cfg)
     try:

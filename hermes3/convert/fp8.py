@@ -35,8 +35,9 @@ from pathlib import Path
 import torch
 
 from hermes3.core.errors import Hermes3Error
+from hermes3.core.modelfolder import DTYPE_BYTES, safetensors_header
 from hermes3.core.paths import resolve_if_local
-from hermes3.train.modeling import load_model
+from hermes3.train.modeling import check_model_folder, load_model
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
@@ -127,7 +128,7 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
     crash never leaves a half-written folder that looks like a model.
     """
     from hermes3.core.outputs import atomic_dir
-    from hermes3.train.modeling import ModelFolderError, check_model_folder
+    from hermes3.train.modeling import ModelFolderError
 
     # `runs/...` under $HERMES3_RUNS, the rule every config path follows (hermes3.core.paths)
     src, out = Path(resolve_if_local(str(model_dir))), Path(resolve_if_local(str(out_dir)))
@@ -192,7 +193,8 @@ def convert(model_dir: str | Path, out_dir: str | Path, ignore: tuple[str, ...] 
 
 TORCH_DTYPES = {"F8_E4M3": torch.float8_e4m3fn, "BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32,
                 "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-                "U8": torch.uint8, "BOOL": torch.bool}
+                "U8": torch.uint8, "BOOL": torch.bool, "F8_E5M2": torch.float8_e5m2, "U16": torch.uint16,
+                "U32": torch.uint32, "U64": torch.uint64}  # every dtype safetensors_header accepts
 
 
 class ShardReader:
@@ -201,19 +203,15 @@ class ShardReader:
     ``safe_open`` maps the whole file, and every page a tensor read touches stays resident
     (and counted in RSS) until the file closes: a 2 GB shard costs 2 GB however we stream the
     output. Reading each tensor's bytes into its own buffer bounds memory by the largest
-    tensor instead. (The folder was validated with ``safe_open`` by ``check_model_folder``.)
+    tensor instead. The header is read and checked by ``hermes3.core.modelfolder.safetensors_header``.
     """
 
     def __init__(self, path: Path):
         self.path = path
 
     def __enter__(self):
+        self.header, self.data_start = safetensors_header(self.path)  # checked against the file, in file order
         self.fh = open(self.path, "rb")
-        (n,) = struct.unpack("<Q", self.fh.read(8))
-        self.data_start = 8 + n
-        header = json.loads(self.fh.read(n))
-        header.pop("__metadata__", None)
-        self.header = dict(sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]))  # file order
         return self
 
     def __exit__(self, *exc):
@@ -255,10 +253,6 @@ def _produce(f, sources: list[tuple[str, str]], src: Path):
             if t.is_floating_point() and t.numel() and not (torch.isfinite(t.amax()) and torch.isfinite(t.amin())):
                 raise FP8Error(f"{src}: tensor {name} contains NaN or Inf")
             yield t
-
-
-DTYPE_BYTES = {"F8_E4M3": 1, "BF16": 2, "F16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-               "BOOL": 1}
 
 
 def write_safetensors(path: Path, specs: list[tuple[str, str, list[int]]], tensors, metadata: dict) -> int:
@@ -303,7 +297,9 @@ def emulate(model_dir: str | Path, fp8_dir: str | Path):
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    check_model_folder(model_dir)
+    check_model_folder(fp8_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True)
     fp8 = Path(fp8_dir)
     modules = dict(model.named_modules())
     for shard in _shards(fp8):
@@ -324,8 +320,9 @@ def quality(bf16_dir: str | Path, fp8_dir: str | Path, texts: list[str], max_tok
     """Perplexity of both models and the mean per-token KL(bf16 || fp8) on ``texts``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_model_folder(bf16_dir)
     tok = AutoTokenizer.from_pretrained(str(bf16_dir))
-    a = AutoModelForCausalLM.from_pretrained(str(bf16_dir), attn_implementation="sdpa").eval()
+    a = AutoModelForCausalLM.from_pretrained(str(bf16_dir), attn_implementation="sdpa", use_safetensors=True).eval()
     b = load_model(fp8_dir, attn_implementation="sdpa").eval()
     nll_a = nll_b = kl = n = 0.0
     for t in texts:

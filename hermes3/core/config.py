@@ -40,7 +40,8 @@ from typing import Any
 
 import yaml
 
-from hermes3.core.errors import Hermes3Error
+from hermes3.core.errors import Hermes3Error, InputFileError
+from hermes3.core.limits import MAX_YAML_BYTES, load_yaml, read_regular
 
 
 class ConfigError(Hermes3Error):
@@ -127,7 +128,9 @@ def _set(d: dict, dotted: str, value: str) -> None:
         if not isinstance(d, dict):
             raise ConfigError(f"{dotted}: '{p}' is not a section", dotted)
     try:
-        d[last] = yaml.safe_load(value) if value != "" else ""
+        d[last] = load_yaml(value, "value") if value != "" else ""
+    except InputFileError as e:
+        raise ConfigError(f"{dotted}: {e.problem}", dotted) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{dotted}: value {value!r} is not valid YAML ({getattr(e, 'problem', None) or e})", dotted) from None
 
@@ -163,18 +166,19 @@ def check(cfg, prefix: str = "") -> None:
             raise
 
 
-def _read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {p} does not exist")
     if p.is_dir():
         raise ConfigError(f"config file {p} is a folder, expected a YAML file")
-    try:
-        text = p.read_bytes().decode("utf-8-sig")  # a BOM from a Windows editor is fine
+    try:  # a FIFO or device is refused, not waited on; a huge file is refused unread
+        text = read_regular(p, MAX_YAML_BYTES, " (expected a YAML config file)").decode("utf-8-sig")  # a BOM is fine
+        loaded = load_yaml(text, str(p))  # deep nesting and alias bombs are refused before building
+    except InputFileError as e:
+        raise ConfigError(f"config file {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: byte {e.start} is not UTF-8 (save the file as UTF-8)") from None
-    try:
-        loaded = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
@@ -202,7 +206,7 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
     data: dict = dataclasses.asdict(cls())
     origin: dict[str, str] = {}  # dotted key -> where its value came from, for error messages
     if path is not None:
-        loaded = _read_yaml(path)
+        loaded = read_yaml(path)
         origin.update(dict.fromkeys(_flat(loaded), str(path)))
         _merge(cls, data, loaded)
     for item in overrides or []:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes3.core.errors import InputFileError
+from hermes3.core.limits import MAX_JSON_FILE_BYTES, check_json_depth, open_regular, read_lines, read_regular
 from hermes3.format.chat import ConversationError, validate, validate_tools
 from hermes3.format.parsing import parse_json_or_literal, parse_tool_calls
 
@@ -269,13 +270,14 @@ def _object(rec: Any, path: Path, line: int | None, index: int | None = None) ->
 
 def _read_jsonl(path: Path) -> list[dict]:
     out = []
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
+    with open_regular(path) as f:  # a FIFO or device is refused, not waited on or read forever
+        for n, raw in read_lines(f, path):  # a line over MAX_LINE_BYTES is refused, not read whole
             if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors) is not data
             line = _decode(raw, path, n)
             if not line.strip():
                 continue
+            check_json_depth(raw, path, n)  # 100,000 levels would end json.loads in a RecursionError
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
@@ -285,8 +287,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_json(path: Path) -> list[dict]:
-    raw = path.read_bytes()
+    raw = read_regular(path, MAX_JSON_FILE_BYTES)
     text = _decode(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw, path)
+    check_json_depth(raw, path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -326,18 +329,19 @@ def read_records(source: str | Path, split: str = "train") -> list[dict]:
     hermes3.core.errors.InputFileError: missing/conversations.jsonl: does not exist
     """
     path = Path(source).expanduser()
-    if path.is_file():
+    if path.exists() and not path.is_dir():  # a file, or a FIFO, device or socket that open_regular refuses
         suffix = path.suffix.lower()
         try:
             if suffix == ".jsonl":
                 records = _read_jsonl(path)
             elif suffix == ".json":
                 records = _read_json(path)
-            elif suffix in DATASETS_SUFFIXES:
-                records = _load_dataset(DATASETS_SUFFIXES[suffix], split, data_files=str(path))
             else:
-                raise InputFileError(path, "expected a .json or .jsonl file (or .parquet, .csv), "
-                                           f"got a {suffix or 'suffix-less'} file")
+                open_regular(path).close()  # a FIFO or device is refused whatever its name says
+                if suffix not in DATASETS_SUFFIXES:
+                    raise InputFileError(path, "expected a .json or .jsonl file (or .parquet, .csv), "
+                                               f"got a {suffix or 'suffix-less'} file")
+                records = _load_dataset(DATASETS_SUFFIXES[suffix], split, data_files=str(path))
         except OSError as e:
             raise InputFileError(path, f"cannot read it ({e.strerror or e})") from None
     elif path.is_dir():

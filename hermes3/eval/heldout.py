@@ -87,13 +87,16 @@ def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hermes3.data.build import load_eval
+    from hermes3.train.modeling import check_model_folder
 
+    check_model_folder(model_dir)  # one line on a pickle-only or damaged folder, before anything is read
     items = [it for c in categories for it in load_eval(data_dir, c)[:limit]]
     if not items:
         raise Hermes3Error(f"{data_dir}: no held-out items for {categories} (expected {data_dir}/eval/<category>.jsonl "
                            "from hermes3 data build)")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                 **({"use_safetensors": True} if Path(model_dir).is_dir() else {}))
     scores = reference_logprobs(model, tok, items, batch_size)
     return pd.DataFrame([{"id": it["id"], "category": it["category"], "logprob": lp, "tokens": n,
                           "mean_logprob": lp / n} for it, (lp, n) in zip(items, scores)])

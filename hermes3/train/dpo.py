@@ -236,7 +236,10 @@ def merge(adapter_dir: str | Path, base: str | Path, out_dir: str | Path, tokeni
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from hermes3.train.modeling import check_model_folder
+
     base = resolve_if_local(str(base))
+    check_model_folder(base)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter_dir))
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir)

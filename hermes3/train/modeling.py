@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from hermes3.core.errors import Hermes3Error
+from hermes3.core.modelfolder import ModelFolderError, check_weights
 from hermes3.train.attention import choose_attention
 
 
@@ -100,14 +100,19 @@ def load_model(path_or_hub_id, attn_implementation: str | None = None, dtype=Non
     (compressed-tensors) folder loads without compressed-tensors' load-time progress bars: the
     library's ``tqdm`` is swapped for a disabled one during the call only, and the decompression
     it defers to the first forward pass runs here (a one-token forward), inside that call. e.g.
-    ``load_model("runs/demo/fp8", attn_implementation="sdpa", use_cache=None)``."""
+    ``load_model("runs/demo/fp8", attn_implementation="sdpa", use_cache=None)``. A local folder
+    passes ``check_model_folder`` first and loads from safetensors only; ``trust_remote_code``
+    stays off (transformers' default: a folder's own modeling code never runs)."""
     import importlib
     import json
     from pathlib import Path
 
     from transformers import AutoModelForCausalLM
 
+    check_model_folder(path_or_hub_id)  # one line on a missing, pickle-only or lying folder; Hub ids pass
     kw = {"attn_implementation": attn_implementation or choose_attention(device)}
+    if Path(path_or_hub_id).expanduser().is_dir():
+        kw["use_safetensors"] = True  # never the pickle next to them (a Trainer checkpoint's *.bin, *.pt)
     if dtype is not None:
         kw["dtype"] = dtype
     config = Path(path_or_hub_id) / "config.json"
@@ -143,23 +148,24 @@ def packed_forward(model, batch: dict, **kw):
     return model(**batch, use_cache=False, **kw)
 
 
-class ModelFolderError(Hermes3Error):
-    """A model folder that cannot be trained or evaluated, named in one line."""
-
-
 def check_model_folder(path) -> None:
     """Fail in one line, before any weights load, on a local model folder that is missing, has no
-    or an unreadable ``config.json``, is not a causal LM transformers knows, or has a weights file
-    whose safetensors header is damaged (a truncated copy or an interrupted save). Hub ids pass.
+    or an unreadable ``config.json``, is not a causal LM transformers knows, holds pickle weights
+    only, or has a safetensors file whose header lies about the file (a truncated copy, an
+    interrupted save, a hostile file): ``hermes3.core.modelfolder.check_weights``, which reads
+    headers only. Hub ids pass unchanged. The one check: ``load_model`` runs it, and so does every
+    entry point that loads a model folder (chat, eval, fp8, SFT/DPO ``model:``, the held-out
+    scorer, serve-check), before it writes anything.
 
     >>> check_model_folder("/no/such/model")
     Traceback (most recent call last):
     ...
-    hermes3.train.modeling.ModelFolderError: model folder /no/such/model does not exist
+    hermes3.core.modelfolder.ModelFolderError: model folder /no/such/model does not exist
     """
-    import json
     from pathlib import Path
 
+    from hermes3.core.errors import InputFileError
+    from hermes3.core.limits import read_json_file
     from hermes3.data.loaders import is_local_path
 
     p = Path(path).expanduser()
@@ -171,33 +177,25 @@ def check_model_folder(path) -> None:
     if not (p / "config.json").exists():
         raise ModelFolderError(f"model folder {s} has no config.json")
     try:
-        cfg = json.loads((p / "config.json").read_text())
-    except ValueError as e:
-        raise ModelFolderError(f"model folder {s}: config.json is not valid JSON ({e})") from None
+        cfg = read_json_file(p / "config.json")
+    except InputFileError as e:
+        raise ModelFolderError(f"model folder {s}: config.json is not valid JSON ({e.problem})") from None
+    if not isinstance(cfg, dict):
+        raise ModelFolderError(f"model folder {s}: config.json is not valid JSON (expected an object)")
     from transformers import AutoConfig, AutoModelForCausalLM
 
     kind = cfg.get("model_type")
     try:
         AutoModelForCausalLM._model_mapping[type(AutoConfig.for_model(kind))]
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         raise ModelFolderError(f"model folder {s} holds a {kind!r} model, not a causal language model "
                                "transformers can load (e.g. llama, mistral, qwen2)") from None
     heads = cfg.get("architectures") or []
-    if heads and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in heads):
+    if heads and not any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in heads):
         # e.g. LlamaForSequenceClassification: AutoModelForCausalLM would load its body and give it
         # a random LM head with only a warning
         raise ModelFolderError(f"model folder {s} holds {heads[0]}, not a causal language model")
-    from safetensors import safe_open
-
-    weights = sorted(p.glob("*.safetensors"))
-    if not weights and not list(p.glob("pytorch_model*.bin")):
-        raise ModelFolderError(f"model folder {s} has no weights (*.safetensors)")
-    for f in weights:
-        try:  # safe_open checks the header and that the data it describes fits the file
-            with safe_open(str(f), framework="pt"):
-                pass
-        except Exception as e:  # safetensors raises its own SafetensorError
-            raise ModelFolderError(f"model folder {s}: {f.name} is damaged ({str(e).splitlines()[0]})") from None
+    check_weights(p, s)
 
 
 # Weights, config and tokenizer: not a checkpoint's optimizer, RNG or trainer state, so the last

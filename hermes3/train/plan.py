@@ -184,13 +184,11 @@ def recipe_plan(cfg) -> tuple:
 
 def load_recipe(path, overrides=()):
     """An SFT or DPO recipe, told apart by its keys (a DPO recipe sets ``pairs_per_step``)."""
-    import yaml
+    from hermes3.core.config import ConfigError, load_config, read_yaml
 
-    from hermes3.core.config import load_config
-
-    try:  # an unreadable file: load_config below says what is wrong, in one line
-        keys = set(yaml.safe_load(open(path, encoding="utf-8")) or {})
-    except (OSError, TypeError, ValueError, yaml.YAMLError):
+    try:  # an unreadable file (a FIFO, a bomb, bad YAML): load_config below says what is wrong, in one line
+        keys = set(read_yaml(path))
+    except ConfigError:
         keys = set()
     if "pairs_per_step" in keys or "beta" in keys:
         from hermes3.train.dpo import DPOConfig
