@@ -49,6 +49,8 @@ def data_build(tmp: Path) -> Path:
     from hermes3.data.build import DataConfig, build
 
     out = tmp / "data-smoke"
+    if (out / "preferences.jsonl").is_file():  # built by an earlier child of this run
+        return out
     print(f"[dpo.py] no demo data build in {runs('demo', 'data')} or {runs('data', 'demo')}: building "
           f"configs/data/smoke.yaml (300 HH-RLHF pairs) into {out}", file=sys.stderr)
     try:  # the benchmark needs >= 64 HH-RLHF pairs; smoke.yaml keeps 20
@@ -213,13 +215,13 @@ def trainer_child(which: str, model_dir: str, data_dir: str, pairs: int, steps: 
     from hermes3.train.dpo import DPOConfig, prepare, train
 
     torch.manual_seed(0)
-    data_dir = Path(out) / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
     from hermes3.train.dpo import load_pairs
 
     raw = [p for p in load_pairs(data_dir) if p["source"] == "hh_rlhf"][:pairs * steps]
-    (data_dir / "preferences.jsonl").write_text("".join(json.dumps(p) + "\n" for p in raw))
-    cfg = DPOConfig(model=model_dir, data=str(data_dir), output_dir=str(Path(out) / "run"), pairs_per_step=pairs,
+    subset = Path(out) / "data"  # the pairs both trainers see, and only those
+    subset.mkdir(parents=True, exist_ok=True)
+    (subset / "preferences.jsonl").write_text("".join(json.dumps(p) + "\n" for p in raw))
+    cfg = DPOConfig(model=model_dir, data=str(subset), output_dir=str(Path(out) / "run"), pairs_per_step=pairs,
                     max_steps=steps, heldout_fraction=0.0, wandb_mode="disabled", bf16="true", lr=1e-5)
     marks: dict = {}
     if which == "ours":

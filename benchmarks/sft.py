@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from dpo import data_build  # noqa: E402  (the demo's data build where make demo writes it, else a smoke one)
 
 
 def _base(tmp: Path) -> Path:
@@ -29,7 +32,7 @@ def _base(tmp: Path) -> Path:
 
     from hermes3.train.modeling import tiny_llama
 
-    tok = AutoTokenizer.from_pretrained(ROOT / "runs/data/demo/tokenizer")
+    tok = AutoTokenizer.from_pretrained(data_build(tmp) / "tokenizer")
     folder = tmp / "base"
     if not folder.exists():
         tiny_llama(len(tok), hidden_size=256, num_layers=4, num_heads=4).save_pretrained(folder)
@@ -40,7 +43,7 @@ def _base(tmp: Path) -> Path:
 def run_ours(base: Path, rows: int, steps: int, out: Path) -> dict:
     from hermes3.train.sft import SFTConfig, read_metrics, train
 
-    cfg = SFTConfig(model=str(base), data=str(ROOT / "runs/data/demo"), output_dir=str(out), max_length=rows,
+    cfg = SFTConfig(model=str(base), data=str(data_build(out.parent)), output_dir=str(out), max_length=rows,
                     rows_per_device=1, max_steps=steps, lr=1e-3, warmup_steps=2, wandb_mode="disabled",
                     save_each_epoch=False, bf16="true", shuffle=False)
     t0 = time.perf_counter()
@@ -61,7 +64,7 @@ def run_trl(base: Path, rows: int, steps: int, out: Path) -> dict:
     from hermes3.data.build import load_sft
 
     tok = AutoTokenizer.from_pretrained(base)
-    convs = load_sft(ROOT / "runs/data/demo")
+    convs = load_sft(data_build(out.parent))
     ds = datasets.Dataset.from_list([{"messages": c["messages"], "tools": json.dumps(c["tools"]) if c["tools"] else None}
                                      for c in convs if not c["tools"]]).remove_columns(["tools"])
     model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")

@@ -222,6 +222,20 @@ def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks")
     return nbs
 
 
+def _make_stable(executed: Path, source: Path) -> None:
+    """Cell ids by position and papermill's paths by name, where jupytext and papermill put random
+    ids and temporary folders: two runs of a notebook then differ only where their outputs do."""
+    import nbformat
+
+    book = nbformat.read(executed, as_version=4)
+    for i, cell in enumerate(book.cells):
+        cell.id = f"cell-{i:03d}"
+    meta = book.metadata.get("papermill", {})
+    if "input_path" in meta:
+        meta["input_path"], meta["output_path"] = source.name, executed.name
+    nbformat.write(book, executed)
+
+
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None,
                   folder: Path = REPO / "notebooks") -> list[tuple[str, float]]:
     """Execute the notebooks in order with papermill at ``scale``, each in a fresh kernel, from
@@ -259,6 +273,7 @@ def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | No
                     jupytext.write(jupytext.read(nb), source)
                     pm.execute_notebook(str(source), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
                                         kernel_name="python3", progress_bar=False)
+                _make_stable(dest, nb)
             except pm.PapermillExecutionError as e:
                 last = (e.evalue or "").strip().splitlines()
                 raise StageError(f"stage {nb.stem} failed: {e.ename}: {last[-1] if last else ''} "
