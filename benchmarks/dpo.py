@@ -264,9 +264,13 @@ def main():
     ap.add_argument("--memory-only", action="store_true")
     ap.add_argument("--trainer-pairs", type=int, default=8, help="pairs per step in the trainer comparison")
     ap.add_argument("--trainer-steps", type=int, default=4)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (seconds): what the test suite runs, so a moved path or renamed API fails there")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--trainer-child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke:
+        args.pairs, args.steps, args.mem_pairs, args.trainer_pairs, args.trainer_steps = 2, 1, 1, 2, 2
+    big_shape, small_shape = ((64, 2), (64, 2)) if args.smoke else ((1024, 12), (256, 4))
     if args.child:
         mode, m, d, n, ckpt = args.child
         return memory_child(mode, m, d, int(n), ckpt == "1")
@@ -277,7 +281,7 @@ def main():
         data = data_build(Path(tmp))
         # A Llama shape of 142M parameters and a small batch, so that weights, gradients and optimizer
         # state (what LoRA saves) weigh against the activations as in the recipes' 8B DPO with checkpointing
-        big = _setup(Path(tmp), data, 1024, 12)
+        big = _setup(Path(tmp), data, *big_shape)
         shape = json.loads((big / "config.json").read_text())
         print(f"data: {data}\n\n## 1. Peak memory of one DPO step (reference pass, policy pass, backward, RMSProp), "
               f"fp32, {args.mem_pairs} HH-RLHF pairs, fresh process each\n\n"
@@ -305,7 +309,7 @@ def main():
                   f"{res['lora']['step_mb'] / res['full']['step_mb']:.2f}x (goal <= 0.6x)")
         if args.memory_only:
             return
-        small = _setup(Path(tmp), data, 256, 4)
+        small = _setup(Path(tmp), data, *small_shape)
         print(f"\n## 2. Pairs per second, HH-RLHF pairs, {args.pairs} pairs per step, LoRA, bf16 autocast\n")
         t = throughput(small, data, args.pairs, args.steps)
         for k, v in t.items():

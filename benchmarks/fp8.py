@@ -122,7 +122,10 @@ def main():
     ap.add_argument("--llmc-python", default=None, help="python of a venv with llmcompressor (optional)")
     ap.add_argument("--workdir", default=None, help="where to write checkpoints (default: a temp dir)")
     ap.add_argument("--shard-gb", type=float, default=2.0)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (seconds): what the test suite runs, so a moved path or renamed API fails there")
     args = ap.parse_args()
+    if args.smoke:
+        args.shape = "tiny"
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()

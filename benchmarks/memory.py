@@ -149,8 +149,11 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=128256, help="Llama 3's vocabulary")
     ap.add_argument("--small-vocab", type=int, default=4096, help="the demo's vocabulary (configs/data/demo.yaml)")
     ap.add_argument("--tokens", type=int, default=8192, help="tokens of the packed row")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (seconds): what the test suite runs, so a moved path or renamed API fails there")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke:
+        args.vocab, args.small_vocab, args.tokens = 40000, 1024, 512
     if args.child:
         kind, mode, vocab, tokens = args.child
         return child(kind, mode, int(vocab), int(tokens))

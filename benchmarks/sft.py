@@ -109,8 +109,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rows", type=int, nargs="+", default=[2048, 8192])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (seconds): what the test suite runs, so a moved path or renamed API fails there")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke:
+        args.rows, args.steps = [256], 3
     if args.child:
         which, rows, steps, tmp = args.child
         return child(which, int(rows), int(steps), tmp)
