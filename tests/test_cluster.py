@@ -62,7 +62,7 @@ def test_full_dry_run_prints_table3_layout(tmp_path):
     assert len(lr_runs) == 6 and all(" 6 x 8 " in ln and " 48 " in ln and "24 h" in ln for ln in lr_runs)
     assert any("SFT 405B" in ln and " 16 x 8 " in ln and " 128 " in ln for ln in lines)
     assert any("SFT 70B" in ln and " 6 x 8 " in ln for ln in lines)
-    assert any("LoRA DPO 8B" in ln and " 1 x 8 " in ln and "44.7 GB" in ln for ln in lines)
+    assert any("LoRA DPO 8B" in ln and " 1 x 8 " in ln and "24.2 GB" in ln for ln in lines)
     assert rows  # parsed
 
 
