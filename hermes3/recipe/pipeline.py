@@ -224,12 +224,21 @@ def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks")
 
 def _make_stable(executed: Path, source: Path) -> None:
     """Cell ids by position and papermill's paths by name, where jupytext and papermill put random
-    ids and temporary folders: two runs of a notebook then differ only where their outputs do."""
+    ids and temporary folders, and paths in outputs relative to the checkout (a reader's folder is
+    not ours): two runs of a notebook then differ only where their outputs do."""
     import nbformat
+
+    def relative(x):
+        return x.replace(f"{REPO}/", "") if isinstance(x, str) else x
 
     book = nbformat.read(executed, as_version=4)
     for i, cell in enumerate(book.cells):
         cell.id = f"cell-{i:03d}"
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = relative(out["text"])
+            for kind, value in out.get("data", {}).items():
+                out["data"][kind] = relative(value)
     meta = book.metadata.get("papermill", {})
     if "input_path" in meta:
         meta["input_path"], meta["output_path"] = source.name, executed.name
