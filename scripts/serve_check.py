@@ -152,7 +152,7 @@ def served_text(message) -> tuple[str, list[dict]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("fp8_dir", help="FP8 model folder (runs/demo/fp8 after make demo)")
-    ap.add_argument("--data", default="runs/demo/data", help="data build with eval/tool_use.jsonl")
+    ap.add_argument("--data", default="runs/demo/data", help="data build with eval/test/tool_use.jsonl")
     ap.add_argument("--vllm-python", default=".venv-vllm/bin/python")
     ap.add_argument("--limit", type=int, default=None, help="first N tool_use items (default: all, as notebook 08)")
     ap.add_argument("--max-tokens", type=int, default=192, help="per reply (lm-eval's max_gen_toks in notebook 08)")
@@ -165,15 +165,15 @@ def main() -> int:
 
     model, data = resolve(args.fp8_dir), resolve(args.data)
     for p, what in ((model / "config.json", "run make demo first (it writes runs/demo/fp8)"),
-                    (data / "eval" / "tool_use.jsonl", "run make demo first (it writes runs/demo/data)"),
+                    (data / "eval" / "test" / "tool_use.jsonl", "run make demo first (it writes runs/demo/data)"),
                     (Path(args.vllm_python), "make serve-check installs it")):
         if not p.exists():
             print(f"serve_check: {p} does not exist: {what}", file=sys.stderr)
             return 2
     check_model_folder(str(model))  # one line on a pickle-only or damaged folder, before vLLM or transformers load it
-    items = read_records(data / "eval" / "tool_use.jsonl")[:args.limit]
+    items = read_records(data / "eval" / "test" / "tool_use.jsonl")[:args.limit]
     items = [items[i] for i in tool_call_items(data, args.limit)]
-    print(f"{len(items)} held-out tool-call items from {data / 'eval' / 'tool_use.jsonl'}", flush=True)
+    print(f"{len(items)} test-split tool-call items from {data / 'eval' / 'test' / 'tool_use.jsonl'}", flush=True)
 
     hf_hits = None
     if not args.skip_transformers:  # first, so the two models never share the RAM

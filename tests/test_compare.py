@@ -79,12 +79,12 @@ def test_tool_call_functions_scores_the_chosen_functions_only(tmp_path):
 
     from hermes3.eval.toolcalls import tool_call_functions
 
-    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "test").mkdir(parents=True)
     items = [{"check": {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}},
              {"check": {"kind": "contains", "all": ["12"]}},
              {"check": {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Lima"}},
                                                         {"name": "get_weather", "arguments": {"city": "Oslo"}}]}}]
-    (tmp_path / "eval" / "tool_use.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    (tmp_path / "eval" / "test" / "tool_use.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
     call = '<tool_call>\n{{"name": "{}", "arguments": {{"city": "{}"}}}}\n</tool_call>'
     gens = [call.format("get_weather", "Paris"),                       # right function, wrong city
             "It is 12 degrees.",
@@ -156,8 +156,8 @@ def _tool_items(tmp_path):
     kinds = ["tool_calls", "contains", "tool_calls", "tool_calls", "contains", "tool_calls"]
     items = [{"check": {"kind": k, "calls": [call]} if k == "tool_calls" else {"kind": k, "all": ["x"]}}
              for k in kinds]
-    (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "tool_use.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    (tmp_path / "eval" / "test").mkdir(parents=True)
+    (tmp_path / "eval" / "test" / "tool_use.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
 
 
 def test_tool_call_accuracy_is_the_rate_on_the_chosen_items_only(tmp_path):

@@ -69,14 +69,30 @@ def test_token_counts_are_exact(smoke):
 
 
 def test_eval_items_are_held_out_and_checkable(smoke):
-    _, cfg, _ = smoke
-    train = {json.dumps(r["messages"][:-1], sort_keys=True) for r in load_sft(cfg.output())}
-    for cat in CATEGORIES:
-        items = load_eval(cfg.output(), cat)
-        assert len(items) == cfg.eval_per_category
-        for it in items:
-            assert json.dumps(it["prompt"], sort_keys=True) not in train
-            assert check(it["check"], it["reference"]) == (True, "ok")
+    """Two splits per category, disjoint from training and from each other, every item checkable,
+    its overlap flags those of decontam.overlaps, and the manifest's counts theirs."""
+    from hermes3.data.build import SPLITS
+    from hermes3.data.decontam import contamination, overlaps
+
+    _, cfg, manifest = smoke
+    sft = load_sft(cfg.output())
+    train = {json.dumps(r["messages"][:-1], sort_keys=True) for r in sft}
+    prompts = {}
+    for split in SPLITS:
+        every = load_eval(cfg.output(), split=split)
+        for cat in CATEGORIES:
+            items = load_eval(cfg.output(), cat, split=split)
+            assert len(items) == cfg.eval_per_category == manifest["eval_items"][split][cat]
+            for it in items:
+                assert it["split"] == split and it["id"].startswith(f"{cat}-{split}-")
+                assert json.dumps(it["prompt"], sort_keys=True) not in train
+                assert check(it["check"], it["reference"]) == (True, "ok")
+        prompts[split] = {json.dumps([it["prompt"], it["tools"]], sort_keys=True) for it in every}
+        assert [it["overlap"] for it in every] == overlaps(sft, every)
+        assert manifest["decontamination"][split] == contamination(sft, every)
+    assert not prompts["validation"] & prompts["test"]
+    with pytest.raises(ValueError, match="split must be one of validation, test"):
+        load_eval(cfg.output(), split="train")
 
 
 def test_preference_pairs(smoke):

@@ -62,6 +62,23 @@ def test_written_tasks_score_references_as_correct(smoke_data, tmp_path):
             assert utils.process_check(doc, ["I'm sorry, but I can't help with that request."]) == {"acc": 0.0}
 
 
+def test_validation_and_test_tasks_share_no_item(smoke_data, tmp_path):
+    """Synthetic tasks read their split of the data build; each real benchmark's validation items
+    are its first 100 (after the fixed shuffle), its test items the next 100, at any limit."""
+    docs = {}
+    for split in ("validation", "test"):
+        write_offline_tasks(tmp_path / split, smoke_data, limit=5, split=split)
+        docs[split] = {t: (tmp_path / split / f"{t}.jsonl").read_text().splitlines() for t in OFFLINE_TASKS}
+    for task in OFFLINE_TASKS:
+        assert len(docs["validation"][task]) == len(docs["test"][task]) > 0
+        assert not set(docs["validation"][task]) & set(docs["test"][task]), task
+    full = tmp_path / "full"
+    write_offline_tasks(full, None, split="test")
+    assert (full / "gsm8k_local.jsonl").read_text().splitlines()[:5] == docs["test"]["gsm8k_local"]
+    with pytest.raises(EvalError, match="split must be one of"):
+        write_offline_tasks(tmp_path / "x", None, split="train")
+
+
 TOOL = {"kind": "tool_calls", "calls": [{"name": "get_weather", "arguments": {"city": "Oslo", "days": 3}}]}
 
 

@@ -16,7 +16,7 @@ def model_and_items(smoke_data, tmp_path_factory):
     folder = make_tiny_model(tmp_path_factory.mktemp("heldout") / "m", smoke_data / "tokenizer")
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    items = [it for c in CATEGORIES for it in load_eval(smoke_data, c)]
+    items = [it for c in CATEGORIES for it in load_eval(smoke_data, c, split="test")]
     return folder, tok, model, items
 
 
@@ -46,9 +46,12 @@ def test_answer_tokens_end_with_im_end(model_and_items):
 
 def test_heldout_scores_frame(model_and_items, smoke_data):
     folder, tok, model, items = model_and_items
-    s = heldout_scores(folder, smoke_data, ["math", "coding"])
-    assert list(s.category.unique()) == ["math", "coding"]
+    s = heldout_scores(folder, smoke_data, ["math", "coding"], split="validation")
+    assert list(s.category.unique()) == ["math", "coding"] and set(s.split) == {"validation"}
+    want = load_eval(smoke_data, "math", split="validation") + load_eval(smoke_data, "coding", split="validation")
+    assert list(s.id) == [it["id"] for it in want]
+    assert list(s.answer_overlap) == [it["overlap"]["answer_ngram"] for it in want]
     assert (s.mean_logprob == s.logprob / s.tokens).all() and (s.logprob < 0).all()
     assert answer_loss(s) == pytest.approx(-s.logprob.sum() / s.tokens.sum())
-    with pytest.raises(ValueError, match="no held-out items"):
-        heldout_scores(folder, smoke_data, ["math"], limit=0)
+    with pytest.raises(ValueError, match="no test items"):
+        heldout_scores(folder, smoke_data, ["math"], limit=0, split="test")

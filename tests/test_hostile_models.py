@@ -234,7 +234,7 @@ def test_library_entry_points_refuse(built, family):
     for name in (n for n in NAMES if n.startswith(family + "-")):
         want = expected(d, name, cases[name])
         before = tree(d)
-        for call in (lambda m: load_model(m), lambda m: heldout_scores(m, d, ["math"]), lambda m: emulate(m, m)):
+        for call in (lambda m: load_model(m), lambda m: heldout_scores(m, d, ["math"], split="test"), lambda m: emulate(m, m)):
             with pytest.raises(ModelFolderError) as e, unblocking(d) as guard:
                 call(str(d / name))
             assert not guard.fired, f"{name}: blocked on a FIFO"
@@ -245,8 +245,8 @@ def test_library_entry_points_refuse(built, family):
 @pytest.mark.parametrize("name", ["pickle-bin", "header-past-end", "index-parent"])
 def test_serve_check_refuses_before_starting_anything(built, name, tmp_path):
     d, cases = built
-    (tmp_path / "data" / "eval").mkdir(parents=True)
-    (tmp_path / "data" / "eval" / "tool_use.jsonl").write_text(json.dumps(GOOD) + "\n")
+    (tmp_path / "data" / "eval" / "test").mkdir(parents=True)
+    (tmp_path / "data" / "eval" / "test" / "tool_use.jsonl").write_text(json.dumps(GOOD) + "\n")
     before = tree(d)
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve_check.py"), str(d / name), "--data",
                         str(tmp_path / "data"), "--vllm-python", sys.executable], capture_output=True, text=True,

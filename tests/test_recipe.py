@@ -37,6 +37,8 @@ def recipe(tmp_path, smoke_data, monkeypatch):
         for e in (1, 2):  # two epoch checkpoints, as a 2-epoch run leaves
             (out / f"checkpoint-{e}").mkdir(exist_ok=True)
             (out / f"checkpoint-{e}" / "COMPLETE").write_text(json.dumps({"step": e, "epoch": float(e)}))
+            # distinct bytes per checkpoint: held-out scores are cached by the model's digest
+            (out / f"checkpoint-{e}" / "config.json").write_text(json.dumps({"run": str(out), "epoch": e}))
         trained.append(cfg)
         return out
 
@@ -46,19 +48,24 @@ def recipe(tmp_path, smoke_data, monkeypatch):
     return r
 
 
+def _frame(categories, split, n, values):
+    """A `heldout_scores` frame of ``n`` items per category (every other one with answer overlap)."""
+    ids = [f"{c}-{split}-{i}" for c in categories for i in range(n)]
+    return pd.DataFrame({"id": ids, "category": [i.split("-")[0] for i in ids], "split": split,
+                         "answer_overlap": [k % 2 == 0 for k in range(len(ids))], "logprob": 0.0, "tokens": 1,
+                         "mean_logprob": values})
+
+
 def _scores_favouring(lr_best: float):
-    """A fake `heldout_scores`: items score 0 except under the run of ``lr_best``."""
-    def scores(model_dir, data_dir, categories, limit=None):
+    """A fake `heldout_scores`: items score -2 except under the run of ``lr_best`` (-1)."""
+    def scores(model_dir, data_dir, categories, limit=None, *, split):
         lr = float(Path(model_dir).parent.name.removeprefix("lr-"))
-        ids = [f"{c}-{i}" for c in categories for i in range(10)]
-        value = -1.0 if lr == lr_best else -2.0
-        return pd.DataFrame({"id": ids, "category": [i.rsplit("-", 1)[0] for i in ids], "logprob": value * 5,
-                             "tokens": 5, "mean_logprob": value})
+        return _frame(categories, split, 10, -1.0 if lr == lr_best else -2.0)
     return scores
 
 
 def _epochs_favouring(best: str):
-    def table(run_dir, data_dir, limit=None, metric="benchmarks", cache=None):
+    def table(run_dir, data_dir, limit=None, metric="benchmarks", cache=None, generation_limit=None):
         rows = {"epoch_1": [1.0, 1.0, 1.0, 1.0], "epoch_2": [0.0, 0.0, 0.0, 0.0]}
         if best == "epoch_2":
             rows = {"epoch_1": [0.0] * 4, "epoch_2": [1.0] * 4}
@@ -70,7 +77,7 @@ def _epochs_favouring(best: str):
 def test_selected_lr_flows_into_sft_and_manifest(recipe, monkeypatch):
     lo, hi = recipe.preset.lrs
     monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", _scores_favouring(hi))
-    scores, _, best = recipe.lr_search()
+    scores, _, best, _ = recipe.lr_search()
     assert best == hi and list(scores.lr) == [lo, hi]
     sel = recipe.manifest()["stages"]["lr_search"]
     assert sel["selection"]["lr"] == hi and sel["selection"]["leads"][f"{lo:g}"]["lead"] == pytest.approx(1.0)
@@ -121,23 +128,25 @@ def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_pat
     monkeypatch.setattr(Recipe, "stage_model", lambda self, name: models[name])
     calls = []
 
-    def scores(model_dir, data_dir, categories, limit=None):
-        calls.append(Path(model_dir).name)
+    def scores(model_dir, data_dir, categories, limit=None, *, split):
+        calls.append((Path(model_dir).name, split))
         shift = json.loads((Path(model_dir) / "config.json").read_text())["shift"]
-        ids = [f"{c}-{i}" for c in categories for i in range(4)]
-        return pd.DataFrame({"id": ids, "category": [i.rsplit("-", 1)[0] for i in ids], "logprob": 0.0, "tokens": 1,
-                             "mean_logprob": [-2.0 + shift + 0.1 * k for k in range(len(ids))]})
+        return _frame(categories, split, 4, [-2.0 + shift + 0.1 * k for k in range(4 * len(categories))])
 
     monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", scores)
     t = recipe.compare_likelihood("base", "SFT")
-    assert list(t.index) == ["gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin", "all"]
-    assert t.loc["gpt4all_standin", "items"] == 8          # general + domain_expert, 4 items each
-    assert t.loc["all", "items"] == 32 and t.loc["all", "B higher"] == 32 and t.loc["all", "A higher"] == 0
-    assert abs(t.loc["all", "diff"] - 0.5) < 1e-12
+    groups = ["gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin", "all"]
+    assert list(t.index) == [(items, g) for items in ("test", "test, no answer overlap") for g in groups]
+    assert t.loc[("test", "gpt4all_standin"), "items"] == 8          # general + domain_expert, 4 items each
+    assert t.loc[("test, no answer overlap", "gpt4all_standin"), "items"] == 4  # the odd ones
+    full = t.loc["test"]
+    assert full.loc["all", "items"] == 32 and full.loc["all", "B higher"] == 32 and full.loc["all", "A higher"] == 0
+    assert abs(full.loc["all", "diff"] - 0.5) < 1e-12
     recipe.compare_likelihood("base", "SFT")
-    assert calls == ["base", "SFT"]                        # the second call reads the cache
+    assert calls == [("base", "test"), ("SFT", "test")]     # findings on test; the second call reads the cache
     rec = recipe.manifest()["stages"]["likelihood/base -> SFT"]
     assert rec["inputs"] == {"base": str(models["base"]), "SFT": str(models["SFT"])}
+    assert rec["split"] == {"results": "test"}
     assert [r["task"] for r in rec["results"]][-1] == "all"
 
 
@@ -175,7 +184,7 @@ def test_lr_search_records_interior_and_why(recipe, monkeypatch, favoured):
     lrs = (1e-4, 3e-4, 1e-3)
     recipe.preset = replace(recipe.preset, lrs=lrs)
     monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", _scores_favouring(lrs[favoured]))
-    _, _, best = recipe.lr_search()
+    _, _, best, _ = recipe.lr_search()
     stage = recipe.manifest()["stages"]["lr_search"]
     interior = favoured == 1
     assert best == lrs[favoured] and stage["selection"]["interior"] is interior
@@ -222,3 +231,45 @@ def test_fp8_is_reused_only_for_the_merged_model_it_was_made_from(recipe, monkey
     (out / "config.json").unlink()  # an FP8 folder that never finished
     recipe.fp8()
     assert len(made) == 3 and made_from() == "weights 2"
+
+
+def test_test_split_scores_change_no_selection(recipe, monkeypatch, tmp_path):
+    """Every choice reads the validation split only: two runs whose test-split scores are
+    scrambled differently (and are the other way round from validation) select the same LR and
+    epoch, while the test scores they report do differ."""
+    import numpy as np
+
+    lrs = recipe.preset.lrs
+    seen = []
+
+    def scorer(seed):
+        rng = np.random.default_rng(seed)
+
+        def scores(model_dir, data_dir, categories, limit=None, *, split):
+            seen.append(split)
+            n = 4 * len(categories)
+            if split == "test":
+                return _frame(categories, split, 4, rng.normal(size=n))
+            name = Path(model_dir).name  # lr-<lr>/final, or checkpoint-<epoch> of the main run
+            good = name == "checkpoint-2" or Path(model_dir).parent.name == f"lr-{lrs[1]:g}"
+            return _frame(categories, split, 4, -1.0 if good else -2.0)
+        return scores
+
+    def groups(model_dir, data_dir, groups, limit, out_dir=None, split="validation"):
+        seen.append(split)
+        tasks = sorted({t for g in groups for t in hermes3.eval.tasks.STANDIN_GROUPS[g]} | set(groups))
+        value = np.random.default_rng(len(seen)).random() if split == "test" else 0.5
+        return pd.Series(value, index=tasks)
+
+    monkeypatch.setattr(hermes3.recipe.selection, "_group_scores", groups)
+    runs = []
+    for seed in (1, 2):
+        monkeypatch.setattr(hermes3.eval.heldout, "heldout_scores", scorer(seed))
+        r = Recipe("smoke", root=tmp_path / f"scrambled-{seed}")
+        _, _, lr, test = r.lr_search()
+        table, ckpt = r.epoch_selection()
+        runs.append((lr, ckpt.name, table.loc[["GPT4All", "AGIEval", "IFEval", "MT-Bench"]].to_numpy(), test))
+    assert runs[0][0] == runs[1][0] == lrs[1] and runs[0][1] == runs[1][1] == "checkpoint-2"
+    assert np.array_equal(runs[0][2], runs[1][2])                   # Table 2 is validation only
+    assert not runs[0][3].gpt4all_standin.equals(runs[1][3].gpt4all_standin)  # the scramble reached the test scores
+    assert "test" in seen and "validation" in seen

@@ -68,7 +68,8 @@ def test_epoch_table_on_likelihood_groups_categories(tmp_path, monkeypatch):
         (run / f"checkpoint-{step}" / "COMPLETE").write_text(json.dumps({"step": step, "epoch": epoch}))
     seen = []
 
-    def scores(model_dir, data_dir, categories, limit=None):
+    def scores(model_dir, data_dir, categories, limit=None, *, split):
+        assert split == "validation"  # a choice reads the validation split only
         seen.append(sorted(categories))
         better = Path(model_dir).name == "checkpoint-20"
         rows = [{"id": f"{c}-{i}", "category": c, "mean_logprob": -1.0 - i + (0.5 if better and c != "math" else 0.0)}

@@ -163,7 +163,7 @@ def cmd_eval(args) -> int:
         check_writable(args.out, "--out folder")
     res = evaluate(args.model, args.suite, data_dir=args.data, limit=args.limit, batch_size=args.batch_size,
                    max_gen_toks=args.max_gen_toks, add_bos_token=args.add_bos_token,
-                   apply_chat_template=args.apply_chat_template, out_dir=args.out, backend=args.backend)
+                   apply_chat_template=args.apply_chat_template, out_dir=args.out, backend=args.backend, split=args.split)
     print(res.table[res.table.primary].to_string(index=False))
     return 0
 
@@ -381,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--suite", default="offline", help="offline (12 tasks) | standins (the 11 of the four groups) | gpt4all | agieval | leaderboard | table5 | a stand-in group")
     sp.add_argument("--data", default=str(runs("data", "demo")), help="data build with the held-out items")
     sp.add_argument("--limit", type=positive_int, default=None)
+    sp.add_argument("--split", default="test", choices=["validation", "test"],
+                    help="held-out split of the offline tasks: validation (to choose on) or test (to report)")
     sp.add_argument("--batch-size", type=positive_int, default=16)
     sp.add_argument("--max-gen-toks", type=positive_int, default=192)
     sp.add_argument("--add-bos-token", action="store_true", help="Llama models: the report's lm-eval setting")

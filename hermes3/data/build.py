@@ -6,7 +6,9 @@ Layout of ``out_dir``::
 
     sft.jsonl            the SFT mixture (messages, tools, category, source, tokens, output_tokens)
     preferences.jsonl    DPO pairs (prompt, chosen, rejected, kind, source; synthetic ones their check)
-    eval/<category>.jsonl held-out synthetic items (prompt, reference, check), none seen in training
+    eval/<split>/<category>.jsonl  held-out synthetic items (prompt, reference, check, overlap),
+                         none seen in training: ``validation`` (every choice of the recipe is
+                         made on it) and ``test`` (the findings are reported on it)
     table1.csv           Table 1 side by side (report vs ours)
     filters.csv          what each filter removed, by reason
     tokenizer/           the byte-level BPE trained on this data (Hermes tokens included)
@@ -38,8 +40,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from hermes3.core.config import to_dict
+from hermes3.core.errors import Hermes3Error
 from hermes3.core.paths import REPO, resolve, runs
 from hermes3.data.corrupt import corruptions
+from hermes3.data.decontam import NGRAM, overlaps
 from hermes3.data.evolve import evolve
 from hermes3.data.filters import FilterConfig, FilterReport, apply_filters, empty_turns, length, malformed, refusals
 from hermes3.data.loaders import convert_each, from_hh_rlhf, from_prompt_response, load_conversations, read_records
@@ -50,6 +54,9 @@ from hermes3.format.masking import tokenize_and_mask
 from hermes3.format.parsing import parse_tool_calls
 
 SOURCES = REPO / "data" / "sources"
+# The held-out splits: every choice (LR, epoch, DPO LR, windows) is made on validation; findings
+# are reported on test, which no choice sees.
+SPLITS = ("validation", "test")
 # How far from its token target a category may end (either side, half each), as a share of the
 # budget: a smaller slack keeps every category's share, general's above all, closer to Table 1.
 SLACK = 0.002
@@ -75,7 +82,8 @@ class DataConfig:
     preferences_synthetic: int = field(default=800, metadata={"help": "synthetic preference pairs", "ge": 0})
     preferences_real: int = field(default=300, metadata={"help": "HH-RLHF preference pairs", "ge": 0})
     eval_per_category: int = field(default=60, metadata={
-        "help": "held-out evaluation items per category (0: a mixture only, as configs/data/table1.yaml)", "ge": 0})
+        "help": "held-out evaluation items per category in each split, validation and test (0: a mixture only, "
+                "as configs/data/table1.yaml)", "ge": 0})
     filters: FilterConfig = field(default_factory=lambda: FilterConfig(
         min_tokens=16, max_tokens=2048, source_ranks={"synthetic": 0, "hermes_fc": 1, "glaive": 2, "gsm8k": 2,
                                                       "sharegpt": 3}),
@@ -189,6 +197,41 @@ def _train_tokenizer(cfg: DataConfig, real: dict[str, list[dict]], rng: random.R
     return build_tokenizer(texts, vocab_size=cfg.vocab_size)
 
 
+def _heldout_items(cfg: DataConfig, sft: list[dict]) -> dict[str, dict[str, list[dict]]]:
+    """``{split: {category: items}}``: fresh draws whose prompts never occur in training, nor in
+    the other split. Each category's stream gives its validation items first, then its test items,
+    so the validation split is the held-out set every earlier choice of the recipe was made on and
+    the test split is draws no choice ever saw. Every item carries its 13-gram ``overlap`` with the
+    training mixture (``hermes3.data.decontam.overlaps``)."""
+    seen = {_prompt_key(r["messages"], r.get("tools")) for r in sft}
+    evals: dict[str, dict[str, list[dict]]] = {split: {} for split in SPLITS}
+    for cat in CATEGORIES:
+        erng, tries = random.Random(f"{cfg.seed}-eval-{cat}"), 0
+        synth = _synthetic(cat, erng, cfg.evol_fraction)
+        for split in SPLITS:
+            items = evals[split][cat] = []
+            while len(items) < cfg.eval_per_category and tries < 200 * len(SPLITS) * cfg.eval_per_category:
+                tries += 1
+                t = next(synth)
+                key = _prompt_key(t.messages, t.tools)
+                if key in seen:
+                    continue
+                seen.add(key)
+                items.append({"id": f"{cat}-{split}-{len(items)}", "category": cat, "split": split, "prompt": t.prompt,
+                              "tools": t.tools, "reference": t.reference, "check": t.check})
+    every = [it for cats in evals.values() for items in cats.values() for it in items]
+    for it, flags in zip(every, overlaps(sft, every, NGRAM)):
+        it["overlap"] = flags
+    return evals
+
+
+def _overlap_counts(items: list[dict]) -> dict:
+    """``hermes3.data.decontam.contamination``'s counts, from the flags stored in the items."""
+    return {"items": len(items), "exact": sum(it["overlap"]["exact"] for it in items),
+            "ngram": sum(it["overlap"]["prompt_ngram"] for it in items),
+            "answer_ngram": sum(it["overlap"]["answer_ngram"] for it in items), "n": NGRAM}
+
+
 def build(cfg: DataConfig, progress: bool = True) -> dict:
     """Run the data stage; returns the manifest (also written to ``out_dir``). The config and
     the output location are checked before any work; the folder appears only when complete."""
@@ -261,22 +304,7 @@ def build(cfg: DataConfig, progress: bool = True) -> dict:
     sft = sample_by_tokens({c: stream(c) for c in targets}, targets, count, slack=SLACK * cfg.total_tokens)
     bar.update()
 
-    # Held-out evaluation items: fresh draws whose prompts never occur in training.
-    seen = {_prompt_key(r["messages"], r.get("tools")) for r in sft}
-    evals: dict[str, list[dict]] = {}
-    for cat in CATEGORIES:
-        erng, items, tries = random.Random(f"{cfg.seed}-eval-{cat}"), [], 0
-        synth = _synthetic(cat, erng, cfg.evol_fraction)
-        while len(items) < cfg.eval_per_category and tries < 200 * cfg.eval_per_category:
-            tries += 1
-            t = next(synth)
-            key = _prompt_key(t.messages, t.tools)
-            if key in seen:
-                continue
-            seen.add(key)
-            items.append({"id": f"{cat}-{len(items)}", "category": cat, "prompt": t.prompt, "tools": t.tools,
-                          "reference": t.reference, "check": t.check})
-        evals[cat] = items
+    evals = _heldout_items(cfg, sft)
     bar.update()
 
     # Preference pairs: chosen = the checked reference, rejected = a named corruption.
@@ -324,8 +352,9 @@ def _write(tmp: Path, cfg: DataConfig, sft, prefs, evals, report, synth_report, 
     _write_jsonl(tmp / "sft.jsonl", ({"id": f"sft-{i}", **{k: r.get(k) for k in (
         "category", "source", "messages", "tools", "tokens", "output_tokens", "check")}} for i, r in enumerate(sft)))
     _write_jsonl(tmp / "preferences.jsonl", prefs)
-    for cat, items in evals.items():
-        _write_jsonl(tmp / "eval" / f"{cat}.jsonl", items)
+    for split, cats in evals.items():
+        for cat, items in cats.items():
+            _write_jsonl(tmp / "eval" / split / f"{cat}.jsonl", items)
     stats = table1(sft)
     stats.to_csv(tmp / "table1.csv", index=False)
     frows = [{"stage": "real", **r} for r in report.rows()] + [{"stage": "synthetic", **r} for r in synth_report.rows()]
@@ -337,7 +366,9 @@ def _write(tmp: Path, cfg: DataConfig, sft, prefs, evals, report, synth_report, 
     config = {k: v for k, v in to_dict(cfg).items() if k != "out_dir"}  # no paths: equal bytes anywhere
     manifest = {"config": config, "sft_conversations": len(sft), "sft_tokens": sum(r["tokens"] for r in sft),
                 "sft_output_tokens": sum(r["output_tokens"] for r in sft), "preferences": len(prefs),
-                "preferences_skipped": pref_skipped, "eval_items": {c: len(v) for c, v in evals.items()},
+                "preferences_skipped": pref_skipped, "eval_items": {split: {c: len(v) for c, v in cats.items()} for split, cats in evals.items()},
+                "decontamination": {split: _overlap_counts([it for v in cats.values() for it in v])
+                                    for split, cats in evals.items()},
                 "real_read": report.read, "real_kept": report.kept, "vocab_size": len(tok),
                 "stages": {"sft": ["synthetic", *sorted({s for srcs in cfg.real_sources.values() for s in srcs})], "dpo": ["synthetic", *PREFERENCE_SOURCES]}}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -347,6 +378,13 @@ def load_sft(out_dir: str | Path) -> list[dict]:
     return read_records(Path(out_dir) / "sft.jsonl")
 
 
-def load_eval(out_dir: str | Path, category: str | None = None) -> list[dict]:
-    files = sorted((resolve(out_dir) / "eval").glob("*.jsonl"))
-    return [r for f in files if category in (None, f.stem) for r in read_records(f)]
+def load_eval(out_dir: str | Path, category: str | None = None, *, split: str) -> list[dict]:
+    """The held-out items of one ``split`` (``validation`` or ``test``; see ``SPLITS``), of one
+    ``category`` or all."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    folder = resolve(out_dir) / "eval" / split
+    if not folder.is_dir() and (resolve(out_dir) / "eval").is_dir():
+        raise Hermes3Error(f"{out_dir}: a data build without validation/test splits (eval/<category>.jsonl); "
+                           "build it again with this version (hermes3 data build)")
+    return [r for f in sorted(folder.glob("*.jsonl")) if category in (None, f.stem) for r in read_records(f)]

@@ -72,7 +72,8 @@ def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets:
 
     ``tasks`` may map group names to their tasks (one row per group, its tasks' items pooled);
     ``subsets`` adds rows over chosen items: ``{"tool calls": ("hermes_tool_use", [doc ids])}``, where
-    the task may also be a function ``result -> {doc_id: score}`` (another per-item score)."""
+    the task may also be a function ``result -> {doc_id: score}`` (another per-item score), the ids
+    None (every item), and a row may pool several: ``{"real tasks": [("gsm8k_local", None), ...]}``."""
     import pandas as pd
 
     groups = tasks if isinstance(tasks, dict) else {t: [t] for t in tasks}
@@ -86,10 +87,15 @@ def paired(result_a, result_b, tasks: list[str] | dict[str, list[str]], subsets:
         pool_a += xs
         pool_b += ys
         rows.append(_row(name, xs, ys))
-    for name, (task, ids) in (subsets or {}).items():
-        score = task if callable(task) else (lambda r, t=task: _per_item(r, t))
-        a, b = score(result_a), score(result_b)
-        rows.append(_row(name, [a[i] for i in ids], [b[i] for i in ids]))
+    for name, parts in (subsets or {}).items():
+        xs, ys = [], []
+        for task, ids in [parts] if isinstance(parts, tuple) else parts:
+            score = task if callable(task) else (lambda r, t=task: _per_item(r, t))
+            a, b = score(result_a), score(result_b)
+            ids = sorted(a) if ids is None else ids
+            xs += [a[i] for i in ids]
+            ys += [b[i] for i in ids]
+        rows.append(_row(name, xs, ys))
     rows.append(_row("all", pool_a, pool_b))
     return pd.DataFrame(rows).set_index("task")
 

@@ -113,7 +113,7 @@ def group_means(table) -> list[dict]:
 def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir: str | Path | None = None,
              limit: int | None = None, batch_size: int = 16, max_gen_toks: int = 192, add_bos_token: bool = False,
              apply_chat_template: bool = False, out_dir: str | Path | None = None, wandb_run=None,
-             backend: str = "hf", cache: bool = True, cache_only: bool = False) -> EvalResult | None:
+             backend: str = "hf", cache: bool = True, cache_only: bool = False, split: str = "test") -> EvalResult | None:
     """Run ``suite`` on ``model`` (a folder, Hub id or in-memory model) with lm-eval.
 
     Offline tasks carry prompts already rendered in the Hermes format, so
@@ -130,6 +130,8 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
     notebook scoring the same checkpoint, or a suite that shares tasks) reuses them instead of
     generating again, and one suite can be evaluated in parts by parallel workers
     (``hermes3.recipe.stages``). ``cache_only=True`` returns the cached result or None, never evaluating.
+    ``split``: which held-out split the offline tasks draw from (``validation`` for choices, ``test``,
+    the default, for findings; ``hermes3.eval.lmeval_tasks.write_offline_tasks``).
     """
 
     if isinstance(model, (str, Path)):  # `hermes3 eval runs/sft/tiny/final`: under $HERMES3_RUNS, as configs are
@@ -144,7 +146,7 @@ def evaluate(model, suite: str | list[str] = "offline", tokenizer=None, data_dir
     with tempfile.TemporaryDirectory(prefix="hermes3-tasks-") as tmp:
         if offline:
             write_offline_tasks(Path(tmp), data_dir if any(t.startswith("hermes_") for t in offline) else None,
-                                limit, max_gen_toks)
+                                limit, max_gen_toks, split=split)
         keys, units = {}, {}
         if cache and isinstance(model, (str, Path)) and Path(model).is_dir():
             digest = model_digest(Path(model))

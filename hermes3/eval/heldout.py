@@ -80,9 +80,11 @@ def reference_logprobs(model, tok, items: list[dict], batch_size: int = 16) -> l
 
 
 def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list[str], limit: int | None = None,
-                   batch_size: int = 16):
-    """Per held-out item of ``categories``: ``id, category, logprob, tokens, mean_logprob``
-    (log-probability per reference token; higher is better). A DataFrame."""
+                   batch_size: int = 16, *, split: str):
+    """Per held-out item of ``categories`` in ``split`` (``validation`` for choices, ``test`` for
+    findings): ``id, category, split, answer_overlap, logprob, tokens, mean_logprob``
+    (log-probability per reference token; higher is better; ``answer_overlap``: the reference
+    shares a 13-gram with a training answer). A DataFrame."""
     import pandas as pd
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -90,15 +92,16 @@ def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list
     from hermes3.train.modeling import check_model_folder
 
     check_model_folder(model_dir)  # one line on a pickle-only or damaged folder, before anything is read
-    items = [it for c in categories for it in load_eval(data_dir, c)[:limit]]
+    items = [it for c in categories for it in load_eval(data_dir, c, split=split)[:limit]]
     if not items:
-        raise Hermes3Error(f"{data_dir}: no held-out items for {categories} (expected {data_dir}/eval/<category>.jsonl "
-                           "from hermes3 data build)")
+        raise Hermes3Error(f"{data_dir}: no {split} items for {categories} (expected {data_dir}/eval/{split}/"
+                           "<category>.jsonl from hermes3 data build)")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
                                                  **({"use_safetensors": True} if Path(model_dir).is_dir() else {}))
     scores = reference_logprobs(model, tok, items, batch_size)
-    return pd.DataFrame([{"id": it["id"], "category": it["category"], "logprob": lp, "tokens": n,
+    return pd.DataFrame([{"id": it["id"], "category": it["category"], "split": split,
+                          "answer_overlap": it["overlap"]["answer_ngram"], "logprob": lp, "tokens": n,
                           "mean_logprob": lp / n} for it, (lp, n) in zip(items, scores)])
 
 
@@ -108,26 +111,26 @@ def answer_loss(scores) -> float:
     return float(-scores.logprob.sum() / scores.tokens.sum())
 
 
-def heldout_path(model, data: Path, limit: int | None, cache: Path) -> Path:
+def heldout_path(model, data: Path, split: str, limit: int | None, cache: Path) -> Path:
     """Where ``heldout_cached`` keeps the scores of ``model``: named by the digest of its weights
-    and config, of the data build's manifest, and ``limit``."""
+    and config, of the data build's manifest, the split and ``limit``."""
     from hermes3.train.modeling import model_digest
 
     data_digest = hashlib.blake2b((Path(data) / "manifest.json").read_bytes(), digest_size=12).hexdigest()
-    return Path(cache) / f"{model_digest(model)}-{data_digest[:8]}-{limit}.csv"
+    return Path(cache) / f"{model_digest(model)}-{data_digest[:8]}-{split}-{limit}.csv"
 
 
-def heldout_cached(model, data: Path, limit: int | None, cache: Path):
-    """``heldout_scores`` of every category under ``model``, cached in ``cache`` (``heldout_path``),
+def heldout_cached(model, data: Path, split: str, limit: int | None, cache: Path):
+    """``heldout_scores`` of every category of ``split`` under ``model``, cached in ``cache`` (``heldout_path``),
     so parallel jobs, Table 2's epoch scores and later notebooks compute each model once."""
     import pandas as pd
 
     from hermes3.data.synthetic import CATEGORIES
 
-    path = heldout_path(model, data, limit, cache)
+    path = heldout_path(model, data, split, limit, cache)
     if path.exists():
         return pd.read_csv(path)
-    scores = heldout_scores(model, data, list(CATEGORIES), limit=limit)
+    scores = heldout_scores(model, data, list(CATEGORIES), limit=limit, split=split)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two workers never write one tmp file
     scores.to_csv(tmp, index=False)

@@ -137,10 +137,21 @@ def _content_spans(rows: list[dict], field: str, chats: dict, plain_text: bool =
     return out
 
 def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None = None,
-                        max_gen_toks: int = 192, real_limit: int | None = 100) -> list[str]:
+                        max_gen_toks: int = 192, real_limit: int = 100, split: str = "test") -> list[str]:
     """Write the offline task YAMLs, their JSONL data (prompts rendered in the Hermes
     format, ready for generation) and the scorer module into ``folder``; returns the task
-    names. ``data_dir`` is a ``hermes3 data build`` folder (for the synthetic items)."""
+    names. ``data_dir`` is a ``hermes3 data build`` folder (for the synthetic items).
+
+    ``split``: the synthetic items of that split of the data build; of each real benchmark
+    (IFEval, GSM8K test, AGIEval, BBH) the first ``real_limit`` items (after the fixed shuffle)
+    are ``validation`` and the next ``real_limit`` are ``test``, so the two never share an item
+    whatever ``limit`` (items per task, at most ``real_limit``) is."""
+    from hermes3.data.build import SPLITS
+
+    if split not in SPLITS:
+        raise EvalError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    start = SPLITS.index(split) * real_limit
+    take = real_limit if limit is None else min(limit, real_limit)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hermes_utils.py").write_text(_UTILS)
     names, spans, chats = [], {}, {}
@@ -150,10 +161,10 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
         chats[text] = (messages, tools)
         return text
 
-    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt", cap=None,
+    def write(task, rows, scorer="process_check", metrics=_ACC, gen=max_gen_toks, text_field="prompt", real=True,
               plain_text=False):
         path = folder / f"{task}.jsonl"
-        rows = rows[:limit if limit is not None else cap]
+        rows = rows[start:start + take] if real else rows[:limit]
         spans.update(_content_spans(rows, text_field, chats, plain_text))
         with path.open("w", encoding="utf-8") as f:
             for r in rows:
@@ -164,21 +175,22 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
 
     if data_dir is not None:
         for cat in CATEGORY_TASKS:
-            f = Path(data_dir) / "eval" / f"{cat}.jsonl"
+            f = Path(data_dir) / "eval" / split / f"{cat}.jsonl"
             if not f.exists():
-                raise EvalError(f"{f} missing: is {data_dir} a `hermes3 data build` folder?")
+                raise EvalError(f"{f} missing: is {data_dir} a `hermes3 data build` folder (of this version, with "
+                                "validation and test splits)?")
             items = read_records(f)
             write(f"hermes_{cat}", [{"id": it["id"], "prompt": chat(it["prompt"], it["tools"]),
-                                     "target": it["reference"], "check": json.dumps(it["check"])} for it in items])
+                                     "target": it["reference"], "check": json.dumps(it["check"])} for it in items],
+                  real=False)
     ifeval = read_records(SOURCES / "ifeval" / "input_data.jsonl")
     # IFEval's checker reads the raw doc["prompt"]; the model sees it rendered as a chat turn.
     write("ifeval_local", [{**r, "target": "", "chat_prompt": chat([{"role": "user", "content": r["prompt"]}])}
                            for r in ifeval],
-          scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt", cap=real_limit)
+          scorer="process_ifeval", metrics=_IFEVAL, gen=max(max_gen_toks, 256), text_field="chat_prompt")
     gsm = read_records(SOURCES / "gsm8k" / "test.jsonl")
     write("gsm8k_local", [{"prompt": chat([{"role": "user", "content": r["question"]}]), "target": r["answer"],
-                           "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm],
-          cap=real_limit)
+                           "check": json.dumps({"kind": "number", "answer": _gsm_answer(r["answer"])})} for r in gsm])
     # AGIEval English: AGIEval's own zero-shot prompt (its dataset_loader.convert_zero_shot)
     rows = []
     for name in AGIEVAL_EN:
@@ -190,7 +202,7 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
     random.Random(0).shuffle(rows)  # mix the seven exams before any cap
     path = folder / "agieval_local.jsonl"
     with path.open("w", encoding="utf-8") as f:
-        for r in rows[:limit if limit is not None else real_limit]:
+        for r in rows[start:start + take]:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     (folder / "agieval_local.yaml").write_text(_MC_YAML.format(task="agieval_local", path=path.resolve()))
     names.append("agieval_local")
@@ -202,11 +214,17 @@ def write_offline_tasks(folder: Path, data_dir: Path | None, limit: int | None =
             rows.append({"prompt": f"{shots}\n\nQ: {ex['input']}\nA: Let's think step by step.", "target": ex["target"],
                          "check": json.dumps({"kind": "answer_is", "answer": ex["target"]})})
     random.Random(0).shuffle(rows)
-    write("bbh_local", rows, cap=real_limit, plain_text=True)
+    write("bbh_local", rows, plain_text=True)
     (folder / "bbh_local.yaml").write_text((folder / "bbh_local.yaml").read_text().replace(
         'until: ["<|im_end|>"]', 'until: ["<|im_end|>", "\\n\\nQ:"]'))
     (folder / CONTENT_SPANS).write_text(json.dumps(spans, ensure_ascii=False))
     return names
+
+def synthetic_items(data_dir: Path, task: str, split: str, limit: int | None = None) -> list[dict]:
+    """The held-out items of a ``hermes_<category>`` task in lm-eval's ``doc_id`` order (the order
+    ``write_offline_tasks`` writes them), with their ``overlap`` flags."""
+    return read_records(Path(data_dir) / "eval" / split / f"{task.removeprefix('hermes_')}.jsonl")[:limit]
+
 
 def _gsm_answer(answer: str):
     v = float(answer.split("####")[-1].strip().replace(",", ""))

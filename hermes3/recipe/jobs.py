@@ -7,11 +7,12 @@ from hermes3.recipe import pipeline
 
 
 def evaluate_job(args: tuple, cache_only: bool = False):
-    """``evaluate`` of ``(model, suite, data_dir, limit, max_gen_toks)``: a job for ``hermes3.recipe.executor``."""
+    """``evaluate`` of ``(model, suite, data_dir, limit, max_gen_toks, split)``: a job for ``hermes3.recipe.executor``."""
     from hermes3.eval.evaluate import evaluate
 
-    model, suite, data_dir, limit, max_gen_toks = args
-    return evaluate(model, suite, data_dir=data_dir, limit=limit, max_gen_toks=max_gen_toks, cache_only=cache_only)
+    model, suite, data_dir, limit, max_gen_toks, split = args
+    return evaluate(model, suite, data_dir=data_dir, limit=limit, max_gen_toks=max_gen_toks, cache_only=cache_only,
+                    split=split)
 
 
 def heldout():
@@ -22,7 +23,7 @@ def heldout():
 
 
 def heldout_job(args: tuple):
-    """``heldout_cached(model, data, limit, cache)``: the model's held-out scores (cached)."""
+    """``heldout_cached(model, data, split, limit, cache)``: the model's held-out scores (cached)."""
     return heldout().heldout_cached(*args)
 
 
@@ -34,15 +35,18 @@ def fp8_job(args: tuple):
     return convert(src, out, overwrite=True)
 
 
-def final_heldout_scores(args: tuple):
-    """``heldout_scores`` of a finished SFT run's final model: ``(config, data, categories, limit)``."""
+def final_heldout_scores(args: tuple) -> dict:
+    """``{split: heldout_scores}`` of a finished SFT run's final model, ``(config, data, categories,
+    limit, splits)``: the LR search chooses on validation and reports the choice on test too."""
     from hermes3.eval.heldout import heldout_scores
 
-    cfg, data, categories, limit = args
-    return heldout_scores(pipeline.sft(cfg) / "final", data, categories, limit=limit)
+    cfg, data, categories, limit, splits = args
+    final = pipeline.sft(cfg) / "final"
+    return {split: heldout_scores(final, data, categories, limit=limit, split=split) for split in splits}
 
 
 def sft_then_heldout(args: tuple) -> None:
-    """An SFT run and its final model's held-out scores, in one ``hermes3.recipe.executor`` job."""
-    cfg, data, limit, cache = args
-    heldout().heldout_cached(pipeline.sft(cfg) / "final", data, limit, cache)
+    """An SFT run and its final model's held-out scores, in one ``hermes3.recipe.executor`` job:
+    ``(config, data, split, limit, cache)``."""
+    cfg, *settings = args
+    heldout().heldout_cached(pipeline.sft(cfg) / "final", *settings)

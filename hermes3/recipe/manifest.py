@@ -41,13 +41,16 @@ def read(path: Path, scale: str) -> dict:
 
 
 def record(path: Path, scale: str, stage: str, *, inputs: dict, outputs: dict, config=None, selection=None,
-           why: str = "", results: dict | None = None, jobs: list | None = None) -> None:
-    """Write one stage's hand-off into the manifest (atomically: a reader never sees half)."""
+           why: str = "", results: dict | None = None, jobs: list | None = None, split: dict | None = None) -> None:
+    """Write one stage's hand-off into the manifest (atomically: a reader never sees half).
+    ``split``: which held-out items each of its numbers comes from, ``{"selection" | "results" |
+    a results key: split}`` (``validation`` for a choice, ``test`` for a finding;
+    ``hermes3.data.build.SPLITS``)."""
     path = Path(path)
     m = read(path, scale)
     m["scale"] = scale
     m["stages"][stage] = {"inputs": inputs, "outputs": outputs, "config": config, "selection": selection,
-                          "why": why, "results": results or {}, "code": code_version(),
+                          "why": why, "results": results or {}, "split": split, "code": code_version(),
                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if jobs:  # the scheduler's jobs of this stage (SLURM)
         m["stages"][stage]["jobs"] = jobs

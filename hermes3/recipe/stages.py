@@ -29,6 +29,7 @@ from pathlib import Path
 from hermes3.core.config import load_config, to_dict
 from hermes3.core.errors import Hermes3Error
 from hermes3.core.paths import resolve, runs
+from hermes3.data.build import SPLITS
 from hermes3.recipe import executor, manifest, pipeline
 from hermes3.recipe.cluster import Resources, executor_config
 from hermes3.recipe.jobs import evaluate_job, final_heldout_scores, fp8_job, heldout, heldout_job, sft_then_heldout
@@ -37,7 +38,6 @@ from hermes3.recipe.selection import select_lr
 from hermes3.train.modeling import model_digest
 
 GROUPS = ("gpt4all_standin", "agieval_standin", "ifeval_standin", "mtbench_standin")
-FINAL_STEPS = 20  # Fig. 4's "final training loss": mean of the last steps; notebook 04 plots this rolling window
 
 
 def _cuda() -> bool:
@@ -114,12 +114,10 @@ class Recipe:
             return Path(cfg.source)
         out = pipeline.data(cfg)
         if self.manifest()["stages"].get("data", {}).get("outputs", {}).get("manifest") != manifest.digest_file(out / "manifest.json"):
-            from hermes3.data.build import load_eval, load_sft
-            from hermes3.data.decontam import contamination
-
+            built = json.loads((out / "manifest.json").read_text())
             self.record("data", inputs={"config_file": self.preset.data},
                         outputs={"dir": str(out), "manifest": manifest.digest_file(out / "manifest.json")}, config=to_dict(cfg),
-                        results={"decontamination": contamination(load_sft(out), load_eval(out))})
+                        results={"eval_items": built["eval_items"], "decontamination": built["decontamination"]})
         return out
 
     def _preferences(self) -> Path:
@@ -237,14 +235,15 @@ class Recipe:
         per reference token of the ``lr_categories`` items). Returns ``(scores, per_item, selected_lr)``."""
         import pandas as pd
 
-        from hermes3.eval.compare import bootstrap_diff, bootstrap_mean
+        from hermes3.eval.compare import bootstrap_diff
         from hermes3.train.sft import read_metrics
 
         p = self.preset
-        rows, items = [], {}
+        rows, items, tests = [], {}, []
         cfgs = [self._lr_run(lr) for lr in p.lrs]
-        # every base now (Fig. 4 needs them all), in the same pool as the LR runs and their scoring
-        score = (self.data(), list(p.lr_categories), p.heldout_limit)
+        # every base now (Fig. 4 needs them all), in the same pool as the LR runs and their scoring;
+        # each run is scored on validation (the choice) and test (the finding, which the choice never sees)
+        score = (self.data(), list(p.lr_categories), p.heldout_limit, SPLITS)
         scored = self._pretrain_and_train([(c, f"lr {lr:g}", p.main) for lr, c in zip(p.lrs, cfgs)],
                                           "pre-training bases, LR search runs",
                                           then=lambda cfg: (final_heldout_scores, (cfg, *score)))
@@ -254,13 +253,11 @@ class Recipe:
             s = scored.get(f"lr {lr:g}")
             if s is None:  # a run complete before this call
                 s = self._job(final_heldout_scores, (cfg, *score), f"lr {lr:g}: scores")
-            items[lr] = s.mean_logprob.to_numpy()
-            row = {"lr": lr}
-            for col, x in [*((c, s[s.category == c].mean_logprob) for c in p.lr_categories),
-                           ("gpt4all_standin", s.mean_logprob)]:
-                row[col], row[f"{col}_lo"], row[f"{col}_hi"] = bootstrap_mean(x.to_numpy())
-            rows.append({**row, "items": len(s), "train_loss": float(read_metrics(out).loss.tail(5).mean())})
-        scores = pd.DataFrame(rows)
+            items[lr] = s["validation"].mean_logprob.to_numpy()
+            loss = float(read_metrics(out).loss.tail(5).mean())
+            rows.append({"lr": lr, **_lr_scores(s["validation"], p.lr_categories), "train_loss": loss})
+            tests.append({"lr": lr, **_lr_scores(s["test"], p.lr_categories), "train_loss": loss})
+        scores, test = pd.DataFrame(rows), pd.DataFrame(tests)
         best = select_lr(scores, "gpt4all_standin")
         leads = {}
         for end in (min(p.lrs), max(p.lrs)):
@@ -269,15 +266,17 @@ class Recipe:
                 leads[f"{end:g}"] = {"lead": d, "ci95": [lo, hi]}
         interior = best not in (min(p.lrs), max(p.lrs))
         why = (f"highest GPT4All stand-in score ({scores.gpt4all_standin.max():.4f} mean log-prob per token over "
-               f"{len(items[best])} held-out items); " + "; ".join(
+               f"{len(items[best])} validation items); " + "; ".join(
                    f"lead over lr {k}: {v['lead']:+.4f} (95% paired bootstrap CI {v['ci95'][0]:+.4f}..{v['ci95'][1]:+.4f})"
                    for k, v in leads.items()) + ("" if interior else "; the best LR is at the edge of the grid"))
         self.record("lr_search", inputs={"lrs": list(p.lrs), "base": self.base(), "data": str(self.data())},
                     outputs={"runs": str(self.root / "lr_search")}, config=to_dict(self._lr_run(best)),
                     selection={"lr": best, "interior": interior, "leads": leads}, why=why,
-                    results={"scores": scores.to_dict("records")})
+                    split={"selection": "validation", "scores": "validation", "test_scores": "test", "test_best_lr": "test"},
+                    results={"scores": scores.to_dict("records"), "test_scores": test.to_dict("records"),
+                             "test_best_lr": select_lr(test, "gpt4all_standin")})
         per_item = pd.DataFrame({f"{lr:g}": v for lr, v in items.items()})
-        return scores, per_item, best
+        return scores, per_item, best, test
 
     def selected_lr(self) -> float:
         sel = self.selection("lr_search")
@@ -314,10 +313,10 @@ class Recipe:
         for label, cfg in reversed(list(zip(self.preset.bases, cfgs))):  # largest (longest) first
             final = cfg.output() / "final"
             if not pipeline.sft_complete(cfg):
-                jobs.append((sft_then_heldout, (cfg, *self._heldout_settings())))
+                jobs.append((sft_then_heldout, (cfg, *self._heldout_settings("test"))))
                 res.append(self._train_resources(cfg))
-            elif not heldout().heldout_path(final, *self._heldout_settings()).exists():
-                jobs.append((heldout_job, (final, *self._heldout_settings())))
+            elif not heldout().heldout_path(final, *self._heldout_settings("test")).exists():
+                jobs.append((heldout_job, (final, *self._heldout_settings("test"))))
                 res.append(self._job_resources())
             else:
                 continue
@@ -340,39 +339,41 @@ class Recipe:
         executor.run_all(executor.call, jobs, desc="loss-curve runs", names=names, resources=res)
         for label, cfg in zip(self.preset.bases, cfgs):
             run = pipeline.sft(cfg)
-            held = heldout().heldout_cached(run / "final", *self._heldout_settings())
+            held = heldout().heldout_cached(run / "final", *self._heldout_settings("test"))
             base_metrics = json.loads((Path(self.base(label)) / "metrics.json").read_text())
             metrics = read_metrics(run)
-            # The end of Fig. 4's plotted curve (its rolling mean over FINAL_STEPS): a shorter tail of
-            # 2-row steps is row noise (last 10 steps put tiny-s 1.7763 and tiny-m 1.7779 level, while
-            # windows of 15, 20, 73 and all 146 steps ordered the three sizes; measured on a demo run).
-            out[label] = {"metrics": metrics, "final_train_loss": float(metrics.loss.tail(FINAL_STEPS).mean()),
+            fresh = held[~held.answer_overlap]
+            out[label] = {"metrics": metrics, "final_train_loss": float(metrics.loss.tail(self.preset.final_steps).mean()),
                           "heldout_loss": answer_loss(held), "items": len(held),
+                          "heldout_loss_no_overlap": answer_loss(fresh), "items_no_overlap": len(fresh),
                           "parameters": base_metrics["parameters"], "run": str(run)}
         self.record("loss_curves", inputs={"lr": lr, "lr_from": "lr_search"},
-                    outputs={k: v["run"] for k, v in out.items()},
-                    results={k: {"final_train_loss": v["final_train_loss"],
-                                 "heldout_loss": v["heldout_loss"], "parameters": v["parameters"]}
+                    outputs={k: v["run"] for k, v in out.items()}, split={"results": "test"},
+                    results={k: {key: v[key] for key in ("final_train_loss", "heldout_loss", "items",
+                                                         "heldout_loss_no_overlap", "items_no_overlap", "parameters")}
                              for k, v in out.items()})
         return out
 
     def epoch_selection(self):
         """Table 2: score every epoch checkpoint on the four groups, pick by the min-max rule.
         Returns ``(table, selected checkpoint)``."""
-        from hermes3.recipe.selection import epoch_table
+        from hermes3.recipe.selection import epoch_table, tradeoff
         from hermes3.train.sft import epoch_checkpoints
 
         run = self.sft()
         metric = self.preset.epoch_metric
         table, sel = epoch_table(run, self.data(), limit=self.preset.heldout_limit if metric == "likelihood"
-                                 else self.preset.eval_limit, metric=metric, cache=self._heldout_settings()[2])
+                                 else self.preset.eval_limit, metric=metric, cache=self.root / "heldout",
+                                 generation_limit=self.preset.table2_generation_limit)
         ckpts = {f"epoch_{round(e)}": p for e, p in epoch_checkpoints(run)}
         chosen = ckpts[sel.best]
         self.record("epoch_selection", inputs={"sft_run": str(run)}, outputs={"checkpoints": {k: str(v) for k, v in ckpts.items()}},
                     selection={"epoch": sel.best, "checkpoint": str(chosen)},
-                    why=(f"Table 2 rule on {metric}: each group min-max normalised across epochs, the four averaged; "
-                         f"{sel.best} has the highest total ({float(sel.total.max()):.2f})"),
-                    results={"total": {k: float(v) for k, v in sel.total.items()}})
+                    split={"selection": "validation", "results": "validation"},
+                    why=(f"Table 2 rule on {metric} (validation split): each group min-max normalised across epochs, "
+                         f"the four averaged; {sel.best} has the highest total ({float(sel.total.max()):.2f})"),
+                    results={"total": {k: float(v) for k, v in sel.total.items()}, **tradeoff(table),
+                             "table": {row: {k: float(v) for k, v in vals.items()} for row, vals in table.T.items()}})
         return table, chosen
 
     def selected_checkpoint(self) -> Path:
@@ -410,7 +411,10 @@ class Recipe:
             acc, lo, hi = bootstrap_mean([float(m > 0) for m in after["margins"]])
             results["heldout_accuracy"] = {"value": acc, "ci95": [lo, hi], "pairs": len(after["margins"])}
         self.record("dpo", inputs={"model": str(ckpt), "model_from": "epoch_selection", "data": cfg.data},
-                    outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg), results=results)
+                    outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg), results=results,
+                    selection={"lr": cfg.lr}, split={"selection": "validation", "results": "DPO's held-out pairs"},
+                    why=f"the DPO LR of {self.preset.dpo}, measured by hand on the validation split (its comment); the "
+                        "held-out preference pairs of the results are DPO's own, kept out of training and of every choice")
         return out
 
     def fp8(self) -> Path:
@@ -436,8 +440,9 @@ class Recipe:
         return get[name]()
 
     def _eval_args(self, name: str) -> tuple:
+        """``evaluate_job``'s arguments for a stage's model: the preset's suite on the test split (a finding)."""
         p = self.preset
-        return (str(self.stage_model(name)), p.eval_suite, str(self.data()), p.eval_limit, p.max_gen_toks)
+        return (str(self.stage_model(name)), p.eval_suite, str(self.data()), p.eval_limit, p.max_gen_toks, "test")
 
     def evaluate(self, name: str):
         """The preset's suite on a stage's model (cached by model bytes, per task)."""
@@ -468,49 +473,65 @@ class Recipe:
         return {n: self.evaluate(n) for n in names}
 
     def compare(self, a: str, b: str):
-        """Stage ``b`` vs stage ``a`` on the same items: per stand-in group (items pooled), the
-        held-out tool calls and all items, with the exact McNemar test; recorded in the manifest."""
+        """Stage ``b`` vs stage ``a`` on the same test items: per stand-in group (items pooled), the
+        synthetic stand-ins (all, and those whose answer shares no 13-gram with training) apart from
+        the real benchmarks' items, the held-out tool calls and all items, with the exact McNemar
+        test; recorded in the manifest."""
         from hermes3.eval.compare import paired
+        from hermes3.eval.lmeval_tasks import synthetic_items
         from hermes3.eval.tasks import STANDIN_GROUPS
         from hermes3.eval.toolcalls import tool_call_items
 
         ra, rb = self.evaluate_stages([a, b]).values()
         calls = tool_call_items(self.data(), self.preset.eval_limit)
+        tasks = [t for g in GROUPS for t in STANDIN_GROUPS[g]]
+        synthetic = [t for t in tasks if t.startswith("hermes_")]
+        fresh = [(t, [i for i, it in enumerate(synthetic_items(self.data(), t, "test", self.preset.eval_limit))
+                      if not it["overlap"]["answer_ngram"]]) for t in synthetic]
         table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
-                       subsets={"tool calls": ("hermes_tool_use", calls),
+                       subsets={"synthetic stand-ins": [(t, None) for t in synthetic],
+                                "synthetic, no answer overlap": fresh,
+                                "real benchmarks": [(t, None) for t in tasks if t not in synthetic],
+                                "tool calls": ("hermes_tool_use", calls),
                                 "tool calls: right functions": (self._functions, calls)})
         self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
-                    outputs={}, results=table.reset_index().to_dict("records"))
+                    outputs={}, results=table.reset_index().to_dict("records"), split={"results": "test"})
         return table
 
-    def _heldout_settings(self) -> tuple:
-        """What ``heldout_cached`` takes after the model: the data build, the limit, the cache folder."""
-        return self.data(), self.preset.heldout_limit, self.root / "heldout"
+    def _heldout_settings(self, split: str) -> tuple:
+        """What ``heldout_cached`` takes after the model: the data build, the split, the limit, the cache folder."""
+        return self.data(), split, self.preset.heldout_limit, self.root / "heldout"
 
     def heldout(self, name: str):
         """Held-out reference log-likelihood of every category's items under a stage's model
         (``hermes3.eval.heldout``); cached in ``<root>/heldout/`` by the model's bytes."""
-        return self._job(heldout_job, (self.stage_model(name), *self._heldout_settings()), f"held-out likelihood {name}")
+        return self._job(heldout_job, (self.stage_model(name), *self._heldout_settings("test")), f"held-out likelihood {name}")
 
     def _heldout_parts(self, names) -> list[tuple]:
         """``[(job, label)]`` computing the uncached held-out likelihoods of these stages."""
         models = {n: self.stage_model(n) for n in names}
-        return [((heldout_job, (m, *self._heldout_settings())), f"held-out likelihood {n}")
-                for n, m in models.items() if not heldout().heldout_path(m, *self._heldout_settings()).exists()]
+        return [((heldout_job, (m, *self._heldout_settings("test"))), f"held-out likelihood {n}")
+                for n, m in models.items() if not heldout().heldout_path(m, *self._heldout_settings("test")).exists()]
 
     def compare_likelihood(self, a: str, b: str):
-        """Stage ``b`` vs stage ``a`` on the held-out reference answers' log-likelihood, per
-        stand-in group (the group's synthetic categories): paired bootstrap interval and sign
-        test (``compare.paired_likelihood``); recorded in the manifest."""
+        """Stage ``b`` vs stage ``a`` on the test split's reference answers' log-likelihood, per
+        stand-in group (the group's synthetic categories): paired bootstrap interval and sign test
+        (``compare.paired_likelihood``), on every test item and on those whose answer shares no
+        13-gram with a training answer (index level ``subset``); recorded in the manifest."""
+        import pandas as pd
+
         from hermes3.eval.compare import paired_likelihood
         from hermes3.eval.tasks import standin_categories
 
         jobs = self._heldout_parts([a, b])
         executor.run_all(executor.call, [j for j, _ in jobs], desc="held-out likelihoods", names=[n for _, n in jobs],
                          resources=[self._job_resources()] * len(jobs))
-        table = paired_likelihood(self.heldout(a), self.heldout(b), standin_categories(GROUPS))
+        sa, sb, groups = self.heldout(a), self.heldout(b), standin_categories(GROUPS)
+        fresh = ~sa.answer_overlap
+        table = pd.concat({"test": paired_likelihood(sa, sb, groups),
+                           "test, no answer overlap": paired_likelihood(sa[fresh], sb[fresh], groups)}, names=["subset"])
         self.record(f"likelihood/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
-                    outputs={}, results=table.reset_index().to_dict("records"))
+                    outputs={}, results=table.reset_index().to_dict("records"), split={"results": "test"})
         return table
 
     def benchmarks(self) -> dict:
@@ -520,16 +541,38 @@ class Recipe:
         res = self.evaluate_stages(self.STAGES)
         calls = tool_call_items(self.data(), self.preset.eval_limit)
         self.record("benchmarks", inputs={k: str(self.stage_model(k)) for k in self.STAGES}, outputs={},
+                    split={"results": "test"},
                     results={k: {**{r.task: r.value for r in v.table[v.table.primary].itertuples()},
                                  "tool_calls": tool_call_accuracy(v, calls),
                                  "tool_call_functions": _mean(self._functions(v).values())}
                              for k, v in res.items()})
         return res
 
+    def tool_call_types(self):
+        """Per call type of the test split's tool-call items, each stage's exact matches and right
+        functions (``hermes3.eval.toolcalls.tool_call_types``); recorded in the manifest."""
+        from hermes3.eval.toolcalls import tool_call_types
+
+        table = tool_call_types(self.evaluate_stages(self.STAGES), self.data(), self.preset.eval_limit)
+        self.record("tool_call_types", inputs={k: str(self.stage_model(k)) for k in self.STAGES}, outputs={},
+                    results=table.reset_index().to_dict("records"), split={"results": "test"})
+        return table
+
     def _functions(self, result) -> dict:
         from hermes3.eval.toolcalls import tool_call_functions
 
         return tool_call_functions(result, self.data(), self.preset.eval_limit)
+
+
+def _lr_scores(s, categories) -> dict:
+    """One LR's row of Fig. 2: per category and for the GPT4All stand-in (all of them), the mean
+    log-prob per token with its 95% bootstrap interval (``_lo``, ``_hi``), and the item count."""
+    from hermes3.eval.compare import bootstrap_mean
+
+    row = {}
+    for col, x in [*((c, s[s.category == c].mean_logprob) for c in categories), ("gpt4all_standin", s.mean_logprob)]:
+        row[col], row[f"{col}_lo"], row[f"{col}_hi"] = bootstrap_mean(x.to_numpy())
+    return {**row, "items": len(s)}
 
 
 def _mean(xs) -> float:
