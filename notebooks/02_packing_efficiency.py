@@ -28,7 +28,7 @@
 # `hermes3.train.packing.pack` (best-fit decreasing over the whole dataset), a naive in-order greedy
 # packer and TRL's `pack_dataset(strategy="bfd")`, next to the report's 96%.
 #
-# `scale`: `smoke` (tests; tiny tokenizer, 300 conversations per set), `demo` (all conversations,
+# `scale`: `smoke` (tests; tiny tokenizer, a few hundred conversations per set), `demo` (all conversations,
 # Llama 3 tokenizer when `../shared/data` has it), `full` (point `data_files` at your own data).
 
 # %% tags=["parameters"]
@@ -106,6 +106,7 @@ run.summary.update({"report_efficiency": REPORT_EFFICIENCY, **{f"efficiency/{r.s
 run.finish()
 
 # %% [markdown]
-# Our sets are small (hundreds to thousands of conversations, a few to 155 rows): the last row of each
-# set dominates the waste, so `best possible` is the fair yardstick; on 1M lengths
-# (`python benchmarks/packing.py`) best-fit decreasing over the whole dataset exceeds 99%.
+# Our sets are small (hundreds to thousands of conversations, a few to some hundred rows, printed
+# above): the last row of each set dominates the waste, so `best possible` is the fair yardstick; on a
+# million lengths, `python benchmarks/packing.py` prints what best-fit decreasing over the whole dataset
+# reaches.

@@ -66,6 +66,30 @@ class FilterConfig:
             raise ConfigError(f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens})", "min_tokens")
 
 
+# The report's words for each filter (§3), in FILTER_ORDER.
+FILTER_TEXT = {"empty_turns": "missing or empty turns", "malformed": "improperly formatted responses",
+               "refusals": "refusals", "length": "token-length thresholds",
+               "source_dedup": "prioritization of the strongest sources (duplicates keep the best-ranked)"}
+
+
+def summary(rows):
+    """All five filters, each with the report's words, what it removed (an integer, 0 when
+    nothing) and why, from the rows of a build's ``filters.csv`` (``stage, filter, reason, removed``).
+
+    >>> summary([{"stage": "real", "filter": "length", "reason": "longer than 2048 tokens", "removed": 9}]).removed.tolist()
+    [0, 0, 0, 9, 0]
+    """
+    import pandas as pd
+
+    rows = pd.DataFrame(rows, columns=["stage", "filter", "reason", "removed"])
+    out = []
+    for name in FILTER_ORDER:
+        mine = rows[rows["filter"] == name]
+        out.append({"filter": name, "report §3": FILTER_TEXT[name], "removed": int(mine.removed.sum()),
+                    "reasons": "; ".join(f"{r.stage}: {r.reason} ({int(r.removed)})" for r in mine.itertuples())})
+    return pd.DataFrame(out)
+
+
 @dataclass
 class FilterReport:
     """Per filter, how many records it removed and why (``removed[filter][reason]``)."""
