@@ -56,7 +56,7 @@ display(pd.DataFrame([{"model": str(src), "bf16/fp32 MB": size(src) / 1e6, "FP8 
 # ## Quality: perplexity and KL against the unquantized model, and the stand-ins on the same items
 
 # %%
-texts = [it["reference"] for it in load_eval(recipe.data())][: 20 if scale == "smoke" else 100]
+texts = [it["reference"] for it in load_eval(recipe.data(), split="test")][: 20 if scale == "smoke" else 100]
 q = quality(src, fp8_dir, texts)
 display(pd.Series(q).round(4))
 scores = recipe.compare("SFT+DPO", "SFT+DPO FP8").rename(columns={"A": "unquantized", "B": "FP8"})

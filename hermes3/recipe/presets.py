@@ -26,6 +26,8 @@ class Preset:
     bases: dict = field(metadata={
         "help": "Fig. 4 sizes: label -> tiny size (pre-trained here) or a model folder / Hub id"})
     main: str = field(metadata={"help": "the label in `bases` that the main line (SFT -> DPO -> FP8) starts from"})
+    data_overrides: tuple = field(default=(), metadata={
+        "help": "DataConfig overrides of the training mixture (`seed=1`: another data draw; scripts/seeds.py)"})
     base_overrides: tuple = field(default=(), metadata={
         "help": "BaseConfig overrides, the same for every tiny size (the same pre-training token budget)"})
     sft: str = field(default="configs/sft/tiny.yaml", metadata={"help": "SFTConfig YAML of the main SFT run"})

@@ -106,7 +106,8 @@ class Recipe:
         """The training mixture (a `hermes3 data build` folder)."""
         from hermes3.data.build import DataConfig
 
-        cfg = load_config(DataConfig, resolve(self.preset.data), [f"out_dir={self.root / 'data'}"])
+        cfg = load_config(DataConfig, resolve(self.preset.data), [*self.preset.data_overrides,
+                                                                  f"out_dir={self.root / 'data'}"])
         if cfg.source:  # a published mixture, used as it is: SFT reads it through hermes3.data.loaders
             if self.selection("data") != {"source": cfg.source}:
                 self.record("data", inputs={"config_file": self.preset.data}, outputs={"source": cfg.source},
