@@ -6,15 +6,17 @@ then linear decay; NEFTune alpha 5. Not stated, so TRL's defaults: beta 0.1, sig
 
 Why not TRL's ``DPOTrainer`` (TRL 1.16): it cannot pack
 (``padding_free`` is disabled), its ``disable_dropout=True`` default silently zeroes the
-LoRA dropout, and NEFTune noise also reaches its reference pass. Here:
+LoRA dropout, and its reference pass draws NEFTune noise of its own. Here:
 
 * every chosen and rejected sequence of the step is concatenated into one padding-free row
   (``position_ids`` restart per sequence; our per-sample attention or flash-attn varlen keeps
   them apart) and per-sequence log-probabilities are summed per segment; equal to the padded
   computation (a test) and faster on real length distributions (a benchmark);
 * the reference is the same weights with the adapter disabled (no second model object);
-* NEFTune noise is added to the input embeddings of the *policy* pass only, scaled per
-  sequence (alpha / sqrt(len x dim)), so packing does not change the noise a sample gets;
+* NEFTune noise is added to the input embeddings, scaled per sequence (alpha / sqrt(len x
+  dim)), so packing does not change the noise a sample gets; the reference and policy passes
+  get the *same* draw, so the rewards compare the two on the same inputs (a fresh adapter logs
+  margin 0, not a noise penalty: ``hermes3.train.dpo_loss.dpo_step``);
 * LoRA dropout stays 0.05.
 
 Training runs on transformers' ``Trainer``, the engine SFT uses (``hermes3.train.dpo_trainer``,
@@ -25,8 +27,9 @@ after 3 steps. The one definitional difference: from a conversation TRL trains t
 template writes after ``<|im_end|>``; we do not, consistent with our SFT mask.
 
 Logged like TRL: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
-logps/chosen, logps/rejected (W&B and ``metrics.csv``). With a fresh adapter (B = 0) the
-policy equals the reference: step-0 loss is ln 2 and every margin 0.
+logps/chosen, logps/rejected (W&B and ``metrics.csv``); accuracy counts a tie (margin 0) as
+half a pair. With a fresh adapter (B = 0) the policy equals the reference, NEFTune on or off:
+step-1 loss is ln 2, every margin 0 and accuracy 0.5.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class DPOConfig(StageConfig):
     target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets (report: all linear layers)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)", "gt": 0})
     optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
-    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)",
+    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha, one draw for the reference and policy passes (report: 5; 0 = off)",
                                                             "ge": 0})
     pairs_per_step: int = field(default=16, metadata={
         "help": "preference pairs per optimizer step over all processes (the global batch; not in the report). "
