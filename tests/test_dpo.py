@@ -140,6 +140,31 @@ def test_a_tie_counts_half():
     assert logged[:, 2].tolist() == [pytest.approx(0.2), 0.0] and logged[:, 3].tolist() == [1.0, 0.5]
 
 
+def test_heldout_accuracy_by_type():
+    """Held-out accuracy per pair type, from heldout.json's per_pair rows: by kind within each source,
+    a source total where it has several types, all pairs last; ties half; a bootstrap 95% interval."""
+    from hermes3.eval.compare import accuracy_by_type, bootstrap_mean
+
+    def pair(source, kind, category, margin):
+        return {"source": source, "kind": kind, "category": category, "margin": margin}
+
+    per_pair = [pair("synthetic", "refusal", "math", 0.3), pair("synthetic", "refusal", "coding", 0.1),
+                pair("synthetic", "wrong_answer", "math", -0.2), pair("synthetic", "wrong_answer", "math", 0.0),
+                pair("hh_rlhf", "human_preference", "steering", 0.5), pair("hh_rlhf", "human_preference", "steering", -0.1)]
+    rows = {r["type"]: r for r in accuracy_by_type(per_pair)}
+    assert list(rows) == ["hh_rlhf: human_preference", "synthetic: refusal", "synthetic: wrong_answer", "synthetic: all",
+                          "all"]
+    assert {k: (r["pairs"], r["accuracy"]) for k, r in rows.items()} == {
+        "hh_rlhf: human_preference": (2, 0.5), "synthetic: refusal": (2, 1.0), "synthetic: wrong_answer": (2, 0.25),
+        "synthetic: all": (4, 0.625), "all": (6, 7 / 12)}
+    assert rows["synthetic: refusal"]["ci95_low"] == rows["synthetic: refusal"]["ci95_high"] == 1.0  # no spread
+    assert (rows["all"]["ci95_low"], rows["all"]["ci95_high"]) == bootstrap_mean([1, 1, 0, 0.5, 1, 0])[1:]
+    assert rows["synthetic: wrong_answer"]["mean_margin"] == pytest.approx(-0.1)
+    by_category = [r["type"] for r in accuracy_by_type(per_pair, by="category")]
+    assert by_category == ["hh_rlhf: steering", "synthetic: coding", "synthetic: math", "synthetic: all", "all"]
+    assert accuracy_by_type([]) == []  # a run without held-out pairs
+
+
 def test_packed_sequences_are_chosen_then_rejected():
     a = {"chosen": {"input_ids": [1, 2, 3], "labels": [1, 2, 3]}, "rejected": {"input_ids": [4, 5], "labels": [4, 5]}}
     b = {"chosen": {"input_ids": [6], "labels": [6]}, "rejected": {"input_ids": [7, 8], "labels": [-100, 8]}}
@@ -198,6 +223,19 @@ def test_training_logs_rewards_and_merge_equals_adapter(sft_model, smoke_data, t
         want = sum(r[k] for r in rows) / len(rows)
         assert math.isclose(held["after"][k], want, rel_tol=1e-4, abs_tol=1e-5), (k, held["after"][k], want)
     assert held["after"]["rewards/margins"] != 0  # the adapter moved
+    # each held-out pair's type beside its margin, in order (accuracy by type: notebook 06): the type of
+    # the data build's record whose tokens the pair holds
+    assert [r["margin"] for r in held["per_pair"]] == held["after"]["margins"]
+    tok = AutoTokenizer.from_pretrained(sft_model)
+
+    def tokens(t):
+        return tuple(t["chosen"]["input_ids"]), tuple(t["rejected"]["input_ids"])
+
+    record = {tokens(tokenize_pair(r, tok)): r for r in load_pairs(smoke_data)}
+    fields = ("source", "kind", "category")
+    assert ([{k: r[k] for k in fields} for r in held["per_pair"]]
+            == [{k: record[tokens(p)][k] for k in fields} for p in pairs])
+    assert {r["source"] for r in held["per_pair"]} == {"synthetic", "hh_rlhf"}
     from peft import PeftModel
 
     adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft_model), out / "adapter").eval()

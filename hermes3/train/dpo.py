@@ -50,6 +50,10 @@ from hermes3.train.stage import StageConfig
 
 __all__ = ["COMPLETE", "DPOConfig", "read_metrics", "train"]
 
+# What says a preference pair's type (``hermes3.data.build``): kept beside each tokenized pair, so
+# ``heldout.json`` can break held-out accuracy down by type (``hermes3.eval.compare.accuracy_by_type``)
+PAIR_TYPE = ("source", "kind", "category")
+
 
 @dataclass
 class DPOConfig(StageConfig):
@@ -140,7 +144,8 @@ def _lora(model, cfg: DPOConfig):
 
 
 def prepare(cfg: DPOConfig):
-    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs. The model
+    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs, each with
+    its ``type`` (``PAIR_TYPE`` fields; None where a preference JSONL lacks them). The model
     stays where it loads (CPU); the engine moves it to its device. On CUDA with bf16 the frozen
     base loads in bf16 (the adapter stays fp32, peft's default), as SFT does."""
     from hermes3.format.chat import ConversationError
@@ -159,7 +164,7 @@ def prepare(cfg: DPOConfig):
         if max(len(t["chosen"]["input_ids"]), len(t["rejected"]["input_ids"])) > cfg.max_length:
             dropped += 1
             continue
-        pairs.append(t)
+        pairs.append({**t, "type": {k: p.get(k) for k in PAIR_TYPE}})
     if not pairs:
         raise ConfigError(f"no usable preference pairs in {cfg.data} ({dropped} dropped)")
     random.Random(cfg.seed).shuffle(pairs)
@@ -173,7 +178,8 @@ def prepare(cfg: DPOConfig):
 def train(cfg: DPOConfig, callbacks: tuple = ()) -> Path:
     """Run DPO on the transformers ``Trainer`` (``hermes3.train.dpo_trainer``); returns the output
     folder: ``adapter/``, ``merged/``, ``metrics.csv``, ``heldout.json`` (held-out reward
-    metrics before and after), ``heldout.csv`` (with ``eval_steps``), ``checkpoint-N/`` (with
+    metrics before and after; ``per_pair``: each held-out pair's type and margin after),
+    ``heldout.csv`` (with ``eval_steps``), ``checkpoint-N/`` (with
     ``save_steps``) and ``COMPLETE`` last. ``callbacks``: extra ``TrainerCallback`` objects.
 
     One process, or many under ``torchrun`` / ``accelerate launch`` (DDP, FSDP); the global
@@ -221,9 +227,10 @@ def _finish(cfg: DPOConfig, out: Path, trainer, p: dict, main: bool, report_to: 
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(out / "adapter"))
     if main:
+        per_pair = [{**pair["type"], "margin": m} for pair, m in zip(held, after.get("margins", []), strict=True)]
         (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
-                                                      "train_pairs": len(p["train"]), "dropped": p["dropped"]},
-                                                     indent=2))
+                                                      "train_pairs": len(p["train"]), "dropped": p["dropped"],
+                                                      "per_pair": per_pair}, indent=2))
         merge(out / "adapter", cfg.model, out / "merged", p["tok"])
         if "wandb" in report_to:
             import wandb
