@@ -58,7 +58,8 @@ def test_reference_and_policy_share_one_neftune_draw(sft_model, smoke_data, tmp_
     model, _, pairs, _, _ = prepare(_cfg(sft_model, smoke_data, tmp_path))
     model.train()
     batch = collate_packed(pairs[:4])
-    losses, logged, pol, ref = dpo_step(model, batch, 0.1, neftune_alpha=5.0, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    losses, logged, pol, ref = dpo_step(model, batch, 0.1, neftune_alpha=5.0, generator=gen)
     torch.testing.assert_close(pol, ref, atol=0, rtol=0)
     by_pair = dict(zip(METRICS, logged.T.tolist(), strict=True))
     assert by_pair["rewards/margins"] == [0.0] * 4 and by_pair["rewards/accuracies"] == [0.5] * 4
@@ -150,10 +151,11 @@ def test_heldout_accuracy_by_type():
 
     per_pair = [pair("synthetic", "refusal", "math", 0.3), pair("synthetic", "refusal", "coding", 0.1),
                 pair("synthetic", "wrong_answer", "math", -0.2), pair("synthetic", "wrong_answer", "math", 0.0),
-                pair("hh_rlhf", "human_preference", "steering", 0.5), pair("hh_rlhf", "human_preference", "steering", -0.1)]
+                pair("hh_rlhf", "human_preference", "steering", 0.5),
+                pair("hh_rlhf", "human_preference", "steering", -0.1)]
     rows = {r["type"]: r for r in accuracy_by_type(per_pair)}
-    assert list(rows) == ["hh_rlhf: human_preference", "synthetic: refusal", "synthetic: wrong_answer", "synthetic: all",
-                          "all"]
+    assert list(rows) == ["hh_rlhf: human_preference", "synthetic: refusal", "synthetic: wrong_answer",
+                          "synthetic: all", "all"]
     assert {k: (r["pairs"], r["accuracy"]) for k, r in rows.items()} == {
         "hh_rlhf: human_preference": (2, 0.5), "synthetic: refusal": (2, 1.0), "synthetic: wrong_answer": (2, 0.25),
         "synthetic: all": (4, 0.625), "all": (6, 7 / 12)}
@@ -218,7 +220,8 @@ def test_training_logs_rewards_and_merge_equals_adapter(sft_model, smoke_data, t
         chosen, rejected = cfg.beta * (pc - rc), cfg.beta * (pr - rr)
         rows.append({"loss": math.log1p(math.exp(-(chosen - rejected))), "rewards/chosen": chosen,
                      "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
-                     "rewards/accuracies": (chosen > rejected) + 0.5 * (chosen == rejected), "logps/chosen": pc, "logps/rejected": pr})
+                     "rewards/accuracies": (chosen > rejected) + 0.5 * (chosen == rejected),  # a tie counts half
+                     "logps/chosen": pc, "logps/rejected": pr})
     for k in rows[0]:
         want = sum(r[k] for r in rows) / len(rows)
         assert math.isclose(held["after"][k], want, rel_tol=1e-4, abs_tol=1e-5), (k, held["after"][k], want)

@@ -75,8 +75,8 @@ class DPOConfig(StageConfig):
     target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets (report: all linear layers)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)", "gt": 0})
     optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
-    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha, one draw for the reference and policy passes (report: 5; 0 = off)",
-                                                            "ge": 0})
+    neftune_alpha: float = field(default=5.0, metadata={
+        "help": "NEFTune noise alpha, one draw for the reference and policy passes (report: 5; 0 = off)", "ge": 0})
     pairs_per_step: int = field(default=16, metadata={
         "help": "preference pairs per optimizer step over all processes (the global batch; not in the report). "
                 "The loss is the mean over these pairs of -log sigmoid(beta x margin); a sequence's log-prob is the "
