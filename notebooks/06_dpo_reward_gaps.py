@@ -72,6 +72,10 @@ display(pd.DataFrame([{"held-out pairs": acc["pairs"], "accuracy": acc["value"],
                        "margin after": res["heldout_after"]["rewards/margins"]}]).round(3))
 run.summary.update({"heldout/accuracy": acc["value"], "heldout/accuracy_ci_low": acc["ci95"][0]})
 
+# %%
+# By pair type: HH-RLHF's human preferences, then synthetic pairs by what is wrong with their rejected side
+display(pd.DataFrame(res["heldout_accuracy_by_type"]).round(3))
+
 # %% [markdown]
 # ## Table 4: SFT vs SFT+DPO on the same items (McNemar), and the report's 8B numbers
 

@@ -1,4 +1,5 @@
-"""DPO with LoRA: step-0 sanity, dropout kept, clean reference under NEFTune, packed == padded, merge."""
+"""DPO with LoRA: step-0 sanity, dropout kept, one NEFTune draw for reference and policy, ties count half,
+packed == padded, merge."""
 
 import json
 import math
@@ -9,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import make_tiny_model
 from hermes3.train.dpo import DPOConfig, load_pairs, prepare, read_metrics, tokenize_pair, train
-from hermes3.train.dpo_loss import METRICS, collate_packed, collate_padded, dpo_step, pair_terms
+from hermes3.train.dpo_loss import METRICS, collate_packed, collate_padded, dpo_step, pair_accuracy, pair_terms
 
 
 def step_loss(model, batch, beta=0.1, **kw):
@@ -49,20 +50,23 @@ def test_fresh_adapter_lora_settings_and_no_reference_copy(sft_model, smoke_data
     assert math.isclose(loss.item(), math.log(2), abs_tol=1e-6) and m["rewards/margins"] == 0.0
 
 
-def test_reference_is_untouched_by_neftune(sft_model, smoke_data, tmp_path):
+def test_reference_and_policy_share_one_neftune_draw(sft_model, smoke_data, tmp_path):
+    """NEFTune alpha 5 in training mode with a fresh adapter (B = 0, LoRA dropout 0.05 on): both
+    passes see the same noisy embeddings, so they are equal, every margin is 0, every accuracy
+    0.5 and the loss ln 2. The noise is there (both differ from the clean pass); the reference
+    keeps no autograd graph."""
     model, _, pairs, _, _ = prepare(_cfg(sft_model, smoke_data, tmp_path))
     model.train()
     batch = collate_packed(pairs[:4])
-    g = torch.Generator().manual_seed(0)
-    _, _, pol_noisy, ref_noisy = step_loss(model, batch, neftune_alpha=5.0, generator=g)
-    for mod in model.modules():  # dropout off, so only the noise differs
-        if isinstance(mod, torch.nn.Dropout):
-            mod.p = 0.0
-    _, _, pol_clean, ref_clean = step_loss(model, batch, neftune_alpha=0.0)
-    torch.testing.assert_close(ref_noisy, ref_clean, atol=0, rtol=0)
-    # the reference pass keeps no autograd graph (no activations held for backward), the policy pass does
-    assert ref_noisy.grad_fn is None and not ref_noisy.requires_grad and pol_noisy.grad_fn is not None
-    assert (pol_noisy - pol_clean).abs().max() > 1e-4
+    gen = torch.Generator().manual_seed(0)
+    losses, logged, pol, ref = dpo_step(model, batch, 0.1, neftune_alpha=5.0, generator=gen)
+    torch.testing.assert_close(pol, ref, atol=0, rtol=0)
+    by_pair = dict(zip(METRICS, logged.T.tolist(), strict=True))
+    assert by_pair["rewards/margins"] == [0.0] * 4 and by_pair["rewards/accuracies"] == [0.5] * 4
+    assert torch.allclose(losses, torch.full_like(losses, math.log(2)))
+    _, _, pol_clean, ref_clean = dpo_step(model, batch, 0.1)
+    assert (ref - ref_clean).abs().max() > 1e-4 and (pol - pol_clean).abs().max() > 1e-4
+    assert ref.grad_fn is None and not ref.requires_grad and pol.grad_fn is not None
 
 
 def test_heldout_reference_logps_are_computed_once(sft_model, smoke_data, tmp_path, monkeypatch):
@@ -127,6 +131,42 @@ def test_dpo_loss_by_hand():
     assert all(math.isclose(m[k], v, abs_tol=1e-7) for k, v in expected.items()), m
 
 
+def test_a_tie_counts_half():
+    """Accuracy per pair: 1 above a zero margin, 0.5 at it (either sign of zero), 0 below; the
+    logged column is that rule (a pair with policy == reference is a tie)."""
+    margins = torch.tensor([0.2, 0.0, -0.0, -0.3, 1e-30])
+    assert pair_accuracy(margins).tolist() == [1.0, 0.5, 0.5, 0.0, 1.0]
+    assert pair_accuracy([0.0, -2.0]).tolist() == [0.5, 0.0]  # a JSON list of margins, as the manifest reads
+    _, logged = pair_terms(torch.tensor([-1.0, -3.0, -4.0, -6.0]), torch.tensor([-2.0, -2.0, -4.0, -6.0]), beta=0.1)
+    assert logged[:, 2].tolist() == [pytest.approx(0.2), 0.0] and logged[:, 3].tolist() == [1.0, 0.5]
+
+
+def test_heldout_accuracy_by_type():
+    """Held-out accuracy per pair type, from heldout.json's per_pair rows: by kind within each source,
+    a source total where it has several types, all pairs last; ties half; a bootstrap 95% interval."""
+    from hermes3.eval.compare import accuracy_by_type, bootstrap_mean
+
+    def pair(source, kind, category, margin):
+        return {"source": source, "kind": kind, "category": category, "margin": margin}
+
+    per_pair = [pair("synthetic", "refusal", "math", 0.3), pair("synthetic", "refusal", "coding", 0.1),
+                pair("synthetic", "wrong_answer", "math", -0.2), pair("synthetic", "wrong_answer", "math", 0.0),
+                pair("hh_rlhf", "human_preference", "steering", 0.5),
+                pair("hh_rlhf", "human_preference", "steering", -0.1)]
+    rows = {r["type"]: r for r in accuracy_by_type(per_pair)}
+    assert list(rows) == ["hh_rlhf: human_preference", "synthetic: refusal", "synthetic: wrong_answer",
+                          "synthetic: all", "all"]
+    assert {k: (r["pairs"], r["accuracy"]) for k, r in rows.items()} == {
+        "hh_rlhf: human_preference": (2, 0.5), "synthetic: refusal": (2, 1.0), "synthetic: wrong_answer": (2, 0.25),
+        "synthetic: all": (4, 0.625), "all": (6, 7 / 12)}
+    assert rows["synthetic: refusal"]["ci95_low"] == rows["synthetic: refusal"]["ci95_high"] == 1.0  # no spread
+    assert (rows["all"]["ci95_low"], rows["all"]["ci95_high"]) == bootstrap_mean([1, 1, 0, 0.5, 1, 0])[1:]
+    assert rows["synthetic: wrong_answer"]["mean_margin"] == pytest.approx(-0.1)
+    by_category = [r["type"] for r in accuracy_by_type(per_pair, by="category")]
+    assert by_category == ["hh_rlhf: steering", "synthetic: coding", "synthetic: math", "synthetic: all", "all"]
+    assert accuracy_by_type([]) == []  # a run without held-out pairs
+
+
 def test_packed_sequences_are_chosen_then_rejected():
     a = {"chosen": {"input_ids": [1, 2, 3], "labels": [1, 2, 3]}, "rejected": {"input_ids": [4, 5], "labels": [4, 5]}}
     b = {"chosen": {"input_ids": [6], "labels": [6]}, "rejected": {"input_ids": [7, 8], "labels": [-100, 8]}}
@@ -156,12 +196,17 @@ def test_training_logs_rewards_and_merge_equals_adapter(sft_model, smoke_data, t
     assert list(m.columns) == ["step", "epoch", "loss", "learning_rate", "grad_norm", "rewards/chosen", "rewards/rejected",
                                "rewards/margins", "rewards/accuracies", "logps/chosen", "logps/rejected"]
     assert m["step"].tolist() == [1, 2, 3, 4, 5, 6]
-    # each logged row obeys margin = chosen - rejected (step 1 is not ln 2: NEFTune noise and
-    # LoRA dropout act on the policy pass only)
+    # each logged row obeys margin = chosen - rejected
     diff = (m["rewards/margins"] - (m["rewards/chosen"] - m["rewards/rejected"])).abs().max()
     assert diff < 1e-6
+    # step 1 runs a fresh adapter (B = 0), NEFTune alpha 5 and LoRA dropout on: policy == reference,
+    # so margin 0, accuracy 0.5 (ties count half) and loss ln 2, not a noise penalty
+    first = m.iloc[0]
+    assert first["rewards/margins"] == 0.0 and first["rewards/accuracies"] == 0.5
+    assert math.isclose(first["loss"], math.log(2), abs_tol=1e-6)
     held = json.loads((out / "heldout.json").read_text())
     assert math.isclose(held["before"]["loss"], math.log(2), abs_tol=1e-6) and held["before"]["rewards/margins"] == 0
+    assert held["before"]["rewards/accuracies"] == 0.5  # every held-out pair a tie before training
     # held["after"] against a second implementation: the merged policy and the SFT reference
     # run one sequence at a time, unpacked, and the DPO formula written out here.
     _, _, _, pairs, _ = prepare(cfg)
@@ -175,11 +220,25 @@ def test_training_logs_rewards_and_merge_equals_adapter(sft_model, smoke_data, t
         chosen, rejected = cfg.beta * (pc - rc), cfg.beta * (pr - rr)
         rows.append({"loss": math.log1p(math.exp(-(chosen - rejected))), "rewards/chosen": chosen,
                      "rewards/rejected": rejected, "rewards/margins": chosen - rejected,
-                     "rewards/accuracies": float(chosen > rejected), "logps/chosen": pc, "logps/rejected": pr})
+                     "rewards/accuracies": (chosen > rejected) + 0.5 * (chosen == rejected),  # a tie counts half
+                     "logps/chosen": pc, "logps/rejected": pr})
     for k in rows[0]:
         want = sum(r[k] for r in rows) / len(rows)
         assert math.isclose(held["after"][k], want, rel_tol=1e-4, abs_tol=1e-5), (k, held["after"][k], want)
     assert held["after"]["rewards/margins"] != 0  # the adapter moved
+    # each held-out pair's type beside its margin, in order (accuracy by type: notebook 06): the type of
+    # the data build's record whose tokens the pair holds
+    assert [r["margin"] for r in held["per_pair"]] == held["after"]["margins"]
+    tok = AutoTokenizer.from_pretrained(sft_model)
+
+    def tokens(t):
+        return tuple(t["chosen"]["input_ids"]), tuple(t["rejected"]["input_ids"])
+
+    record = {tokens(tokenize_pair(r, tok)): r for r in load_pairs(smoke_data)}
+    fields = ("source", "kind", "category")
+    assert ([{k: r[k] for k in fields} for r in held["per_pair"]]
+            == [{k: record[tokens(p)][k] for k in fields} for p in pairs])
+    assert {r["source"] for r in held["per_pair"]} == {"synthetic", "hh_rlhf"}
     from peft import PeftModel
 
     adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft_model), out / "adapter").eval()
@@ -274,26 +333,29 @@ def test_engine_loss_uses_the_configured_beta(sft_model, smoke_data, tmp_path):
     assert math.isclose(step, sum(want) / 6, rel_tol=1e-4), (step, sum(want) / 6)
 
 
-def test_engine_reference_pass_is_clean_under_neftune(sft_model, smoke_data, tmp_path, monkeypatch):
-    """compute_loss in training mode with NEFTune on: its reference log-probs equal the clean
-    reference by hand (adapter off, no noise), its policy log-probs carry the noise."""
+def test_engine_passes_share_the_neftune_noise(sft_model, smoke_data, tmp_path, monkeypatch):
+    """compute_loss in training mode with NEFTune on and the adapter back at B = 0 (LoRA dropout
+    on): one noise draw reaches both passes, so its reference and policy log-probs are equal and
+    both differ from the clean log-probs by hand; it logs margins 0 and accuracies 0.5."""
     import hermes3.train.dpo_loss as dpo
 
-    trainer, pairs = _engine(sft_model, smoke_data, tmp_path, neftune_alpha=5.0, lora_dropout=0.0)
+    trainer, pairs = _engine(sft_model, smoke_data, tmp_path, neftune_alpha=5.0)
     model = trainer.model
-    for mod in model.modules():  # training mode without dropout: only the noise can differ
-        if isinstance(mod, torch.nn.Dropout):
-            mod.p = 0.0
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.zero_()
     model.train()
     seen, real = [], dpo.sequence_logps
     monkeypatch.setattr(dpo, "sequence_logps", lambda m, b: seen.append(real(m, b)) or seen[-1])
     trainer.compute_loss(model, collate_packed(pairs[:3]))
     ref_seen, pol_seen = seen
     assert model.training
-    pol, ref = _logps_by_hand(model, pairs[:3])
-    for got, want in zip(ref_seen.tolist(), ref, strict=True):
-        assert math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-4), (got, want)
-    assert max(abs(g - w) for g, w in zip(pol_seen.tolist(), pol, strict=True)) > 1e-2
+    torch.testing.assert_close(pol_seen, ref_seen, atol=0, rtol=0)
+    _, ref = _logps_by_hand(model, pairs[:3])
+    assert max(abs(g - w) for g, w in zip(ref_seen.tolist(), ref, strict=True)) > 1e-2
+    sums = dict(zip(METRICS, trainer._sums.tolist(), strict=True))  # summed over the 3 pairs
+    assert sums["rewards/margins"] == 0.0 and sums["rewards/accuracies"] == 1.5
 
 
 def test_packed_batch_reports_the_longest_sequence():

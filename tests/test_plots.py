@@ -79,13 +79,31 @@ def test_loss_curves_one_line_per_size_with_heldout_in_legend():
 
 
 def test_reward_margins_train_and_heldout():
+    """Fig. 5: margin, rewards and accuracy each on their own axis (accuracy 0-1, training and held-out
+    together); every smoothed line says so; each legend sits below its axes, off the data."""
     m = pd.DataFrame({"step": [1, 2], "rewards/margins": [0.0, 1.0], "rewards/chosen": [0.0, 0.5],
                       "rewards/rejected": [0.0, -0.5], "rewards/accuracies": [0.5, 1.0]})
-    held = pd.DataFrame({"step": [0, 2], "rewards/margins": [0.0, 0.8]})
+    held = pd.DataFrame({"step": [0, 2], "rewards/margins": [0.0, 0.8], "rewards/accuracies": [0.5, 0.75]})
     fig = plots.plot_reward_margins(m, heldout=held)
-    a = fig.axes[0]
-    (h,) = [ln for ln in a.get_lines() if ln.get_label() == "held-out pairs"]
-    assert list(h.get_ydata()) == [0.0, 0.8] and "report Fig. 5" in a.get_title()
+    a, b, c = fig.axes
+
+    def line(ax, label):
+        (ln,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+        return list(ln.get_ydata())
+
+    assert line(a, "held-out pairs") == [0.0, 0.8] and "report Fig. 5" in a.get_title()
+    assert line(a, "training pairs (5-step rolling mean)") == [0.0, 0.5]
+    assert line(c, "held-out pairs") == [0.5, 0.75] and line(c, "training pairs (5-step rolling mean)") == [0.5, 0.75]
+    assert c.get_ylim() == (-0.05, 1.05) and "accuracy" in c.get_ylabel() and "tie" in c.get_title()
+    assert not any("accurac" in ln.get_label() for ax in (a, b) for ln in ax.get_lines())  # not on a reward axis
+    for ax in (a, b, c):
+        smoothed = [ln.get_label() for ln in ax.get_lines() if list(ln.get_xdata()) == m.step.tolist()]  # training
+        assert smoothed and all("5-step rolling mean" in lab for lab in smoothed), smoothed
+    fig.canvas.draw()
+    for ax in (a, b, c):  # the legend box lies below the axes box
+        assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0
+    fig = plots.plot_reward_margins(m, heldout=held[["step", "rewards/margins"]])  # an older heldout.csv
+    assert line(fig.axes[2], "training pairs (5-step rolling mean)") == [0.5, 0.75]
 
 
 def test_table5_report_figure_is_labelled_and_scales_mt_bench():

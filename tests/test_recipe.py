@@ -100,7 +100,9 @@ def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
     def fake_dpo(cfg):
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "heldout.json").write_text(json.dumps({"after": {}}))
+        per_pair = [{"source": "synthetic", "kind": "refusal", "margin": 0.2},
+                    {"source": "hh_rlhf", "kind": "human_preference", "margin": 0.0}]
+        (out / "heldout.json").write_text(json.dumps({"after": {"margins": [0.2, 0.0]}, "per_pair": per_pair}))
         started.append(cfg.model)
         return out
 
@@ -114,6 +116,10 @@ def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
         stage = recipe.manifest()["stages"]["dpo"]
         assert stage["inputs"] == {"model": str(ckpt), "model_from": "epoch_selection", "data": stage["inputs"]["data"]}
         assert recipe.manifest()["stages"]["epoch_selection"]["selection"]["epoch"] == best
+        # held-out accuracy: a tie counts half; and by pair type (hermes3.eval.compare.accuracy_by_type)
+        assert stage["results"]["heldout_accuracy"]["value"] == 0.75
+        assert [(r["type"], r["accuracy"]) for r in stage["results"]["heldout_accuracy_by_type"]] == [
+            ("hh_rlhf: human_preference", 0.5), ("synthetic: refusal", 1.0), ("all", 0.75)]
 
 
 def test_compare_likelihood_pairs_items_and_records(recipe, monkeypatch, tmp_path):

@@ -57,6 +57,43 @@ def bootstrap_mean(x, iters: int = 2000, seed: int = 0, level: float = 0.95) -> 
     return bootstrap_diff([0.0] * len(x), x, iters, seed, level)
 
 
+def accuracy_by_type(pairs: list[dict], by: str = "kind") -> list[dict]:
+    """Held-out DPO preference accuracy by pair type, each with its 95% bootstrap interval over
+    the pairs: one row per ``"<source>: <by>"`` (``synthetic: refusal``, ``hh_rlhf:
+    human_preference``), one ``"<source>: all"`` for a source of several types, and ``all``.
+    ``pairs``: ``heldout.json``'s ``per_pair`` (``hermes3.train.dpo``: source, kind, category and
+    margin each). A tie counts half (``hermes3.train.dpo_loss.pair_accuracy``). JSON-ready rows.
+
+    >>> pairs = [{"source": "synthetic", "kind": "refusal", "margin": 0.4},
+    ...          {"source": "synthetic", "kind": "wrong_answer", "margin": 0.0},
+    ...          {"source": "hh_rlhf", "kind": "human_preference", "margin": -0.2}]
+    >>> for r in accuracy_by_type(pairs):
+    ...     print(r["type"], r["pairs"], r["accuracy"])
+    hh_rlhf: human_preference 1 0.0
+    synthetic: refusal 1 1.0
+    synthetic: wrong_answer 1 0.5
+    synthetic: all 2 0.75
+    all 3 0.5
+    """
+    rows = []
+    for source in sorted({str(p.get("source")) for p in pairs}):
+        of_source = [p for p in pairs if str(p.get("source")) == source]
+        types = sorted({str(p.get(by)) for p in of_source})
+        rows += [_accuracy_row(f"{source}: {t}", [p for p in of_source if str(p.get(by)) == t]) for t in types]
+        if len(types) > 1:  # one type: its row is the source's total already
+            rows.append(_accuracy_row(f"{source}: all", of_source))
+    return (rows + [_accuracy_row("all", pairs)]) if pairs else []
+
+
+def _accuracy_row(label: str, pairs: list[dict]) -> dict:
+    from hermes3.train.dpo_loss import pair_accuracy  # here: the rest of this module needs no torch
+
+    margins = [p["margin"] for p in pairs]
+    acc, lo, hi = bootstrap_mean(pair_accuracy(margins).tolist())
+    return {"type": label, "pairs": len(pairs), "accuracy": acc, "ci95_low": lo, "ci95_high": hi,
+            "mean_margin": sum(margins) / len(margins)}
+
+
 def _per_item(result, task: str) -> dict:
     """``doc_id -> score`` for ``task``'s primary metric (binary for our tasks)."""
     prim = result.table[(result.table.task == task) & result.table.primary].metric

@@ -185,22 +185,45 @@ def plot_loss_curves(curves: dict, path=None, *, smooth: int):
     return _save(fig, path)
 
 
+FIG5_SMOOTH = 5  # steps in Fig. 5's rolling mean of the training-pair series (a step logs few pairs: noisy)
+
+
 def plot_reward_margins(metrics, path=None, heldout=None):
-    """Fig. 5 layout: reward margin vs step (training pairs, 5-step rolling mean, and the
-    held-out pairs of ``heldout`` when given), with chosen and rejected rewards beside it."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
-    smooth = lambda s: s.rolling(5, min_periods=1).mean()  # noqa: E731
-    a.plot(metrics["step"], smooth(metrics["rewards/margins"]), color="#4C72B0", label="training pairs")
-    if heldout is not None and len(heldout):
-        a.plot(heldout["step"], heldout["rewards/margins"], color="#C44E52", marker="o", ms=3, label="held-out pairs")
+    """Fig. 5 layout, three panels: reward margin vs step (training pairs as a 5-step rolling
+    mean, the held-out pairs of ``heldout`` as markers when given), chosen and rejected rewards,
+    and reward accuracy (a tie counts half) on its own 0-1 axis, held-out markers beside the
+    training line. Legends sit below their panels, off the data."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 3.9))
+    roll = f"{FIG5_SMOOTH}-step rolling mean"
+    smooth = lambda s: s.rolling(FIG5_SMOOTH, min_periods=1).mean()  # noqa: E731
+    held = heldout is not None and len(heldout)
+    a.plot(metrics["step"], smooth(metrics["rewards/margins"]), color="#4C72B0", label=f"training pairs ({roll})")
+    if held:
+        a.plot(heldout["step"], heldout["rewards/margins"], color="#C44E52", marker="o", ms=3, ls=":",
+               label="held-out pairs")
+    a.axhline(0, color="grey", lw=0.6)
     a.set_title("reward margin (chosen - rejected), ours; report Fig. 5: rises to ~4 at 8B", fontsize=9)
-    a.set_xlabel("Training Step")
-    a.legend(fontsize=8)
-    b.plot(metrics["step"], smooth(metrics["rewards/chosen"]), label="chosen")
-    b.plot(metrics["step"], smooth(metrics["rewards/rejected"]), label="rejected")
-    b.plot(metrics["step"], smooth(metrics["rewards/accuracies"]), label="accuracy", ls="--")
-    b.set_title("rewards (training pairs, 5-step rolling mean)", fontsize=9)
-    b.set_xlabel("Training Step")
-    b.legend(fontsize=8)
+    a.set_ylabel("reward margin")
+    b.plot(metrics["step"], smooth(metrics["rewards/chosen"]), label=f"chosen ({roll})")
+    b.plot(metrics["step"], smooth(metrics["rewards/rejected"]), label=f"rejected ({roll})")
+    b.axhline(0, color="grey", lw=0.6)
+    b.set_title(f"rewards, training pairs ({roll})", fontsize=9)
+    b.set_ylabel("reward")
+    c.plot(metrics["step"], smooth(metrics["rewards/accuracies"]), color="#4C72B0", label=f"training pairs ({roll})")
+    if held and "rewards/accuracies" in heldout:
+        c.plot(heldout["step"], heldout["rewards/accuracies"], color="#C44E52", marker="o", ms=3, ls=":",
+               label="held-out pairs")
+    c.axhline(0.5, color="grey", lw=0.6, ls="--", label="0.5: chance, and a fresh adapter's ties")
+    c.set_ylim(-0.05, 1.05)
+    c.set_title("reward accuracy: margin > 0 (a tie counts half)", fontsize=9)
+    c.set_ylabel("accuracy")
+    for ax in (a, b, c):
+        ax.set_xlabel("Training Step")
+        _legend_below(ax)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _legend_below(ax):
+    """The legend under the axes (below the x label), so no line or marker hides behind it."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)

@@ -393,7 +393,8 @@ class Recipe:
         cfg = load_config(DPOConfig, resolve(self.preset.dpo), [*self.preset.dpo_overrides])
         cfg = replace(cfg, model=str(ckpt), data=str(self._preferences()), output_dir=str(self.root / "dpo"),
                       name=f"{self.scale}-dpo")
-        from hermes3.eval.compare import bootstrap_mean
+        from hermes3.eval.compare import accuracy_by_type, bootstrap_mean
+        from hermes3.train.dpo_loss import pair_accuracy
 
         if executor.default_workers(3) > 1 and not pipeline.dpo_complete(cfg):
             # DPO on one thread beside the SFT model's evaluation (Table 4 needs both) and the
@@ -409,8 +410,9 @@ class Recipe:
         results = {"heldout_before": held.get("before", {}),
                    "heldout_after": {k: v for k, v in after.items() if k != "margins"}}
         if after.get("margins"):
-            acc, lo, hi = bootstrap_mean([float(m > 0) for m in after["margins"]])
+            acc, lo, hi = bootstrap_mean(pair_accuracy(after["margins"]).tolist())  # a tie counts half
             results["heldout_accuracy"] = {"value": acc, "ci95": [lo, hi], "pairs": len(after["margins"])}
+            results["heldout_accuracy_by_type"] = accuracy_by_type(held.get("per_pair", []))
         self.record("dpo", inputs={"model": str(ckpt), "model_from": "epoch_selection", "data": cfg.data},
                     outputs={"dir": str(out), "merged": str(out / "merged")}, config=to_dict(cfg), results=results,
                     selection={"lr": cfg.lr}, split={"selection": "validation", "results": "DPO's held-out pairs"},

@@ -6,15 +6,17 @@ then linear decay; NEFTune alpha 5. Not stated, so TRL's defaults: beta 0.1, sig
 
 Why not TRL's ``DPOTrainer`` (TRL 1.16): it cannot pack
 (``padding_free`` is disabled), its ``disable_dropout=True`` default silently zeroes the
-LoRA dropout, and NEFTune noise also reaches its reference pass. Here:
+LoRA dropout, and its reference pass draws NEFTune noise of its own. Here:
 
 * every chosen and rejected sequence of the step is concatenated into one padding-free row
   (``position_ids`` restart per sequence; our per-sample attention or flash-attn varlen keeps
   them apart) and per-sequence log-probabilities are summed per segment; equal to the padded
   computation (a test) and faster on real length distributions (a benchmark);
 * the reference is the same weights with the adapter disabled (no second model object);
-* NEFTune noise is added to the input embeddings of the *policy* pass only, scaled per
-  sequence (alpha / sqrt(len x dim)), so packing does not change the noise a sample gets;
+* NEFTune noise is added to the input embeddings, scaled per sequence (alpha / sqrt(len x
+  dim)), so packing does not change the noise a sample gets; the reference and policy passes
+  get the *same* draw, so the rewards compare the two on the same inputs (a fresh adapter logs
+  margin 0, not a noise penalty: ``hermes3.train.dpo_loss.dpo_step``);
 * LoRA dropout stays 0.05.
 
 Training runs on transformers' ``Trainer``, the engine SFT uses (``hermes3.train.dpo_trainer``,
@@ -25,8 +27,9 @@ after 3 steps. The one definitional difference: from a conversation TRL trains t
 template writes after ``<|im_end|>``; we do not, consistent with our SFT mask.
 
 Logged like TRL: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
-logps/chosen, logps/rejected (W&B and ``metrics.csv``). With a fresh adapter (B = 0) the
-policy equals the reference: step-0 loss is ln 2 and every margin 0.
+logps/chosen, logps/rejected (W&B and ``metrics.csv``); accuracy counts a tie (margin 0) as
+half a pair. With a fresh adapter (B = 0) the policy equals the reference, NEFTune on or off:
+step-1 loss is ln 2, every margin 0 and accuracy 0.5.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ from hermes3.train.engine import COMPLETE, read_metrics
 from hermes3.train.stage import StageConfig
 
 __all__ = ["COMPLETE", "DPOConfig", "read_metrics", "train"]
+
+# What says a preference pair's type (``hermes3.data.build``): kept beside each tokenized pair, so
+# ``heldout.json`` can break held-out accuracy down by type (``hermes3.eval.compare.accuracy_by_type``)
+PAIR_TYPE = ("source", "kind", "category")
 
 
 @dataclass
@@ -68,8 +75,8 @@ class DPOConfig(StageConfig):
     target_modules: str = field(default="all-linear", metadata={"help": "LoRA targets (report: all linear layers)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (not in the report: TRL default 0.1)", "gt": 0})
     optimizer: str = field(default="rmsprop", metadata={"help": "report: RMSProp", "choices": ("rmsprop", "adamw_torch")})
-    neftune_alpha: float = field(default=5.0, metadata={"help": "NEFTune noise alpha on the policy pass (report: 5; 0 = off)",
-                                                            "ge": 0})
+    neftune_alpha: float = field(default=5.0, metadata={
+        "help": "NEFTune noise alpha, one draw for the reference and policy passes (report: 5; 0 = off)", "ge": 0})
     pairs_per_step: int = field(default=16, metadata={
         "help": "preference pairs per optimizer step over all processes (the global batch; not in the report). "
                 "The loss is the mean over these pairs of -log sigmoid(beta x margin); a sequence's log-prob is the "
@@ -137,7 +144,8 @@ def _lora(model, cfg: DPOConfig):
 
 
 def prepare(cfg: DPOConfig):
-    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs. The model
+    """Model with a fresh adapter, tokenizer, and tokenized (train, held-out) pairs, each with
+    its ``type`` (``PAIR_TYPE`` fields; None where a preference JSONL lacks them). The model
     stays where it loads (CPU); the engine moves it to its device. On CUDA with bf16 the frozen
     base loads in bf16 (the adapter stays fp32, peft's default), as SFT does."""
     from hermes3.format.chat import ConversationError
@@ -156,7 +164,7 @@ def prepare(cfg: DPOConfig):
         if max(len(t["chosen"]["input_ids"]), len(t["rejected"]["input_ids"])) > cfg.max_length:
             dropped += 1
             continue
-        pairs.append(t)
+        pairs.append({**t, "type": {k: p.get(k) for k in PAIR_TYPE}})
     if not pairs:
         raise ConfigError(f"no usable preference pairs in {cfg.data} ({dropped} dropped)")
     random.Random(cfg.seed).shuffle(pairs)
@@ -170,7 +178,8 @@ def prepare(cfg: DPOConfig):
 def train(cfg: DPOConfig, callbacks: tuple = ()) -> Path:
     """Run DPO on the transformers ``Trainer`` (``hermes3.train.dpo_trainer``); returns the output
     folder: ``adapter/``, ``merged/``, ``metrics.csv``, ``heldout.json`` (held-out reward
-    metrics before and after), ``heldout.csv`` (with ``eval_steps``), ``checkpoint-N/`` (with
+    metrics before and after; ``per_pair``: each held-out pair's type and margin after),
+    ``heldout.csv`` (with ``eval_steps``), ``checkpoint-N/`` (with
     ``save_steps``) and ``COMPLETE`` last. ``callbacks``: extra ``TrainerCallback`` objects.
 
     One process, or many under ``torchrun`` / ``accelerate launch`` (DDP, FSDP); the global
@@ -218,9 +227,10 @@ def _finish(cfg: DPOConfig, out: Path, trainer, p: dict, main: bool, report_to: 
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(out / "adapter"))
     if main:
+        per_pair = [{**pair["type"], "margin": m} for pair, m in zip(held, after.get("margins", []), strict=True)]
         (out / "heldout.json").write_text(json.dumps({"before": before, "after": after, "pairs": len(held),
-                                                      "train_pairs": len(p["train"]), "dropped": p["dropped"]},
-                                                     indent=2))
+                                                      "train_pairs": len(p["train"]), "dropped": p["dropped"],
+                                                      "per_pair": per_pair}, indent=2))
         merge(out / "adapter", cfg.model, out / "merged", p["tok"])
         if "wandb" in report_to:
             import wandb

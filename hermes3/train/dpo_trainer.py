@@ -6,8 +6,8 @@ this subclass changes, and why:
 
 * ``compute_loss`` is our packed DPO step (``hermes3.train.dpo_loss.dpo_step``): a reference pass with the LoRA
   adapter disabled on the *unwrapped* PeftModel (the flags live there) but run through the
-  wrapped model (so DDP/FSDP hooks run), then the policy pass with NEFTune noise. TRL's
-  ``DPOTrainer`` does the same switch for peft models; it cannot pack.
+  wrapped model (so DDP/FSDP hooks run), then the policy pass. TRL's ``DPOTrainer`` does the
+  same switch for peft models; it cannot pack.
 * **Normalisation over the global batch.** Each micro-batch returns
   ``sum(pair losses) / pairs in the optimizer step (all ranks)`` x world size (DDP and FSDP
   average gradients over ranks), so accumulation and the number of processes leave the
@@ -15,7 +15,11 @@ this subclass changes, and why:
 * **Reward metrics** (TRL's names) are summed per pair over the logging interval, summed
   across ranks at log time and divided by the pairs: the mean over every pair logged.
 * **NEFTune noise** comes from a generator seeded by (seed, step, rank, micro-batch), so a
-  resumed run draws the noise the uninterrupted run drew.
+  resumed run draws the noise the uninterrupted run drew. One draw serves both passes of a
+  micro-batch: the logged rewards, margins and accuracies compare policy and reference on the
+  same noisy inputs. Against a noise-free reference they measured the noise instead, a penalty
+  summed over each completion's tokens (notebook 06's Fig. 5: margin -0.4 at step 1, where the
+  fresh adapter makes the policy the reference); now step 1 logs margin 0, accuracy 0.5.
 """
 
 from __future__ import annotations
