@@ -37,15 +37,15 @@ import pandas as pd
 from IPython.display import display
 
 from hermes3.core import tracking
-from hermes3.recipe.notebook import setup
+from hermes3.recipe.notebook import row_table, setup
 from hermes3.recipe.plots import plot_loss_curves
 from hermes3.recipe.stages import FINAL_STEPS
 
 recipe, FIGURES = setup(scale)
 curves = recipe.loss_curves()
 train_col = f"final train loss (last {FINAL_STEPS} steps)"  # the end point of Fig. 4's rolling mean
-table = pd.DataFrame({k: {"parameters": v["parameters"], "steps": len(v["metrics"]), train_col: v["final_train_loss"],
-                          "held-out loss": v["heldout_loss"], "held-out items": v["items"]} for k, v in curves.items()}).T
+table = row_table({k: {"parameters": v["parameters"], "steps": len(v["metrics"]), train_col: v["final_train_loss"],
+                       "held-out loss": v["heldout_loss"], "held-out items": v["items"]} for k, v in curves.items()})
 display(table.round(4))
 train_order = list(table[train_col]) == sorted(table[train_col], reverse=True)
 held_order = list(table["held-out loss"]) == sorted(table["held-out loss"], reverse=True)
