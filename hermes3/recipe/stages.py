@@ -467,18 +467,30 @@ class Recipe:
                          resources=[self._job_resources()] * len(jobs))
         return {n: self.evaluate(n) for n in names}
 
+    def _table5_rows(self) -> tuple[dict, dict]:
+        """``(groups, subsets)`` that ``compare`` and ``accuracies`` score: each stand-in group (its
+        tasks' items pooled) and the held-out tool-call items (exact match, right functions)."""
+        from hermes3.eval.tasks import STANDIN_GROUPS
+        from hermes3.eval.toolcalls import tool_call_items
+
+        calls = tool_call_items(self.data(), self.preset.eval_limit)
+        return ({g: list(STANDIN_GROUPS[g]) for g in GROUPS},
+                {"tool calls": ("hermes_tool_use", calls), "tool calls: right functions": (self._functions, calls)})
+
+    def accuracies(self, results: dict):
+        """Each stage's accuracy in ``results`` (``benchmarks``) on the rows of ``compare``, with its
+        95% Wilson interval (``compare.accuracies``): what Table 5's figure of ours draws."""
+        from hermes3.eval.compare import accuracies
+
+        return accuracies(results, *self._table5_rows())
+
     def compare(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the same items: per stand-in group (items pooled), the
         held-out tool calls and all items, with the exact McNemar test; recorded in the manifest."""
         from hermes3.eval.compare import paired
-        from hermes3.eval.tasks import STANDIN_GROUPS
-        from hermes3.eval.toolcalls import tool_call_items
 
         ra, rb = self.evaluate_stages([a, b]).values()
-        calls = tool_call_items(self.data(), self.preset.eval_limit)
-        table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
-                       subsets={"tool calls": ("hermes_tool_use", calls),
-                                "tool calls: right functions": (self._functions, calls)})
+        table = paired(ra, rb, *self._table5_rows())
         self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"))
         return table
