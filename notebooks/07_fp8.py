@@ -23,9 +23,14 @@
 # (>800 GB in FP16, ~430 GB in FP8).
 #
 # **Here:** `Recipe.fp8` writes the same compressed-tensors `FP8_DYNAMIC` checkpoint shard by shard from
-# **the merged DPO model of notebook 06** (read from the manifest); we report bytes before/after, perplexity
-# and KL against bf16, the stand-in scores bf16 vs FP8 on the same items (McNemar), and the bf16/FP8 weight
-# sizes of the Llama 3.1 8B/70B/405B shapes computed on the meta device.
+# **the merged DPO model of notebook 06** (read from the manifest); we report each model's stored dtypes (read
+# from its safetensors headers) and bytes, perplexity and KL of FP8 against the unquantized model, the
+# stand-in scores unquantized vs FP8 on the same items (McNemar), and the bf16/FP8 weight sizes of the
+# Llama 3.1 8B/70B/405B shapes computed on the meta device.
+#
+# **FP8 on the CPU is an emulation.** The weights are stored in FP8 (the bytes saved are real), but CPUs have
+# no FP8 matmul kernels: the weights are dequantized for every matmul. Quality is measured here; speed is
+# not (vLLM's FP8 kernels need a GPU).
 
 # %% tags=["parameters"]
 scale = "smoke"  # smoke | demo | full (presets in hermes3/recipe/presets.py)
@@ -36,21 +41,22 @@ import pandas as pd
 from IPython.display import display
 
 from hermes3.core import tracking
-from hermes3.recipe.notebook import rounded, setup
+from hermes3.recipe.notebook import rounded, row_table, setup
 from pathlib import Path
 
 import yaml
 
 from hermes3.data.build import load_eval
-from hermes3.convert.fp8 import quality, weight_bytes
+from hermes3.convert.fp8 import FP8_COMPUTE, quality, stored_dtypes, weight_bytes
 from hermes3.core.paths import REPO
 
 recipe, FIGURES = setup(scale)
 fp8_dir = recipe.fp8()
 src = Path(recipe.manifest()["stages"]["fp8"]["inputs"]["model"])
 size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))  # noqa: E731
-display(pd.DataFrame([{"model": str(src), "bf16/fp32 MB": size(src) / 1e6, "FP8 MB": size(fp8_dir) / 1e6,
-                       "ratio": size(fp8_dir) / size(src)}]).round(3))
+models = {"unquantized": src, "FP8": fp8_dir}
+display(row_table({name: {"folder": str(d), "stored dtypes (share of bytes)": stored_dtypes(d), "MB": size(d) / 1e6,
+                          "vs unquantized": size(d) / size(src)} for name, d in models.items()}).round(3))
 
 # %% [markdown]
 # ## Quality: perplexity and KL against the unquantized model, and the stand-ins on the same items
@@ -58,8 +64,8 @@ display(pd.DataFrame([{"model": str(src), "bf16/fp32 MB": size(src) / 1e6, "FP8 
 # %%
 texts = [it["reference"] for it in load_eval(recipe.data(), split="test")][: 20 if scale == "smoke" else 100]
 q = quality(src, fp8_dir, texts)
-display(pd.Series(q).round(4))
-scores = recipe.compare("SFT+DPO", "SFT+DPO FP8").rename(columns={"A": "unquantized", "B": "FP8"})
+display(row_table({"FP8 vs unquantized": {**q, "FP8 compute": FP8_COMPUTE}}).round(4))
+scores = recipe.compare("SFT+DPO", "SFT+DPO FP8").rename(columns={"A": "unquantized", "B": "FP8 (emulated)"})
 display(rounded(scores))
 
 # %% [markdown]

@@ -45,7 +45,6 @@ from IPython.display import display
 from hermes3.core import tracking
 from hermes3.recipe.notebook import rounded, setup
 from hermes3.recipe.plots import plot_scores, plot_table5
-from hermes3.recipe.stages import GROUPS
 from hermes3.core.report import report_table
 
 recipe, FIGURES = setup(scale)
@@ -63,8 +62,7 @@ wide = pd.DataFrame({name: r.table[r.table.primary].set_index("task").value for 
 wide.loc["tool calls (exact match)"] = [summary[name]["tool_calls"] for name in results]
 wide.loc["tool calls (right functions)"] = [summary[name]["tool_call_functions"] for name in results]
 display(wide.round(3))
-fig = plot_scores(wide.loc[list(GROUPS) + ["tool calls (exact match)", "tool calls (right functions)"]],
-                  f"stand-in groups by stage ({scale})",
+fig = plot_scores(recipe.accuracies(results), f"stand-in groups by stage ({scale}), items pooled",
                   path=FIGURES / "table5_ours_groups.png")
 run = tracking.start("eval", f"table5-{scale}", {k: str(recipe.stage_model(k)) for k in results}, mode=wandb_mode)
 tracking.log_table(run, "scores", wide.reset_index())

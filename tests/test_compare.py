@@ -1,9 +1,11 @@
 """hermes3.eval.compare: the exact McNemar test and the per-task pairing of two eval results."""
 
+import math
+
 import pandas as pd
 import pytest
 
-from hermes3.eval.compare import mcnemar_p, paired
+from hermes3.eval.compare import accuracies, mcnemar_p, paired, wilson
 from hermes3.eval.evaluate import EvalResult
 
 
@@ -36,6 +38,38 @@ def test_paired_counts_discordant_items_per_task_and_pooled():
     assert row["p (McNemar)"] == pytest.approx(10 / 16, rel=1e-12) and df.loc["all", "B only"] == 3
     with pytest.raises(ValueError, match="different items"):
         paired(a, _result("t", [1, 0]), ["t"])
+
+
+def test_wilson_by_hand():
+    # 8/10, z = 1.959964: centre (0.8 + z^2/20) / (1 + z^2/10) = 0.716740, half-width
+    # z * sqrt(0.8 * 0.2 / 10 + z^2 / 400) / (1 + z^2/10) = 0.226578
+    assert wilson(8, 10) == pytest.approx((0.490162, 0.943318), abs=1e-6)
+    # 0/20: the low end is 0 and the high end z^2/20 / (1 + z^2/20) = 0.161125 (the normal interval is 0 wide)
+    assert wilson(0, 20) == pytest.approx((0.0, 0.161125), abs=1e-6)
+    lo, hi = wilson(2, 10)
+    assert (lo, hi) == pytest.approx((1 - wilson(8, 10)[1], 1 - wilson(8, 10)[0]))  # symmetric in k <-> n - k
+    assert all(math.isnan(x) for x in wilson(0, 0))
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        wilson(11, 10)
+
+
+def test_accuracies_pool_groups_and_subsets_per_model():
+    def two_tasks(t, u):
+        table = pd.DataFrame([{"task": name, "metric": "acc", "primary": True} for name in ("t", "u")])
+        return EvalResult(table, {}, {name: [{"doc_id": i, "acc": x} for i, x in enumerate(xs)]
+                                      for name, xs in (("t", t), ("u", u))})
+
+    a, b = two_tasks([1, 1, 0, 0], [1] * 6), two_tasks([0, 0, 0, 0], [0, 1, 0, 0, 0, 0])
+    acc = accuracies({"A": a, "B": b}, {"g": ["t", "u"]}, subsets={"first two": ("t", [0, 1])})
+    assert list(acc.task) == ["g", "first two", "g", "first two"] and list(acc.model) == ["A", "A", "B", "B"]
+    row = acc.iloc[0]
+    assert (row["items"], row["correct"], row["accuracy"]) == (10, 8, 0.8)  # 2 of 4 and 6 of 6, pooled
+    assert (row["ci95_low"], row["ci95_high"]) == pytest.approx(wilson(8, 10))
+    assert list(acc.correct) == [8, 2, 1, 0] and list(acc["items"]) == [10, 2, 10, 2]
+    with pytest.raises(KeyError):  # a result without the task
+        accuracies({"B": _result("t", [0])}, {"g": ["t", "u"]})
+    with pytest.raises(ValueError, match="other than 0 and 1"):
+        accuracies({"C": _result("t", [0.5, 1.0])}, {"g": ["t"]})
 
 
 def test_paired_likelihood_by_hand():

@@ -10,7 +10,16 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from conftest import make_tiny_model
-from hermes3.convert.fp8 import FP8Error, convert, dequantize_weight, emulate, fake_quantize_tokens, quantize_weight
+from hermes3.convert.fp8 import (
+    FP8Error,
+    convert,
+    dequantize_weight,
+    emulate,
+    fake_quantize_tokens,
+    quantize_weight,
+    stored_dtypes,
+    write_safetensors,
+)
 from hermes3.train.modeling import load_model, tiny_llama
 
 
@@ -47,7 +56,7 @@ def test_fake_quant_tokens_by_hand():
 
 @pytest.fixture(scope="module")
 def model_dir(smoke_data, tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("bf16"), smoke_data / "tokenizer", seed=4, hidden_size=64)
+    return make_tiny_model(tmp_path_factory.mktemp("fp32"), smoke_data / "tokenizer", seed=4, hidden_size=64)
 
 
 def rep_vocab(model_dir) -> int:
@@ -66,11 +75,20 @@ def test_transformers_loads_output_and_matches_emulation(model_dir, tmp_path):
     assert g["weights"]["strategy"] == "channel" and not g["weights"]["dynamic"]
     assert g["input_activations"]["strategy"] == "token" and g["input_activations"]["dynamic"]
     assert cfg["ignore"] == ["lm_head"] and (tmp_path / "fp8" / "tokenizer.json").exists()
+    assert stored_dtypes(model_dir) == "float32 (100%)" and "float8_e4m3fn (" in stored_dtypes(tmp_path / "fp8")
     ours = emulate(model_dir, tmp_path / "fp8")
     theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "fp8").eval()
     ids = torch.randint(0, 500, (2, 23))
     with torch.no_grad():
         torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=0, rtol=0)
+
+
+def test_stored_dtypes_reads_the_headers(tmp_path):
+    """A label from the bytes on disk: 16 bytes of F32 and 48 of F8_E4M3 -> 75% / 25%, largest first."""
+    specs = [("a", "F32", [2, 2]), ("b", "F8_E4M3", [4, 12])]
+    tensors = [torch.zeros(2, 2), torch.zeros(4, 12).to(torch.float8_e4m3fn)]
+    write_safetensors(tmp_path / "model.safetensors", specs, tensors, {"format": "pt"})
+    assert stored_dtypes(tmp_path) == "float8_e4m3fn (75%), float32 (25%)"
 
 
 def test_load_model_prints_no_compressed_tensors_bars(model_dir, tmp_path, capfd):
@@ -235,7 +253,7 @@ def test_quality(model_dir, tmp_path):
     q = quality(tmp_path / "uniform", tmp_path / "uniform-fp8", texts, max_tokens=40)
     V = m.config.vocab_size
     assert q["tokens"] == expected_tokens and q["kl_per_token"] == 0.0
-    assert q["ppl_bf16"] == pytest.approx(V, rel=1e-5) and q["ppl_fp8"] == pytest.approx(V, rel=1e-5)
+    assert q["ppl_unquantized"] == pytest.approx(V, rel=1e-5) and q["ppl_fp8"] == pytest.approx(V, rel=1e-5)
     # 2. The real conversion against a float64 recomputation from the two models' logits.
     convert(model_dir, tmp_path / "fp8")
     q = quality(model_dir, tmp_path / "fp8", texts, max_tokens=40)
@@ -243,8 +261,8 @@ def test_quality(model_dir, tmp_path):
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "fp8", attn_implementation="sdpa").eval()
     ppl_a, ppl_b, kl, n = _quality_by_hand(a, b, tok, texts, 40)
     assert q["tokens"] == n == expected_tokens
-    assert q["ppl_bf16"] == pytest.approx(ppl_a, rel=1e-5) and q["ppl_fp8"] == pytest.approx(ppl_b, rel=1e-5)
+    assert q["ppl_unquantized"] == pytest.approx(ppl_a, rel=1e-5) and q["ppl_fp8"] == pytest.approx(ppl_b, rel=1e-5)
     assert q["kl_per_token"] == pytest.approx(kl, rel=2e-2) and kl > 1e-6  # float32 vs float64 on a tiny KL
     # 3. A model against itself: KL exactly 0, equal perplexities.
     same = quality(model_dir, model_dir, texts, max_tokens=40)
-    assert same["kl_per_token"] == 0.0 and same["ppl_bf16"] == same["ppl_fp8"] == pytest.approx(ppl_a, rel=1e-5)
+    assert same["kl_per_token"] == 0.0 and same["ppl_unquantized"] == same["ppl_fp8"] == pytest.approx(ppl_a, rel=1e-5)

@@ -1,5 +1,5 @@
 """hermes3.recipe.plots on small frames: the axes, labels and data each figure draws, the report's values
-labelled "report", and a PNG written where asked."""
+labelled "report", intervals on our accuracies, legends clear of the data, and a PNG written where asked."""
 
 import matplotlib
 
@@ -28,6 +28,21 @@ def _texts(fig) -> str:
     return " | ".join(out)
 
 
+def _legend_outside(fig):
+    """Every legend of ``fig`` overlaps none of its axes (drawn, so the extents are final)."""
+    fig.canvas.draw()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends
+    for leg in legends:
+        box = leg.get_window_extent()
+        assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes), box
+
+
+def _acc(rows):
+    """``compare.accuracies``-shaped frame from (task, model, items, accuracy, low, high)."""
+    return pd.DataFrame(rows, columns=["task", "model", "items", "accuracy", "ci95_low", "ci95_high"])
+
+
 def test_packing_figure3_lays_out_the_reports_cu_seqlens(tmp_path):
     fig = plots.plot_packing_figure3([11, 6, 7, 4, 8, 5, 3, 4, 3, 4, 5, 4], row_len=16, path=tmp_path / "f3.png")
     assert "[0, 11, 17, 24, 28, 36, 41, 44, 48, 51, 55, 60, 64]" in fig._suptitle.get_text()
@@ -42,6 +57,8 @@ def test_packing_efficiency_draws_the_report_line():
     (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("report")]
     assert line.get_ydata()[0] == 0.96 and "report (Hermes 3): 96%" in _texts(fig)
     assert sorted(round(p.get_height(), 2) for p in ax.patches if p.get_height() > 0) == [0.9, 0.99]
+    assert not ax.lines[:-1]  # the report line only: an exact ratio per set has no interval
+    _legend_outside(fig)
 
 
 def test_table1_bars_report_and_ours():
@@ -53,6 +70,7 @@ def test_table1_bars_report_and_ours():
     widths = sorted(round(p.get_width(), 1) for p in ax.patches)
     assert widths == [4.0, 4.5, 6.7, 7.0]
     assert "report (Hermes 3, 390M tokens)" in _texts(fig) and "ours (1,000 tokens)" in _texts(fig)
+    _legend_outside(fig)
 
 
 def test_lr_search_panels_intervals_and_selection():
@@ -66,6 +84,7 @@ def test_lr_search_panels_intervals_and_selection():
     assert sel.get_xdata()[0] == 1e-3
     caps = [c for c in ax.containers if hasattr(c, "has_yerr") and c.has_yerr]
     assert caps and np.allclose(caps[0].lines[0].get_ydata(), [-2.0, -1.0, -3.0])
+    _legend_outside(plots.plot_lr_search(scores, ["g", "g"], 1e-3))
 
 
 def test_loss_curves_one_line_per_size_with_heldout_in_legend():
@@ -76,6 +95,7 @@ def test_loss_curves_one_line_per_size_with_heldout_in_legend():
     smoothed = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "l"][0]
     assert list(smoothed.get_ydata()) == [3.0, 2.5, 1.5]
     assert "report Fig. 4" in fig.axes[0].get_title()
+    _legend_outside(fig)
 
 
 def test_reward_margins_train_and_heldout():
@@ -113,13 +133,31 @@ def test_table5_report_figure_is_labelled_and_scales_mt_bench():
     assert "numbers from the Hermes 3 report" in fig._suptitle.get_text()
     assert sorted({round(p.get_width()) for p in fig.axes[0].patches}) == [50, 80]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ARC", "MT-Bench Avg. (x10)"]
+    assert "Hermes 3 (report)" in _texts(fig) and "Llama 3.1 Instruct (report)" in _texts(fig)
+    assert not any(ax.lines or ax.collections for ax in fig.axes)  # the report gives no intervals: none drawn
+    _legend_outside(fig)
 
 
-def test_scores_and_histograms_and_category_lengths():
-    wide = pd.DataFrame({"base": [0.0, 0.1], "SFT": [0.5, 0.6]}, index=["g1", "g2"])
-    fig = plots.plot_scores(wide, "groups")
-    assert fig.axes[0].get_title() == "groups" and fig.axes[0].get_xlim() == (0, 1)
-    assert sorted(round(p.get_width(), 1) for p in fig.axes[0].patches) == [0.0, 0.1, 0.5, 0.6]
+def test_scores_draw_each_accuracy_with_its_interval(tmp_path):
+    acc = _acc([("g1", "base", 10, 0.8, 0.4902, 0.9433), ("g2", "base", 20, 0.0, 0.0, 0.1611),
+                ("g1", "SFT", 10, 0.5, 0.2366, 0.7634), ("g2", "SFT", 20, 0.25, 0.1119, 0.4687)])
+    fig = plots.plot_scores(acc, "groups", path=tmp_path / "s.png")
+    ax = fig.axes[0]
+    assert ax.get_title() == "groups" and ax.get_xlim() == (0, 1) and "95% Wilson" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["g1 (n=10)", "g2 (n=20)"]
+    bar_sets = [c for c in ax.containers if isinstance(c, matplotlib.container.BarContainer)]
+    assert len(bar_sets) == 2
+    for bars, model in zip(bar_sets, ["base", "SFT"]):
+        m = acc[acc.model == model]
+        assert bars.get_label() == model and [p.get_width() for p in bars.patches] == list(m.accuracy)
+        (segments,) = [c.get_segments() for c in bars.errorbar.lines[2]]  # one horizontal segment per bar
+        assert np.allclose([(s[0][0], s[1][0]) for s in segments], m[["ci95_low", "ci95_high"]].to_numpy())
+        assert np.allclose([s[0][1] for s in segments], [p.get_y() + p.get_height() / 2 for p in bars.patches])
+    _legend_outside(fig)
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_histograms_and_category_lengths():
     fig = plots.plot_length_histograms({"a": [10, 20, 5000], "b": [1, 2]}, 8192)
     assert [ax.get_title() for ax in fig.axes] == ["a (n=3)", "b (n=2)"]
     fig = plots.plot_category_lengths([{"category": "math", "tokens": 10}, {"category": "coding", "tokens": 30}])

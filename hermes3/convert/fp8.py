@@ -41,6 +41,10 @@ from hermes3.train.modeling import check_model_folder, load_model
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
+# What FP8 compute is here: transformers loads a compressed-tensors checkpoint by dequantizing its
+# weights, and CPUs have no FP8 matmul kernels, so quality is measured and speed is not.
+FP8_COMPUTE = ("emulated: weights stored in FP8, dequantized for every matmul (no FP8 kernels on CPU); "
+               "speed not measured")
 COPY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
               "chat_template.jinja", "tokenizer.model")
 
@@ -78,6 +82,20 @@ def fake_quantize_tokens(x: torch.Tensor) -> torch.Tensor:
     scale = torch.where(scale == 0, torch.tensor(_eps(scale.dtype), dtype=scale.dtype), scale)
     q = torch.clamp(x / scale, -FP8_MAX, FP8_MAX).to(FP8)
     return q.to(x.dtype) * scale
+
+
+def stored_dtypes(model_dir: str | Path) -> str:
+    """The dtypes a checkpoint's tensors are stored in, from its safetensors headers, with each one's
+    share of the bytes, largest first: e.g. ``float32 (100%)``. Read from the files because a dtype
+    assumed from the recipe can be wrong (an fp32 model was once labelled bf16)."""
+    nbytes: dict[str, int] = {}
+    for shard in _shards(Path(model_dir)):
+        for info in safetensors_header(shard)[0].values():
+            start, end = info["data_offsets"]
+            nbytes[info["dtype"]] = nbytes.get(info["dtype"], 0) + end - start
+    total = sum(nbytes.values()) or 1
+    return ", ".join(f"{str(TORCH_DTYPES[d]).removeprefix('torch.')} ({n / total:.0%})"
+                     for d, n in sorted(nbytes.items(), key=lambda kv: -kv[1]))
 
 
 def _shards(model_dir: Path) -> list[Path]:
@@ -292,7 +310,7 @@ def quantization_config(ignore: list[str]) -> dict:
 
 
 def emulate(model_dir: str | Path, fp8_dir: str | Path):
-    """Our own FP8 emulation: the bf16 model with every quantized Linear's weight replaced
+    """Our own FP8 emulation: the unquantized model with every quantized Linear's weight replaced
     by its dequantized FP8 weight and its input fake-quantized per token."""
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
@@ -316,13 +334,14 @@ def emulate(model_dir: str | Path, fp8_dir: str | Path):
 
 
 @torch.no_grad()
-def quality(bf16_dir: str | Path, fp8_dir: str | Path, texts: list[str], max_tokens: int = 512) -> dict:
-    """Perplexity of both models and the mean per-token KL(bf16 || fp8) on ``texts``."""
+def quality(model_dir: str | Path, fp8_dir: str | Path, texts: list[str], max_tokens: int = 512) -> dict:
+    """Perplexity of the unquantized model and of its FP8 conversion, and the mean per-token
+    KL(unquantized || fp8), on ``texts``; on the CPU, so FP8 is emulated (``FP8_COMPUTE``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    check_model_folder(bf16_dir)
-    tok = AutoTokenizer.from_pretrained(str(bf16_dir))
-    a = AutoModelForCausalLM.from_pretrained(str(bf16_dir), attn_implementation="sdpa", use_safetensors=True).eval()
+    check_model_folder(model_dir)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    a = AutoModelForCausalLM.from_pretrained(str(model_dir), attn_implementation="sdpa", use_safetensors=True).eval()
     b = load_model(fp8_dir, attn_implementation="sdpa").eval()
     nll_a = nll_b = kl = n = 0.0
     for t in texts:
@@ -336,7 +355,7 @@ def quality(bf16_dir: str | Path, fp8_dir: str | Path, texts: list[str], max_tok
         nll_b -= lb.gather(-1, tgt[:, None]).sum().item()
         kl += (la.exp() * (la - lb)).sum().item()
         n += len(tgt)
-    return {"ppl_bf16": float(torch.tensor(nll_a / n).exp()), "ppl_fp8": float(torch.tensor(nll_b / n).exp()),
+    return {"ppl_unquantized": float(torch.tensor(nll_a / n).exp()), "ppl_fp8": float(torch.tensor(nll_b / n).exp()),
             "kl_per_token": kl / n, "tokens": int(n)}
 
 

@@ -33,6 +33,20 @@ def setup(scale: str = "demo"):
     return Recipe(scale), Path(figures)
 
 
+def row_table(rows: dict):
+    """A table with one row per key of ``rows`` (each a dict ``column -> value``) whose columns keep
+    their types. Why not ``pd.DataFrame(rows).T``: it first makes each row a column of mixed values,
+    a float column, so every count in it printed as a float (4963584.0 parameters).
+
+    >>> row_table({"tiny-s": {"parameters": 1412224, "loss": 1.39}})
+            parameters  loss
+    tiny-s     1412224  1.39
+    """
+    import pandas as pd
+
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def rounded(table, digits: int = 4):
     """``table`` rounded to ``digits`` for display, except p-value columns (named ``p (...)``),
     which keep two significant digits: ``round(4)`` shows a sign test over 160 items (p=1.4e-48)

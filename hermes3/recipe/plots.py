@@ -1,6 +1,8 @@
 """The figures the notebooks show (matplotlib + seaborn), one function per figure.
 
-Each returns the matplotlib Figure and, with ``path``, saves a PNG (``figures/...``).
+Each returns the matplotlib Figure and, with ``path``, saves a PNG (``figures/...``). Bars of a
+sample statistic (an accuracy over items) carry their 95% interval; the report's numbers, labelled
+"report", have none (the report gives none). Legends sit outside the axes, where they cover no data.
 """
 
 from __future__ import annotations
@@ -9,6 +11,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+
+def _legend_outside(ax):
+    """The legend right of ``ax``, outside it: inside, it covered the longest bars (Table 5's figures).
+    ``tight_layout`` and ``bbox_inches="tight"`` make room for it."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8)
 
 
 def _save(fig, path):
@@ -62,21 +70,23 @@ def plot_length_histograms(sets: dict[str, list[int]], max_length: int = 8192, p
 
 
 def plot_packing_efficiency(df, report: float = 0.96, path=None):
-    """Efficiency per real set and packer, the report's 96% as a labelled line."""
+    """Efficiency per real set and packer, the report's 96% as a labelled line. No intervals: each
+    bar is the exact ratio of a whole set's tokens to its slots, not an estimate from a sample."""
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    sns.barplot(data=df, x="set", y="efficiency", hue="packer", ax=ax)
+    sns.barplot(data=df, x="set", y="efficiency", hue="packer", ax=ax, errorbar=None)
     ax.axhline(report, color="red", ls="--", lw=1, label=f"report (Hermes 3): {report:.0%}")
     ax.set_ylim(min(0.8, float(df["efficiency"].min()) - 0.02), 1.0)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    _legend_outside(ax)
     ax.set_title("packing efficiency at 8192 (real tokens / slots)")
     fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_table1(df, path=None):
-    """Report Table 1 vs ours: share of tokens per category (the Total row excluded)."""
+    """Report Table 1 vs ours: share of tokens per category (the Total row excluded). No intervals:
+    our shares are exact counts of the data build, not estimates from a sample."""
     rows = df[df.category != "Total"]
     fig, ax = plt.subplots(figsize=(9, 3.8))
     y = np.arange(len(rows))
@@ -86,7 +96,7 @@ def plot_table1(df, path=None):
     ax.set_yticks(y, rows["category"])
     ax.invert_yaxis()
     ax.set_xlabel("% of tokens")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_outside(ax)
     ax.set_title("Table 1: data mixture by category")
     fig.tight_layout()
     return _save(fig, path)
@@ -109,34 +119,46 @@ def plot_category_lengths(records: list[dict], path=None):
 
 def plot_table5(t5, path=None):
     """Report Table 5: Hermes 3 vs Llama 3.1 Instruct per benchmark at each size
-    (MT-Bench, on a 0-10 scale, drawn x10)."""
+    (MT-Bench, on a 0-10 scale, drawn x10). The report's numbers only, so no intervals (it gives
+    none); ours, with intervals, are ``plot_scores``."""
     sizes = ("8B", "70B", "405B")
     fig, axes = plt.subplots(1, 3, figsize=(13, 6), sharey=True)
     y = np.arange(len(t5))
     scale = np.where(t5["benchmark"].str.startswith("MT-Bench"), 10.0, 1.0)
     for ax, size in zip(axes, sizes):
         h, ll = t5[f"Hermes 3 {size}"] * scale, t5[f"Llama 3.1 Instruct {size}"] * scale
-        ax.barh(y - 0.2, h, height=0.4, color="#4C72B0", label="Hermes 3")
-        ax.barh(y + 0.2, ll, height=0.4, color="#999999", label="Llama 3.1 Instruct")
+        ax.barh(y - 0.2, h, height=0.4, color="#4C72B0", label="Hermes 3 (report)")
+        ax.barh(y + 0.2, ll, height=0.4, color="#999999", label="Llama 3.1 Instruct (report)")
         ax.set_title(f"{size}" + (" (FP8)" if size == "405B" else ""))
         ax.set_xlim(0, 100)
     axes[0].set_yticks(y, [b + (" (x10)" if b.startswith("MT-Bench") else "") for b in t5["benchmark"]])
     axes[0].invert_yaxis()
-    axes[0].legend(loc="lower right", fontsize=8)
+    _legend_outside(axes[-1])
     fig.suptitle("Report Table 5 (numbers from the Hermes 3 report)")
     fig.tight_layout()
     return _save(fig, path)
 
 
-def plot_scores(wide, title: str, path=None):
-    """Our scores: rows = tasks or groups, columns = models (values 0-1)."""
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(wide) + 1.5))
-    wide.plot.barh(ax=ax, width=0.8)
+def plot_scores(acc, title: str, path=None):
+    """Our accuracies with their 95% intervals, one group of bars per task and one bar per model:
+    ``acc`` has one row per task and model, columns task, model, items, accuracy, ci95_low,
+    ci95_high (``hermes3.eval.compare.accuracies``)."""
+    tasks, models = list(dict.fromkeys(acc["task"])), list(dict.fromkeys(acc["model"]))
+    items = acc.drop_duplicates("task").set_index("task")["items"]
+    height = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(tasks) + 1.5))
+    y = np.arange(len(tasks))
+    for j, model in enumerate(models):
+        m = acc[acc["model"] == model].set_index("task").loc[tasks]
+        err = np.vstack([m["accuracy"] - m["ci95_low"], m["ci95_high"] - m["accuracy"]])
+        ax.barh(y + (j - (len(models) - 1) / 2) * height, m["accuracy"], height=height, color=f"C{j}", label=model,
+                xerr=err, error_kw={"capsize": 2, "lw": 0.8, "ecolor": "black"})
+    ax.set_yticks(y, [f"{t} (n={items[t]})" for t in tasks])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("score")
+    ax.set_xlabel("accuracy (error bars: 95% Wilson interval)")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_outside(ax)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -160,7 +182,7 @@ def plot_lr_search(scores, tasks: list[str], best: float, path=None, report_note
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("learning rate")
     axes[0][0].set_ylabel(ylabel)
-    axes[0][0].legend(fontsize=7)
+    _legend_outside(axes[0][-1])  # every panel has the same two entries
     fig.suptitle("LR sweep (ours)" + (f"; report: {report_note}" if report_note else ""), fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
@@ -170,7 +192,7 @@ def plot_loss_curves(curves: dict, path=None, *, smooth: int):
     """Fig. 4 layout: training loss vs step, one line per model size (a ``smooth``-step rolling
     mean over the raw per-step loss, drawn faintly). ``curves``: label -> metrics frame, or
     label -> ``{"metrics": frame, "heldout_loss": float}`` (the held-out loss goes in the legend)."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.6))  # wide enough for the plot and the legend beside it
     for k, (name, c) in enumerate(curves.items()):
         df = c["metrics"] if isinstance(c, dict) else c
         color = f"C{k}"
@@ -180,7 +202,7 @@ def plot_loss_curves(curves: dict, path=None, *, smooth: int):
     ax.set_xlabel("Training Step")
     ax.set_ylabel("Loss")
     ax.set_title(f"SFT training loss (ours; {smooth}-step rolling mean); report Fig. 4: larger models lower", fontsize=9)
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     fig.tight_layout()
     return _save(fig, path)
 

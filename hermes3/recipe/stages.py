@@ -475,28 +475,41 @@ class Recipe:
                          resources=[self._job_resources()] * len(jobs))
         return {n: self.evaluate(n) for n in names}
 
+    def _table5_rows(self) -> tuple[dict, dict]:
+        """``(groups, subsets)`` that ``compare`` and ``accuracies`` score on the test split: each
+        stand-in group (its tasks' items pooled); the synthetic stand-ins (all, and those whose answer
+        shares no 13-gram with a training answer) apart from the real benchmarks' items; the held-out
+        tool-call items (exact match, right functions)."""
+        from hermes3.eval.lmeval_tasks import synthetic_items
+        from hermes3.eval.tasks import STANDIN_GROUPS
+        from hermes3.eval.toolcalls import tool_call_items
+
+        calls = tool_call_items(self.data(), self.preset.eval_limit)
+        tasks = [t for g in GROUPS for t in STANDIN_GROUPS[g]]
+        synthetic = [t for t in tasks if t.startswith("hermes_")]
+        fresh = [(t, [i for i, it in enumerate(synthetic_items(self.data(), t, "test", self.preset.eval_limit))
+                      if not it["overlap"]["answer_ngram"]]) for t in synthetic]
+        return ({g: list(STANDIN_GROUPS[g]) for g in GROUPS},
+                {"synthetic stand-ins": [(t, None) for t in synthetic], "synthetic, no answer overlap": fresh,
+                 "real benchmarks": [(t, None) for t in tasks if t not in synthetic],
+                 "tool calls": ("hermes_tool_use", calls), "tool calls: right functions": (self._functions, calls)})
+
+    def accuracies(self, results: dict):
+        """Each stage's accuracy in ``results`` (``benchmarks``) on the rows of ``compare``, with its
+        95% Wilson interval (``compare.accuracies``): what Table 5's figure of ours draws."""
+        from hermes3.eval.compare import accuracies
+
+        return accuracies(results, *self._table5_rows())
+
     def compare(self, a: str, b: str):
         """Stage ``b`` vs stage ``a`` on the same test items: per stand-in group (items pooled), the
         synthetic stand-ins (all, and those whose answer shares no 13-gram with training) apart from
         the real benchmarks' items, the held-out tool calls and all items, with the exact McNemar
         test; recorded in the manifest."""
         from hermes3.eval.compare import paired
-        from hermes3.eval.lmeval_tasks import synthetic_items
-        from hermes3.eval.tasks import STANDIN_GROUPS
-        from hermes3.eval.toolcalls import tool_call_items
 
         ra, rb = self.evaluate_stages([a, b]).values()
-        calls = tool_call_items(self.data(), self.preset.eval_limit)
-        tasks = [t for g in GROUPS for t in STANDIN_GROUPS[g]]
-        synthetic = [t for t in tasks if t.startswith("hermes_")]
-        fresh = [(t, [i for i, it in enumerate(synthetic_items(self.data(), t, "test", self.preset.eval_limit))
-                      if not it["overlap"]["answer_ngram"]]) for t in synthetic]
-        table = paired(ra, rb, {g: list(STANDIN_GROUPS[g]) for g in GROUPS},
-                       subsets={"synthetic stand-ins": [(t, None) for t in synthetic],
-                                "synthetic, no answer overlap": fresh,
-                                "real benchmarks": [(t, None) for t in tasks if t not in synthetic],
-                                "tool calls": ("hermes_tool_use", calls),
-                                "tool calls: right functions": (self._functions, calls)})
+        table = paired(ra, rb, *self._table5_rows())
         self.record(f"compare/{a} -> {b}", inputs={a: str(self.stage_model(a)), b: str(self.stage_model(b))},
                     outputs={}, results=table.reset_index().to_dict("records"), split={"results": "test"})
         return table
