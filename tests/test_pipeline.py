@@ -157,3 +157,21 @@ def test_a_run_killed_before_its_digest_is_written_resumes(stage, smoke_data, tm
     assert module.read_metrics(out).step.tolist() == [1, 2, 3]
     run(cfg)  # now whole: reused
     assert len(calls) == 1
+
+
+def test_stable_notebooks_hold_no_progress_bars_and_no_machine_paths(tmp_path):
+    from hermes3.core.paths import runs
+
+    bar = "runs:   0%|          | 0/13 [00:00<?, ?it/s]"
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {"state": {}}})
+    nb.cells = [nbformat.v4.new_code_cell("run()", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/plain": bar, pipeline._WIDGET: {"model_id": "x"}}),
+        nbformat.v4.new_output("stream", name="stderr", text=f"\r{bar}\r{bar}\nUserWarning: kept\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{bar}\n"),
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved in {runs('demo', 'sft')}\n")])]
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    pipeline._make_stable(path, tmp_path / "01_x.py")
+    book = nbformat.read(path, as_version=4)
+    assert [o.get("text") for o in book.cells[0].outputs] == ["UserWarning: kept\n", "saved in runs/demo/sft\n"]
+    assert "widgets" not in book.metadata

@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes3.core.config import to_dict
-from hermes3.core.paths import REPO, env_overrides, resolve, runs
+from hermes3.core.paths import REPO, env_overrides, resolve, runs, runs_root
 from hermes3.recipe.cluster import barrier
 from hermes3.train.modeling import model_digest
 
@@ -222,23 +223,53 @@ def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks")
     return nbs
 
 
+# tqdm's frame: "desc:  42%|####      | 5/12 [00:03<00:04, 1.9it/s]"
+_BAR = re.compile(r"\d+%\|")
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _is_bar(line: str) -> bool:
+    """Whether ``line`` holds progress-bar frames (``\\r``-separated) and nothing else."""
+    frames = [f for f in re.split(r"[\r\n]+", line) if f.strip()]
+    return bool(frames) and all(_BAR.search(f) for f in frames)
+
+
+def _without_bars(out: dict) -> dict | None:
+    """An output less its progress-bar text; None when that was all it held (a bar's first frame,
+    saved frozen: a stream, or a tqdm widget's display whose plain text is the frame)."""
+    if out.get("output_type") == "stream":
+        # at newlines only: str.splitlines would also cut a bar between its frames (carriage returns)
+        lines = re.findall(r"[^\n]*\n|[^\n]+$", out["text"])
+        out["text"] = "".join(line for line in lines if not _is_bar(line))
+        return out if out["text"] else None
+    data = out.get("data", {})
+    widget_only = out.get("output_type") == "display_data" and set(data) <= {"text/plain", _WIDGET}
+    return None if widget_only and _is_bar(data.get("text/plain", "")) else out
+
+
 def _make_stable(executed: Path, source: Path) -> None:
     """Cell ids by position and papermill's paths by name, where jupytext and papermill put random
-    ids and temporary folders, and paths in outputs relative to the checkout (a reader's folder is
-    not ours): two runs of a notebook then differ only where their outputs do."""
+    ids and temporary folders, paths in outputs relative (``runs/...`` under the runs root, the rest
+    to the checkout: a reader's folder is not ours), and no progress-bar text (a bar is saved as its
+    first frame, which tells the reader nothing): two runs of a notebook then differ only where their
+    outputs do."""
     import nbformat
 
     def relative(x):
-        return x.replace(f"{REPO}/", "") if isinstance(x, str) else x
+        return x.replace(f"{runs_root()}/", "runs/").replace(f"{REPO}/", "") if isinstance(x, str) else x
 
     book = nbformat.read(executed, as_version=4)
     for i, cell in enumerate(book.cells):
         cell.id = f"cell-{i:03d}"
+        if "outputs" in cell:
+            cell.outputs = [o for o in map(_without_bars, cell.outputs) if o is not None]
         for out in cell.get("outputs", []):
             if "text" in out:
                 out["text"] = relative(out["text"])
             for kind, value in out.get("data", {}).items():
                 out["data"][kind] = relative(value)
+    if not any(_WIDGET in o.get("data", {}) for c in book.cells for o in c.get("outputs", [])):
+        book.metadata.pop("widgets", None)  # the state of widgets no output shows any more
     meta = book.metadata.get("papermill", {})
     if "input_path" in meta:
         meta["input_path"], meta["output_path"] = source.name, executed.name
