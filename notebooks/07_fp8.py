@@ -44,10 +44,11 @@ import yaml
 from hermes3.data.build import load_eval
 from hermes3.convert.fp8 import quality, weight_bytes
 from hermes3.core.paths import REPO
+from hermes3.recipe import manifest
 
 recipe, FIGURES = setup(scale)
 fp8_dir = recipe.fp8()
-src = Path(recipe.manifest()["stages"]["fp8"]["inputs"]["model"])
+src = manifest.resolve_path(recipe.manifest_path, recipe.manifest()["stages"]["fp8"]["inputs"]["model"])
 size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))  # noqa: E731
 display(pd.DataFrame([{"model": str(src), "bf16/fp32 MB": size(src) / 1e6, "FP8 MB": size(fp8_dir) / 1e6,
                        "ratio": size(fp8_dir) / size(src)}]).round(3))

@@ -16,7 +16,7 @@ import hermes3.eval.tasks
 import hermes3.recipe.selection
 import hermes3.train.sft
 from hermes3.core.report import minmax_select
-from hermes3.recipe import pipeline
+from hermes3.recipe import manifest, pipeline
 from hermes3.recipe.stages import Recipe
 
 
@@ -105,7 +105,10 @@ def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
         recipe.dpo()
         assert started[-1] == str(ckpt)
         stage = recipe.manifest()["stages"]["dpo"]
-        assert stage["inputs"] == {"model": str(ckpt), "model_from": "epoch_selection", "data": stage["inputs"]["data"]}
+        # paths under the recipe's root are recorded relative to it (the manifest reads the same on any machine)
+        assert stage["inputs"] == {"model": str(ckpt.relative_to(recipe.root)), "model_from": "epoch_selection",
+                                   "data": stage["inputs"]["data"]}
+        assert manifest.resolve_path(recipe.manifest_path, stage["inputs"]["model"]) == ckpt
         assert recipe.manifest()["stages"]["epoch_selection"]["selection"]["epoch"] == best
 
 
@@ -222,3 +225,16 @@ def test_fp8_is_reused_only_for_the_merged_model_it_was_made_from(recipe, monkey
     (out / "config.json").unlink()  # an FP8 folder that never finished
     recipe.fp8()
     assert len(made) == 3 and made_from() == "weights 2"
+
+
+def test_manifest_records_paths_relative_to_its_folder(tmp_path):
+    """Paths under the recipe's root are relative (also in stages recorded before they were), others as given."""
+    path = tmp_path / "demo" / "manifest.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"scale": "demo", "stages": {"old": {"outputs": {"dir": str(tmp_path / "demo" / "sft")}}}}))
+    manifest.record(path, "demo", "dpo", inputs={"model": tmp_path / "demo" / "sft" / "checkpoint-2", "hub": "org/model",
+                                                 "data": str(tmp_path / "other")}, outputs={})
+    stages = json.loads(path.read_text())["stages"]
+    assert stages["old"]["outputs"]["dir"] == "sft"
+    assert stages["dpo"]["inputs"] == {"model": "sft/checkpoint-2", "hub": "org/model", "data": str(tmp_path / "other")}
+    assert manifest.resolve_path(path, stages["dpo"]["inputs"]["model"]) == tmp_path / "demo" / "sft" / "checkpoint-2"
