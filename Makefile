@@ -25,9 +25,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/hermes3 reproduce --scale demo
 
-# JupyterLab on notebooks/ (http://127.0.0.1:8888/lab; the URL with its token is printed)
+# JupyterLab on notebooks/ (http://127.0.0.1:8888/lab; the URL with its token is printed). configs/jupyter
+# turns its announcements plugin off: no "Would you like to get notified about official Jupyter news?" prompt.
+LAB_CONFIG := JUPYTER_CONFIG_PATH="$(CURDIR)/configs/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
 lab: $(STAMP)
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	$(LAB_CONFIG) $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 lint: $(STAMP)
 	$(BIN)/ruff check hermes3 tests benchmarks

@@ -49,10 +49,11 @@ import yaml
 from hermes3.data.build import load_eval
 from hermes3.convert.fp8 import FP8_COMPUTE, quality, stored_dtypes, weight_bytes
 from hermes3.core.paths import REPO
+from hermes3.recipe import manifest
 
 recipe, FIGURES = setup(scale)
 fp8_dir = recipe.fp8()
-src = Path(recipe.manifest()["stages"]["fp8"]["inputs"]["model"])
+src = manifest.resolve_path(recipe.manifest_path, recipe.manifest()["stages"]["fp8"]["inputs"]["model"])
 size = lambda d: sum(f.stat().st_size for f in Path(d).glob("*.safetensors"))  # noqa: E731
 models = {"unquantized": src, "FP8": fp8_dir}
 display(row_table({name: {"folder": str(d), "stored dtypes (share of bytes)": stored_dtypes(d), "MB": size(d) / 1e6,

@@ -80,17 +80,20 @@ from hermes3.core.config import load_config
 from hermes3.recipe import pipeline
 from hermes3.recipe.cluster import JobsPending, Resources
 from hermes3.recipe.executor import call, run_all
+from hermes3.recipe.manifest import resolve_path
 from hermes3.recipe.slurm import Registry
 from hermes3.train.sft import SFTConfig
 from hermes3.train.dpo import DPOConfig
 import yaml
 
 stage, interrupt, runs = {stage!r}, {interrupt!r}, Path({str(runs)!r})
-done = json.loads((runs / "smoke" / "manifest.json").read_text())["stages"][stage]
+recorded = runs / "smoke" / "manifest.json"
+done = json.loads(recorded.read_text())["stages"][stage]
 cls, fn, model = (SFTConfig, pipeline.sft, "final") if stage == "sft" else (DPOConfig, pipeline.dpo, "merged")
-ref = Path(done["outputs"]["dir"])
+ref = resolve_path(recorded, done["outputs"]["dir"])
 tmp = runs / f"{{stage}}-config.yaml"
-tmp.write_text(yaml.safe_dump(done["config"]))
+# the manifest records paths under its folder relative to it
+tmp.write_text(yaml.safe_dump({{**done["config"], **{{k: str(resolve_path(recorded, done["config"][k])) for k in ("model", "data")}}}}))
 cfg = load_config(cls, tmp, [f"output_dir={{runs / (stage + '-' + interrupt)}}", "save_steps=1"])
 res = [Resources(tasks_per_node=2)]
 os.environ["HERMES3_WAIT"] = "0"

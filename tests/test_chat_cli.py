@@ -210,3 +210,15 @@ def test_unreachable_url_is_one_line_exit_2(capsys):
     assert main(["chat", "--url", f"http://127.0.0.1:{port}/v1", "--timeout", "5"]) == 2
     assert capsys.readouterr().err == (f"hermes3 chat: http://127.0.0.1:{port}/v1: cannot list the served models "
                                        "(APIConnectionError: Connection error.)\n")
+
+
+def test_chat_on_an_fp8_model_prints_no_progress_bars(tiny_model, tmp_path, monkeypatch, capfd):
+    """Loading (transformers' "Loading weights", compressed-tensors' four bars) draws nothing into the chat."""
+    from hermes3.convert.fp8 import convert
+
+    convert(tiny_model, tmp_path / "fp8")
+    capfd.readouterr()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Hello there\n"))
+    assert main(["chat", str(tmp_path / "fp8"), "--max-new-tokens", "3"]) == 0
+    out, err = capfd.readouterr()
+    assert out.startswith("assistant: ") and "%|" not in out + err, err

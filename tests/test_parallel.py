@@ -179,3 +179,13 @@ def test_workers_env(monkeypatch):
     monkeypatch.setenv("HERMES3_WORKERS", "0")
     with pytest.raises(ValueError, match="HERMES3_WORKERS must be a positive integer, got '0'"):
         default_workers(2)
+
+
+def test_no_bar_in_a_reproduce_kernel(monkeypatch):
+    """tqdm.notebook passes disable=False to tqdm itself, so TQDM_DISABLE does not reach a kernel's bar,
+    whose first frame would be saved in the notebook: under ``hermes3 reproduce`` there is none."""
+    from hermes3.recipe.executor import Progress
+
+    assert not Progress("jobs", 2, bar="jobs (2 processes)").bar.disable
+    monkeypatch.setenv("HERMES3_BATCH", "1")
+    assert Progress("jobs", 2, bar="jobs (2 processes)").bar.disable

@@ -157,3 +157,69 @@ def test_a_run_killed_before_its_digest_is_written_resumes(stage, smoke_data, tm
     assert module.read_metrics(out).step.tolist() == [1, 2, 3]
     run(cfg)  # now whole: reused
     assert len(calls) == 1
+
+
+def test_progress_lines_name_the_jobs_and_the_time_left(monkeypatch):
+    previous = {"02_sft": 60.0, "03_lr_search": 600.0, "04_loss_curves": 300.0}
+    status = pipeline._Status(2, list(previous), previous)
+    monkeypatch.setattr(pipeline.time, "time", lambda: status.start + 240)
+    state = {"desc": "LR search runs", "done": 7, "total": 14, "running": ["base tiny-l", "lr 0.001"], "seconds": 200}
+    assert status.progress(state) == ("[hermes3] (2/3) 03_lr_search: LR search runs: 7/14 jobs done "
+                                      "(base tiny-l, lr 0.001 running), ~6 min left (~11 min in all)")
+    # past its previous time, the pace of the jobs so far; no total while a later notebook has no time
+    status = pipeline._Status(1, ["01_lr", "02_new"], {"01_lr": 100.0})
+    assert status.progress({**state, "running": []}).endswith("7/14 jobs done, ~3 min left")
+    assert status.left() == ""  # past its previous time, and no job done yet: no estimate
+
+
+def test_relay_shows_the_latest_state_of_the_jobs(tmp_path, monkeypatch):
+    from hermes3.recipe.executor import run_all
+
+    monkeypatch.setattr(pipeline, "RELAY_SECONDS", 0.05)
+    seen = []
+    with pipeline.relaying(tmp_path / "progress.jsonl", seen.append):
+        run_all(abs, [-1, 2, -3], workers=1, desc="abs", names=["a", "b", "c"])
+        pipeline.time.sleep(0.3)
+    assert {k: v for k, v in seen[-1].items() if k != "seconds"} == {"desc": "abs", "done": 3, "total": 3, "running": []}
+    assert len((tmp_path / "progress.jsonl").read_text().splitlines()) == 4  # each job started, then all done
+
+
+def test_stable_notebooks_hold_no_progress_bars_and_no_machine_paths(tmp_path):
+    from hermes3.core.paths import runs
+
+    bar = "runs:   0%|          | 0/13 [00:00<?, ?it/s]"
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {"state": {}}})
+    nb.cells = [nbformat.v4.new_code_cell("run()", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/plain": bar, pipeline._WIDGET: {"model_id": "x"}}),
+        nbformat.v4.new_output("stream", name="stderr", text=f"\r{bar}\r{bar}\nUserWarning: kept\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{bar}\n"),
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved in {runs('demo', 'sft')}\n")])]
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    pipeline._make_stable(path, tmp_path / "01_x.py")
+    book = nbformat.read(path, as_version=4)
+    assert [o.get("text") for o in book.cells[0].outputs] == ["UserWarning: kept\n", "saved in runs/demo/sft\n"]
+    assert "widgets" not in book.metadata
+
+
+def test_the_terminal_hears_of_a_notebooks_jobs_and_nothing_else(tmp_path, monkeypatch, capfd):
+    """A kernel's jobs reach the terminal, not the saved notebook; its kernel starts without the
+    "running over TCP without encryption" warning; the times are kept for the next run's estimate."""
+    from hermes3.core.paths import runs
+
+    monkeypatch.setattr(pipeline, "RELAY_SECONDS", 0.1)
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell('scale = "smoke"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import time\nfrom hermes3.recipe.executor import run_all\n"
+                                          "run_all(time.sleep, [1, 1], workers=1, desc='naps', names=['nap 1', 'nap 2'])")]
+    jupytext.write(nb, folder / "01_naps.py", fmt="py:percent")
+    (times,) = pipeline.run_notebooks("smoke", out_dir=tmp_path / "out", folder=folder)
+    err = capfd.readouterr().err
+    assert "[hermes3] (1/1) 01_naps: naps: 0/2 jobs done (nap 1 running)" in err, err
+    assert "without encryption" not in err
+    cells = nbformat.read(tmp_path / "out" / "01_naps.ipynb", as_version=4).cells
+    assert [o["data"]["text/plain"] for o in cells[-1].outputs] == ["[None, None]"]
+    assert json.loads(runs("smoke", "notebook_times.json").read_text())["01_naps"] == times[1]

@@ -16,7 +16,7 @@ import hermes3.eval.tasks
 import hermes3.recipe.selection
 import hermes3.train.sft
 from hermes3.core.report import minmax_select
-from hermes3.recipe import pipeline
+from hermes3.recipe import manifest, pipeline
 from hermes3.recipe.stages import Recipe
 
 
@@ -114,7 +114,10 @@ def test_selected_checkpoint_flows_into_dpo(recipe, monkeypatch):
         recipe.dpo()
         assert started[-1] == str(ckpt)
         stage = recipe.manifest()["stages"]["dpo"]
-        assert stage["inputs"] == {"model": str(ckpt), "model_from": "epoch_selection", "data": stage["inputs"]["data"]}
+        # paths under the recipe's root are recorded relative to it (the manifest reads the same on any machine)
+        assert stage["inputs"] == {"model": str(ckpt.relative_to(recipe.root)), "model_from": "epoch_selection",
+                                   "data": stage["inputs"]["data"]}
+        assert manifest.resolve_path(recipe.manifest_path, stage["inputs"]["model"]) == ckpt
         assert recipe.manifest()["stages"]["epoch_selection"]["selection"]["epoch"] == best
         # held-out accuracy: a tie counts half; and by pair type (hermes3.eval.compare.accuracy_by_type)
         assert stage["results"]["heldout_accuracy"]["value"] == 0.75
@@ -279,3 +282,16 @@ def test_test_split_scores_change_no_selection(recipe, monkeypatch, tmp_path):
     assert np.array_equal(runs[0][2], runs[1][2])                   # Table 2 is validation only
     assert not runs[0][3].gpt4all_standin.equals(runs[1][3].gpt4all_standin)  # the scramble reached the test scores
     assert "test" in seen and "validation" in seen
+
+
+def test_manifest_records_paths_relative_to_its_folder(tmp_path):
+    """Paths under the recipe's root are relative (also in stages recorded before they were), others as given."""
+    path = tmp_path / "demo" / "manifest.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"scale": "demo", "stages": {"old": {"outputs": {"dir": str(tmp_path / "demo" / "sft")}}}}))
+    manifest.record(path, "demo", "dpo", inputs={"model": tmp_path / "demo" / "sft" / "checkpoint-2", "hub": "org/model",
+                                                 "data": str(tmp_path / "other")}, outputs={})
+    stages = json.loads(path.read_text())["stages"]
+    assert stages["old"]["outputs"]["dir"] == "sft"
+    assert stages["dpo"]["inputs"] == {"model": "sft/checkpoint-2", "hub": "org/model", "data": str(tmp_path / "other")}
+    assert manifest.resolve_path(path, stages["dpo"]["inputs"]["model"]) == tmp_path / "demo" / "sft" / "checkpoint-2"

@@ -79,12 +79,14 @@ class TransformersBackend:
     @classmethod
     def from_folder(cls, path: str, **kw) -> TransformersBackend:
         from hermes3.core.paths import resolve_if_local
+        from hermes3.core.quiet import no_loading_bars
         from hermes3.format.tokenizer import load_tokenizer
         from hermes3.train.modeling import check_model_folder, load_model
 
         path = resolve_if_local(path)
         check_model_folder(path)
-        return cls(load_model(path).eval(), load_tokenizer(path), **kw)
+        with no_loading_bars():  # the conversation's terminal shows the conversation only
+            return cls(load_model(path).eval(), load_tokenizer(path), **kw)
 
     def prompt_ids(self, messages: list[dict], tools: list | None) -> list[int]:
         from hermes3.format.encoding import encode_conversation

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 
 QUIET = ("transformers", "datasets", "lm-eval", "lm_eval", "peft", "accelerate", "wandb", "urllib3", "filelock",
          "httpx", "huggingface_hub", "torch.distributed")
@@ -39,10 +40,31 @@ def quiet() -> None:
         import transformers
 
         transformers.logging.set_verbosity_warning()
-        if os.environ.get("HERMES3_BATCH") == "1":
+        if in_batch():
             transformers.logging.disable_progress_bar()
     except ImportError:
         pass
+
+
+def in_batch() -> bool:
+    """Whether this is a kernel of ``hermes3 reproduce`` (``HERMES3_BATCH=1``), whose cells are saved:
+    a progress bar there would be saved as its first frame, frozen at 0%."""
+    return os.environ.get("HERMES3_BATCH") == "1"
+
+
+@contextlib.contextmanager
+def no_loading_bars() -> Iterator[None]:
+    """transformers' (and the Hub's) progress bars off inside the block, as they were after it: loading
+    a model draws "Loading weights" in the middle of whatever the user is reading (a chat)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def import_wandb_integration_quietly() -> None:

@@ -24,20 +24,28 @@ in ``$HERMES3_CLUSTER``) picks one:
 A job's dependencies are ``after[i]``: the jobs that must finish before job ``i`` starts (an
 LR-search run waits for its own base, not for the other bases).
 
+Progress is a bar, except in a kernel of ``hermes3 reproduce`` (``HERMES3_BATCH=1``), whose saved
+cells would keep the bar's first frame: there each change (a job done, another started) is one JSON
+line appended to the file ``$HERMES3_PROGRESS`` names, which ``pipeline.run_notebooks`` relays to
+its terminal.
+
 >>> run_all(abs, [-1, 2, -3], workers=1, desc="abs")
 [1, 2, 3]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from hermes3.core.quiet import in_batch
 from hermes3.recipe.cluster import (
     ONE,
     ExecutorConfig,
@@ -48,6 +56,8 @@ from hermes3.recipe.cluster import (
     in_tasks,
     job_folder,
 )
+
+PROGRESS = "HERMES3_PROGRESS"  # the file a notebook's run_all reports to (pipeline.run_notebooks reads it)
 
 
 def default_workers(jobs: int) -> int:
@@ -95,8 +105,51 @@ def run_all(fn: Callable, jobs: Sequence, workers: int | None = None, desc: str 
         return run_on_slurm(fn, jobs, names, after, resources, cfg, desc)
     workers = default_workers(len(jobs)) if workers is None else workers
     if workers <= 1 and all(r.tasks == 1 for r in resources):
-        return [fn(job) for job in jobs]  # list order already puts every job after its dependencies
+        return _run_here(fn, jobs, names, desc)
     return _run_local(fn, jobs, names, after, resources, max(workers, 1), desc, cfg)
+
+
+class Progress:
+    """How far a ``run_all`` call is: a tqdm bar labelled ``bar`` (none when None, and none in a
+    ``hermes3 reproduce`` kernel), and lines for the file ``$HERMES3_PROGRESS`` when it is set
+    (``{"desc", "done", "total", "running", "seconds"}``)."""
+
+    def __init__(self, desc: str, total: int, bar: str | None = None):
+        self.desc, self.total, self.done, self.start = desc, total, 0, time.time()
+        # tqdm.notebook passes disable=False itself, so the kernel's TQDM_DISABLE never reaches its bar
+        self.bar = tqdm(total=total, desc=bar, disable=bar is None or in_batch())
+        self.relay = os.environ.get(PROGRESS)
+
+    def finished(self, name: str) -> None:
+        self.done += 1
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"done: {name}")
+
+    def show(self, running: list[str]) -> None:
+        """Report the state: jobs done so far and those running now (file only: the bar shows its own)."""
+        if not self.relay:
+            return
+        line = {"desc": self.desc, "done": self.done, "total": self.total, "running": running,
+                "seconds": round(time.time() - self.start, 1)}
+        with open(self.relay, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        self.show([])
+        self.bar.close()
+
+
+def _run_here(fn, jobs, names, desc) -> list:
+    """Every job in this process, in list order (which already puts each after its dependencies)."""
+    progress, results = Progress(desc, len(jobs)), []
+    try:
+        for name, job in zip(names, jobs):
+            progress.show([name])
+            results.append(fn(job))
+            progress.finished(name)
+    finally:
+        progress.close()
+    return results
 
 
 def _run_local(fn, jobs, names, after, resources, workers, desc, cfg) -> list:
@@ -104,14 +157,20 @@ def _run_local(fn, jobs, names, after, resources, workers, desc, cfg) -> list:
     alone (they take every core)."""
     from loky import get_reusable_executor
 
+    # loky restarts a worker whose memory grew by over 300 MB since its first job, and says so once as a
+    # possible leak. Here it is no leak: jobs differ in size (a base pre-trained, then a larger one), and
+    # the restart is harmless (every job starts from a fresh state anyway, _fresh). Only that warning is
+    # ignored: a worker that stopped (killed, out of memory) still warns, and fails its job.
+    warnings.filterwarnings("ignore", message="A worker was restarted while some jobs were given",
+                            category=UserWarning, module="loky")
     threads = max(1, cores() // workers)
     state = (dict(os.environ), os.getcwd(), threads)
     # workers import what this process imports (a checkout on sys.path, not only the installed one)
     pool = get_reusable_executor(max_workers=workers, timeout=300,
                                  env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
     results: list = [None] * len(jobs)
-    pending, finished, running = list(range(len(jobs))), set(), {}
-    bar = tqdm(total=len(jobs), desc=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
+    pending, finished, running, changed = list(range(len(jobs))), set(), {}, True
+    progress = Progress(desc, len(jobs), bar=f"{desc} ({workers} processes x {threads} thread{'s' * (threads > 1)})")
     try:
         while pending or running:
             for i in [i for i in pending if after.get(i, set()) <= finished]:
@@ -121,6 +180,9 @@ def _run_local(fn, jobs, names, after, resources, workers, desc, cfg) -> list:
                 pending.remove(i)
                 running[i] = (_TaskJob(fn, jobs[i], resources[i], names[i], cfg) if multi
                               else pool.submit(_fresh, fn, jobs[i], state))
+            if changed:
+                progress.show([names[i] for i in running])
+                changed = False
             time.sleep(0.05)
             for i, job in list(running.items()):
                 if not job.done():
@@ -131,15 +193,15 @@ def _run_local(fn, jobs, names, after, resources, workers, desc, cfg) -> list:
                 except Exception as e:  # one line; the worker's traceback is the cause (--debug)
                     raise JobFailed(f"{desc}: job {names[i]!r} {_why(e)}") from e
                 finished.add(i)
-                bar.update(1)
-                bar.set_postfix_str(f"done: {names[i]}")
+                progress.finished(names[i])
+                changed = True
     except BaseException:  # a failed job or Ctrl-C: stop the other jobs too
         for job in running.values():
             job.cancel()
         pool.shutdown(wait=False, kill_workers=True)
         raise
     finally:
-        bar.close()
+        progress.close()
     return results
 
 

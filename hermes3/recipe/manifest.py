@@ -1,7 +1,15 @@
 """The run manifest, ``<runs>/<scale>/manifest.json``: what every stage took, made, chose and why.
 
 Each stage records its inputs, outputs, config, selection, reason and results, with the code
-version; the next stage reads its input from here, and a notebook re-run reads it back.
+version; the next stage reads its input from here, and a notebook re-run reads it back. A path
+under the recipe's root (the folder holding the manifest) is recorded relative to it, so the
+manifest reads the same on every machine and moves with its folder; ``resolve_path`` turns one
+back into a path.
+
+>>> relative({"dir": "/r/demo/sft", "runs": ["/r/demo", "/r/other"], "lr": 1e-3}, Path("/r/demo"))
+{'dir': 'sft', 'runs': ['.', '/r/other'], 'lr': 0.001}
+>>> resolve_path("/r/demo/manifest.json", "sft"), resolve_path("/r/demo/manifest.json", "/elsewhere")
+(PosixPath('/r/demo/sft'), PosixPath('/elsewhere'))
 """
 
 from __future__ import annotations
@@ -56,8 +64,26 @@ def record(path: Path, scale: str, stage: str, *, inputs: dict, outputs: dict, c
         m["stages"][stage]["jobs"] = jobs
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(m, indent=2, default=str) + "\n")
+    # every stage, also those recorded before paths were relative; Path values as strings first
+    tmp.write_text(json.dumps(relative(json.loads(json.dumps(m, default=str)), path.parent), indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def relative(x, root: Path):
+    """``x`` (JSON data) with every absolute path under ``root`` relative to it."""
+    if isinstance(x, dict):
+        return {k: relative(v, root) for k, v in x.items()}
+    if isinstance(x, list):
+        return [relative(v, root) for v in x]
+    if isinstance(x, str) and os.path.isabs(x) and Path(x).is_relative_to(root):
+        return Path(x).relative_to(root).as_posix()
+    return x
+
+
+def resolve_path(manifest_path: str | Path, value: str) -> Path:
+    """A path the manifest at ``manifest_path`` records (a folder or file a stage took or made):
+    relative ones are under the manifest's folder."""
+    return Path(manifest_path).parent / value
 
 
 def digest_file(path: Path) -> str:

@@ -18,15 +18,18 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from hermes3.core.config import to_dict
-from hermes3.core.paths import REPO, env_overrides, resolve, runs
+from hermes3.core.paths import REPO, env_overrides, resolve, runs, runs_root
 from hermes3.recipe.cluster import barrier
 from hermes3.train.modeling import model_digest
 
@@ -222,27 +225,157 @@ def notebooks(names: list[str] | None = None, folder: Path = REPO / "notebooks")
     return nbs
 
 
+# tqdm's frame: "desc:  42%|####      | 5/12 [00:03<00:04, 1.9it/s]"
+_BAR = re.compile(r"\d+%\|")
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _is_bar(line: str) -> bool:
+    """Whether ``line`` holds progress-bar frames (``\\r``-separated) and nothing else."""
+    frames = [f for f in re.split(r"[\r\n]+", line) if f.strip()]
+    return bool(frames) and all(_BAR.search(f) for f in frames)
+
+
+def _without_bars(out: dict) -> dict | None:
+    """An output less its progress-bar text; None when that was all it held (a bar's first frame,
+    saved frozen: a stream, or a tqdm widget's display whose plain text is the frame)."""
+    if out.get("output_type") == "stream":
+        # at newlines only: str.splitlines would also cut a bar between its frames (carriage returns)
+        lines = re.findall(r"[^\n]*\n|[^\n]+$", out["text"])
+        out["text"] = "".join(line for line in lines if not _is_bar(line))
+        return out if out["text"] else None
+    data = out.get("data", {})
+    widget_only = out.get("output_type") == "display_data" and set(data) <= {"text/plain", _WIDGET}
+    return None if widget_only and _is_bar(data.get("text/plain", "")) else out
+
+
 def _make_stable(executed: Path, source: Path) -> None:
     """Cell ids by position and papermill's paths by name, where jupytext and papermill put random
-    ids and temporary folders, and paths in outputs relative to the checkout (a reader's folder is
-    not ours): two runs of a notebook then differ only where their outputs do."""
+    ids and temporary folders, paths in outputs relative (``runs/...`` under the runs root, the rest
+    to the checkout: a reader's folder is not ours), and no progress-bar text (a bar is saved as its
+    first frame, which tells the reader nothing): two runs of a notebook then differ only where their
+    outputs do."""
     import nbformat
 
     def relative(x):
-        return x.replace(f"{REPO}/", "") if isinstance(x, str) else x
+        return x.replace(f"{runs_root()}/", "runs/").replace(f"{REPO}/", "") if isinstance(x, str) else x
 
     book = nbformat.read(executed, as_version=4)
     for i, cell in enumerate(book.cells):
         cell.id = f"cell-{i:03d}"
+        if "outputs" in cell:
+            cell.outputs = [o for o in map(_without_bars, cell.outputs) if o is not None]
         for out in cell.get("outputs", []):
             if "text" in out:
                 out["text"] = relative(out["text"])
             for kind, value in out.get("data", {}).items():
                 out["data"][kind] = relative(value)
+    if not any(_WIDGET in o.get("data", {}) for c in book.cells for o in c.get("outputs", [])):
+        book.metadata.pop("widgets", None)  # the state of widgets no output shows any more
     meta = book.metadata.get("papermill", {})
     if "input_path" in meta:
         meta["input_path"], meta["output_path"] = source.name, executed.name
     nbformat.write(book, executed)
+
+
+# How often the terminal hears of a running notebook's jobs (the latest state only; a job takes minutes).
+RELAY_SECONDS = 2.0
+
+
+def time_left(elapsed: float, previous: float | None, done: int = 0, total: int = 0,
+              seconds: float = 0.0) -> float | None:
+    """Seconds a notebook has left: its previous run's duration less ``elapsed``; without one, or
+    once past it, the pace of its running ``run_all`` call (``done`` of ``total`` jobs in
+    ``seconds``); None when neither says.
+
+    >>> time_left(120, previous=600), time_left(700, previous=600, done=3, total=4, seconds=300)
+    (480, 100.0)
+    >>> time_left(10, previous=None) is None
+    True
+    """
+    if previous is not None and elapsed < previous:
+        return previous - elapsed
+    return seconds * (total - done) / done if done else None
+
+
+def _minutes(seconds: float) -> str:
+    return "<1 min" if seconds < 60 else f"~{round(seconds / 60)} min"
+
+
+class _Status:
+    """The terminal's lines for notebook ``k`` of ``names``; ``previous``: seconds each took last time."""
+
+    def __init__(self, k: int, names: list[str], previous: dict):
+        self.k, self.names, self.previous, self.start = k, names, previous, time.time()
+        self.head = f"[hermes3] ({k}/{len(names)}) {names[k - 1]}"
+
+    def left(self, done: int = 0, total: int = 0, seconds: float = 0.0) -> str:
+        """``", ~6 min left (~20 min in all)"``, as far as the times known say."""
+        here = time_left(time.time() - self.start, self.previous.get(self.names[self.k - 1]), done, total, seconds)
+        if here is None:
+            return ""
+        later = [self.previous.get(name) for name in self.names[self.k:]]
+        everything = f" ({_minutes(here + sum(later))} in all)" if later and None not in later else ""
+        return f", {_minutes(here)} left{everything}"
+
+    def progress(self, state: dict) -> str:
+        """One line from a kernel's ``executor.Progress`` state."""
+        running = f" ({', '.join(state['running'])} running)" if state["running"] else ""
+        return (f"{self.head}: {state['desc']}: {state['done']}/{state['total']} jobs done{running}"
+                f"{self.left(state['done'], state['total'], state['seconds'])}")
+
+    def show(self, state: dict) -> None:
+        print(self.progress(state), file=sys.stderr, flush=True)
+
+
+def _new_lines(path: Path, pos: int) -> tuple[list[str], int]:
+    """The complete lines appended to ``path`` after byte ``pos``, and where the next look starts."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(pos)
+            data = f.read()
+    except FileNotFoundError:  # no run_all has reported yet
+        return [], pos
+    end = data.rfind(b"\n") + 1
+    return data[:end].decode().splitlines(), pos + end
+
+
+def _relay(path: Path, show, stop: threading.Event) -> None:
+    """Until ``stop`` is set, every ``RELAY_SECONDS``: the latest state a kernel appended to ``path``
+    (JSON lines, ``executor.Progress``) to ``show``; states written between two looks are summed up
+    by the last."""
+    pos = 0
+    while not stop.wait(RELAY_SECONDS):
+        lines, pos = _new_lines(path, pos)
+        if lines:
+            show(json.loads(lines[-1]))
+
+
+@contextlib.contextmanager
+def relaying(path: Path, show):
+    """A kernel started inside the block reports its jobs to ``path`` (``$HERMES3_PROGRESS``), and
+    ``show`` hears of them here: the kernel's own output goes into the saved notebook."""
+    from hermes3.recipe.executor import PROGRESS
+
+    stop = threading.Event()
+    thread = threading.Thread(target=_relay, args=(path, show, stop), daemon=True)
+    with env_overrides({PROGRESS: str(path)}):
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def _kernel_config():
+    """Kernels with CurveZMQ keys from the kernel manager (the python3 kernelspec declares support):
+    their local TCP traffic is encrypted, and ipykernel no longer warns "Kernel is running over TCP
+    without encryption" on the terminal once per notebook. ``auto``: a kernel without support still
+    starts (and warns)."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | None = None,
@@ -254,6 +387,9 @@ def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | No
     scale writes its executed notebooks to ``<runs>/<scale>/notebooks`` (or ``out_dir``) and
     their figures to ``figures/`` inside it,
     so a smoke run never touches a tracked file.
+
+    The terminal shows each notebook's jobs as they finish and the time left, estimated from the
+    seconds each notebook took last time (``<runs>/<scale>/notebook_times.json``).
     """
     import os
     import tempfile
@@ -268,25 +404,34 @@ def run_notebooks(scale: str, out_dir: Path | None = None, names: list[str] | No
     env = {"HERMES3_BATCH": "1", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     if out_dir is not None and "HERMES3_FIGURES" not in os.environ:
         env["HERMES3_FIGURES"] = str(Path(out_dir) / "figures")
+    times_file = runs(scale, "notebook_times.json")
+    previous = _saved(times_file) or {}
     done = []
     with env_overrides(env):  # papermill kernels inherit our environment
         total = notebooks(names, folder)
         for k, nb in enumerate(total, 1):
-            t0 = time.time()
+            status = _Status(k, [p.stem for p in total], previous)
             dest = Path(out_dir or nb.parent) / f"{nb.stem}.ipynb"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            print(f"[hermes3] ({k}/{len(total)}) {nb.stem} at scale={scale} ...", file=sys.stderr, flush=True)
+            print(f"{status.head} at scale={scale} ...{status.left()}", file=sys.stderr, flush=True)
             try:
                 with tempfile.TemporaryDirectory(prefix="hermes3-nb-") as tmp:
                     source = Path(tmp) / dest.name
                     jupytext.write(jupytext.read(nb), source)
-                    pm.execute_notebook(str(source), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
-                                        kernel_name="python3", progress_bar=False)
+                    with relaying(Path(tmp) / "progress.jsonl", status.show):
+                        pm.execute_notebook(str(source), str(dest), parameters={"scale": scale}, cwd=str(nb.parent),
+                                            kernel_name="python3", progress_bar=False, config=_kernel_config())
                 _make_stable(dest, nb)
             except pm.PapermillExecutionError as e:
                 last = (e.evalue or "").strip().splitlines()
                 raise StageError(f"stage {nb.stem} failed: {e.ename}: {last[-1] if last else ''} "
                                  f"(traceback in {dest}; re-run to resume: finished stages are reused)") from None
-            done.append((nb.stem, time.time() - t0))
-            print(f"[hermes3] ({k}/{len(total)}) {nb.stem} done in {done[-1][1]:.0f}s", file=sys.stderr, flush=True)
+            done.append((nb.stem, time.time() - status.start))
+            _write_json(times_file, {**previous, **dict(done)})
+            print(f"{status.head} done in {done[-1][1]:.0f}s", file=sys.stderr, flush=True)
     return done
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from hermes3.core.quiet import in_batch
 from hermes3.recipe.cluster import ExecutorConfig, JobFailed, JobsPending, Resources, in_tasks, job_folder, job_key
 
 # Records of the jobs submitted or attached to since the last manifest entry: ``Recipe.record``
@@ -170,7 +171,8 @@ def run_on_slurm(fn, jobs: list, names: list[str], after: dict, resources: list[
         ids = ", ".join(f"{names[i]} = {h.job_id}" for i, h in handles.items())
         raise JobsPending(f"{desc}: {len(handles)} SLURM job(s) submitted ({ids}); run the same cell or command "
                           "again to follow them")
-    bar = tqdm(total=len(jobs), initial=len(results), desc=f"{desc} (SLURM)")
+    # tqdm.notebook passes disable=False itself, so a reproduce kernel's TQDM_DISABLE never reaches this bar
+    bar = tqdm(total=len(jobs), initial=len(results), desc=f"{desc} (SLURM)", disable=in_batch())
     try:
         while handles:
             states = {}

@@ -379,9 +379,9 @@ class Recipe:
 
     def selected_checkpoint(self) -> Path:
         sel = self.selection("epoch_selection")
-        if sel is None or not Path(sel["checkpoint"]).exists():
+        if sel is None or not manifest.resolve_path(self.manifest_path, sel["checkpoint"]).exists():
             return self.epoch_selection()[1]
-        return Path(sel["checkpoint"])
+        return manifest.resolve_path(self.manifest_path, sel["checkpoint"])
 
     # ------------------------------------------------------------------ DPO, FP8, benchmarks
 
