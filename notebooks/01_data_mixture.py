@@ -110,7 +110,10 @@ tracking.log_figure(run, "lengths", plot_category_lengths(load_sft(t1_dir), path
 # whose answer shares no 13-gram with any training answer (`no answer overlap`).
 
 # %%
-decon = pd.DataFrame(recipe.manifest()["stages"]["data"]["results"]["decontamination"]).T
+built = recipe.manifest()["stages"]["data"]["results"]
+# items per category and split: a category whose task templates run out of unseen prompts has fewer
+display(pd.DataFrame(built["eval_items"]).rename_axis("category"))
+decon = pd.DataFrame(built["decontamination"]).T
 decon["no answer overlap"] = decon["items"] - decon["answer_ngram"]
 display(decon.rename(columns={"ngram": "prompt_ngram"}).rename_axis("split"))
 run.summary.update({f"decontamination/{split}/{k}": v for split, row in decon.iterrows() for k, v in row.items()})

@@ -86,6 +86,7 @@ display(pd.DataFrame(res["heldout_accuracy_by_type"]).round(3))
 # %%
 t4 = recipe.compare("SFT", "SFT+DPO").rename(columns={"A": "SFT", "B": "SFT+DPO"})
 display(rounded(t4))
+print("The report's Table 4 (8B), for comparison:")
 display(report_table(4).set_index("model"))
 tracking.log_table(run, "table4_ours", t4.reset_index())
 run.finish()

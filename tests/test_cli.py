@@ -84,7 +84,7 @@ def test_data_build_writes_the_same_build_as_the_library(smoke_data, tmp_path, c
     assert not (tmp_path / "build.tmp").exists()
     # smoke.yaml: 80 synthetic + 20 HH-RLHF pairs, 10 held-out items per category
     assert manifest["preferences"] == 100 == len((out / "preferences.jsonl").read_text().splitlines())
-    assert set(manifest["eval_items"].values()) == {10}
+    assert {n for split in manifest["eval_items"].values() for n in split.values()} == {10}  # per split and category
     sft = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
     assert manifest["sft_conversations"] == len(sft) and manifest["sft_tokens"] == sum(r["tokens"] for r in sft)
     assert abs(manifest["sft_tokens"] - 30_000) <= 0.005 * 30_000  # total_tokens: each category ends within slack/2

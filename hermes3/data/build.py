@@ -82,7 +82,8 @@ class DataConfig:
     preferences_synthetic: int = field(default=800, metadata={"help": "synthetic preference pairs", "ge": 0})
     preferences_real: int = field(default=300, metadata={"help": "HH-RLHF preference pairs", "ge": 0})
     eval_per_category: int = field(default=60, metadata={
-        "help": "held-out evaluation items per category in each split, validation and test (0: a mixture only, "
+        "help": "held-out evaluation items per category in each split, validation and test (fewer where a category's "
+                "templates run out of unseen prompts: the manifest's eval_items; 0: a mixture only, "
                 "as configs/data/table1.yaml)", "ge": 0})
     filters: FilterConfig = field(default_factory=lambda: FilterConfig(
         min_tokens=16, max_tokens=2048, source_ranks={"synthetic": 0, "hermes_fc": 1, "glaive": 2, "gsm8k": 2,
