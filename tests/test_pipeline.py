@@ -159,7 +159,7 @@ def test_a_run_killed_before_its_digest_is_written_resumes(stage, smoke_data, tm
     assert len(calls) == 1
 
 
-def test_progress_lines_name_the_jobs_and_the_time_left(monkeypatch):
+def test_progress_lines_name_the_jobs_and_the_time_left(monkeypatch, capsys):
     previous = {"02_sft": 60.0, "03_lr_search": 600.0, "04_loss_curves": 300.0}
     status = pipeline._Status(2, list(previous), previous)
     monkeypatch.setattr(pipeline.time, "time", lambda: status.start + 240)
@@ -169,6 +169,9 @@ def test_progress_lines_name_the_jobs_and_the_time_left(monkeypatch):
     # past its previous time, the pace of the jobs so far; no total while a later notebook has no time
     status = pipeline._Status(1, ["01_lr", "02_new"], {"01_lr": 100.0})
     assert status.progress({**state, "running": []}).endswith("7/14 jobs done, ~3 min left")
+    status.show({**state, "done": 14, "running": []})  # a finished call (a reused stage): no line
+    status.show(state)
+    assert capsys.readouterr().err.count("[hermes3]") == 1
     assert status.left() == ""  # past its previous time, and no job done yet: no estimate
 
 

@@ -325,7 +325,10 @@ class _Status:
                 f"{self.left(state['done'], state['total'], state['seconds'])}")
 
     def show(self, state: dict) -> None:
-        print(self.progress(state), file=sys.stderr, flush=True)
+        """Print a state with jobs running; a finished call says nothing that the next line or the
+        notebook's "done in" does not (and a stage reused from disk finishes at once, every time)."""
+        if state["running"]:
+            print(self.progress(state), file=sys.stderr, flush=True)
 
 
 def _new_lines(path: Path, pos: int) -> tuple[list[str], int]:
