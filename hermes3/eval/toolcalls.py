@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hermes3.data.loaders import read_records
+from hermes3.eval.lmeval_tasks import synthetic_items
 
 
 def tool_call_items(data_dir: str | Path, limit: int | None = None, split: str = "test") -> list[int]:
     """Doc ids (positions) of the ``hermes_tool_use`` items that are checked as tool calls: the
     right function names and arguments, parsed by ``hermes3.format.parsing`` from the generation.
     ``limit`` and ``split``: the item limit and split the evaluation used."""
-    items = read_records(Path(data_dir) / "eval" / split / "tool_use.jsonl")[:limit]
+    items = synthetic_items(data_dir, "hermes_tool_use", split, limit)
     return [i for i, it in enumerate(items) if it["check"]["kind"] == "tool_calls"]
 
 def tool_call_accuracy(result, ids: list[int]) -> float:
@@ -27,7 +27,7 @@ def tool_call_functions(result, data_dir: str | Path, limit: int | None = None, 
     AST metric also scores on its own. ``limit``: the item limit the evaluation used."""
     from hermes3.format.parsing import parse_tool_calls
 
-    items = read_records(Path(data_dir) / "eval" / split / "tool_use.jsonl")[:limit]
+    items = synthetic_items(data_dir, "hermes_tool_use", split, limit)
     out = {}
     for s in result.samples["hermes_tool_use"]:
         check = items[s["doc_id"]]["check"]
@@ -60,7 +60,7 @@ def tool_call_types(results: dict, data_dir: str | Path, limit: int | None = Non
     naming the right functions, as integers. A DataFrame indexed by type, plus ``all``."""
     import pandas as pd
 
-    items = read_records(Path(data_dir) / "eval" / split / "tool_use.jsonl")[:limit]
+    items = synthetic_items(data_dir, "hermes_tool_use", split, limit)
     ids = tool_call_items(data_dir, limit, split)
     types = {i: call_type(items[i]["check"]) for i in ids}
     cols = {}
