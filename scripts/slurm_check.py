@@ -4,8 +4,8 @@
 
 1. Starts munged, slurmctld and slurmd from a slurm.conf in a temporary folder
    (`scripts/slurm_local.sh`, which installs slurm-wlm and munge when they are missing; root).
-2. `hermes3 reproduce --scale smoke` twice: on the local executor, and on SLURM with every stage a
-   job and the SFT and DPO jobs as 2-task jobs (gloo DDP).
+2. `hermes3 reproduce --scale smoke` twice, side by side: on the local executor, and on SLURM with
+   every stage a job and the SFT and DPO jobs as 2-task jobs (gloo DDP).
 3. Checks that SLURM ran each stage as a job of its own, that every selection in the two manifests
    is equal and every loss within 1e-5, that an SFT job cancelled mid-run (`scancel`) resumes when
    its stage runs again and ends with the uninterrupted run's weights, and that a DPO job requeued
@@ -37,15 +37,22 @@ def sh(cmd, env, **kw):
     return subprocess.run(cmd, env=env, cwd=ROOT, text=True, **kw)
 
 
-def reproduce(env, runs: Path, *extra) -> float:
-    t0 = time.time()
-    r = sh([*HERMES3, "reproduce", "--scale", "smoke", *extra], {**env, "HERMES3_RUNS": str(runs)},
-           capture_output=True)
-    (runs / "reproduce.log").parent.mkdir(parents=True, exist_ok=True)
-    (runs / "reproduce.log").write_text(r.stdout + r.stderr)
-    if r.returncode:
-        raise SystemExit(f"slurm_check: `hermes3 reproduce {' '.join(extra)}` failed: {r.stderr.strip().splitlines()[-1]}")
-    return time.time() - t0
+def reproduce(env, runs: Path, *extra) -> subprocess.Popen:
+    """Start `hermes3 reproduce --scale smoke` into ``runs`` (its output in runs/reproduce.log)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    log = (runs / "reproduce.log").open("w")
+    proc = subprocess.Popen([*HERMES3, "reproduce", "--scale", "smoke", *extra], env={**env, "HERMES3_RUNS": str(runs)},
+                            cwd=ROOT, text=True, stdout=log, stderr=subprocess.STDOUT)
+    proc.started, proc.log, proc.what = time.time(), runs / "reproduce.log", " ".join(extra) or "(local)"
+    return proc
+
+
+def finished(proc: subprocess.Popen) -> float:
+    """Seconds the run took, or one line naming it and its last output line when it failed."""
+    if proc.wait():
+        last = (proc.log.read_text().strip().splitlines() or ["?"])[-1]
+        raise SystemExit(f"slurm_check: `hermes3 reproduce --scale smoke {proc.what}` failed: {last} (log: {proc.log})")
+    return time.time() - proc.started
 
 
 def compare(local: dict, cluster: dict, root_local: Path, root_cluster: Path) -> list[str]:
@@ -114,6 +121,14 @@ if interrupt == "scancel":
         time.sleep(0.2)
 else:
     subprocess.run(["scontrol", "requeue", job], check=True)
+    # SLURM holds a requeued job back for about two minutes (its begin time); the job itself is
+    # left as it is, only that wait is skipped once it is pending again
+    deadline = time.time() + 120
+    while (state := subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
+                                   text=True).stdout.strip()) != "PENDING" and time.time() < deadline:
+        time.sleep(0.2)
+    if state == "PENDING":
+        subprocess.run(["scontrol", "update", f"JobId={{job}}", "StartTime=now"], check=True)
 os.environ["HERMES3_WAIT"] = "1"
 out = run_all(call, [(fn, cfg)], desc=f"{{stage}} ({{interrupt}})", names=[stage], resources=res)[0]
 again = [r for r in Registry(runs / "jobs").read().values() if r["stage"] == f"{{stage}} ({{interrupt}})"]
@@ -148,6 +163,7 @@ def main() -> int:
     env.pop("HERMES3_EXECUTOR", None)
     env.pop("HERMES3_CLUSTER", None)
     problems: list[str] = []
+    runs: list[subprocess.Popen] = []
     try:
         r = sh(["bash", "scripts/slurm_local.sh", "start", str(state)], env, capture_output=True)
         if r.returncode:
@@ -155,8 +171,11 @@ def main() -> int:
             return 1
         cluster = work / "cluster.yaml"
         cluster.write_text(f"backend: slurm\ntrain_tasks: 2\npoll_seconds: 1\nfolder: {work / 'slurm-runs' / 'jobs'}\n")
-        t_local = reproduce(env, work / "local-runs")
-        t_slurm = reproduce(env, work / "slurm-runs", "--executor", "slurm", "--cluster", str(cluster))
+        # side by side: their results do not depend on it (one thread per job either way), and each
+        # fills the other's idle time (kernel starts, job start-up, SLURM's polling)
+        runs = [reproduce(env, work / "local-runs"),
+                reproduce(env, work / "slurm-runs", "--executor", "slurm", "--cluster", str(cluster))]
+        t_local, t_slurm = (finished(p) for p in runs)
         local = json.loads((work / "local-runs" / "smoke" / "manifest.json").read_text())
         on_slurm = json.loads((work / "slurm-runs" / "smoke" / "manifest.json").read_text())
         registry = json.loads((work / "slurm-runs" / "jobs" / "registry.json").read_text())
@@ -173,9 +192,12 @@ def main() -> int:
             if bad:
                 problems.append(bad)
     finally:
+        for proc in runs:
+            if proc.poll() is None:
+                proc.kill()
         sh(["bash", "scripts/slurm_local.sh", "stop", str(state)], env, capture_output=True)
     summary = (f"{len(registry)} SLURM jobs, {len(on_slurm['stages'])} stages equal to the local run, "
-               f"scancel -> resumed, requeue -> finished; local smoke {t_local:.0f} s, SLURM smoke {t_slurm:.0f} s, "
+               f"scancel -> resumed, requeue -> finished; local smoke {t_local:.0f} s beside SLURM smoke {t_slurm:.0f} s, "
                f"all {time.time() - t0:.0f} s (work folder {work})")
     if problems:
         print("slurm_check: FAILED: " + "; ".join(problems))

@@ -53,6 +53,9 @@ SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 JobRequeue=1
+# seconds between SIGTERM and SIGKILL of a cancelled or requeued job (default 30): submitit's jobs ignore
+# SIGTERM, so every scancel and requeue of the check would wait that long for the kill
+KillWait=5
 MpiDefault=none
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, make_tiny_model
 from hermes3.core.errors import Hermes3Error
 from hermes3.recipe import slurm
-from hermes3.recipe.cluster import ExecutorConfig, JobFailed, JobsPending, Resources, job_key
+from hermes3.recipe.cluster import ExecutorConfig, JobFailed, JobsPending, Resources, cores, job_key, job_threads
 from hermes3.recipe.executor import call, run_all
 
 
@@ -202,6 +202,24 @@ def test_two_local_tasks_train_what_one_process_trains(smoke_data, tmp_path, mon
     for k in pa:
         torch.testing.assert_close(pa[k], pb[k], atol=1e-5, rtol=1e-4, msg=k)
     assert (two / "model_digest.txt").exists()  # written once, by the main task
+
+
+def test_a_scheduled_task_uses_the_cpus_slurm_gave_it(monkeypatch):
+    """A SLURM task runs SLURM_CPUS_PER_TASK torch threads, not one per core of the node: jobs
+    sharing a node unbound (task/none) would otherwise oversubscribe it."""
+    import torch
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    before = torch.get_num_threads()
+    try:
+        assert job_threads() == 1 and job_threads(4) == 1
+        assert slurm._one_task((lambda _: torch.get_num_threads(), None)) == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+        assert slurm._one_task((lambda _: torch.get_num_threads(), None)) == 3
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+        assert job_threads() == cores() and job_threads(cores() * 2) == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_executor_config_reads_the_cluster_file_and_the_environment(on_slurm, monkeypatch):

@@ -76,18 +76,31 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def job_threads(tasks_on_node: int = 1) -> int:
+    """CPU threads for one task of a scheduled job: the CPUs SLURM gave the task
+    (``SLURM_CPUS_PER_TASK``), else this machine's cores shared among the node's tasks.
+
+    Why not torch's default (every core of the node): without CPU binding (``task/none``, and any
+    node shared by several jobs) each job would spin one thread per core, and two such 1-CPU jobs on
+    2 cores ran 3-6x slower than the same jobs at one thread each (``make slurm-check``)."""
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(1, cores() // max(1, tasks_on_node))
+
+
 def in_tasks(pair: tuple[Callable, object]):
     """``fn(arg)`` in every task of a several-task job: torch.distributed's variables (``RANK``,
     ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``) from the scheduler's, the process
     group started (gloo on CPU, nccl on CUDA), so the HF Trainer runs DDP/FSDP exactly as under
-    ``torchrun``. One task's CPU threads are the cores divided among the tasks on the node."""
+    ``torchrun``. One task's CPU threads: ``job_threads``."""
     import submitit
     import torch
     import torch.distributed as dist
 
     env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, cores() // max(1, env.local_world_size)))
+        torch.set_num_threads(job_threads(env.local_world_size))
     fn, arg = pair
     if env.world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -27,7 +27,16 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from hermes3.core.quiet import in_batch
-from hermes3.recipe.cluster import ExecutorConfig, JobFailed, JobsPending, Resources, in_tasks, job_folder, job_key
+from hermes3.recipe.cluster import (
+    ExecutorConfig,
+    JobFailed,
+    JobsPending,
+    Resources,
+    in_tasks,
+    job_folder,
+    job_key,
+    job_threads,
+)
 
 # Records of the jobs submitted or attached to since the last manifest entry: ``Recipe.record``
 # takes them into the stage it records (job ids, state, logs, host and time of submission).
@@ -200,5 +209,9 @@ def run_on_slurm(fn, jobs: list, names: list[str], after: dict, resources: list[
 
 
 def _one_task(pair):
+    import torch
+
     fn, arg = pair
+    if not torch.cuda.is_available():
+        torch.set_num_threads(job_threads())
     return fn(arg)
