@@ -79,6 +79,20 @@ def reference_logprobs(model, tok, items: list[dict], batch_size: int = 16) -> l
     return out
 
 
+def require_items(data_dir: str | Path, categories: list[str], splits) -> None:
+    """One line when ``data_dir`` has no held-out items of a category in a split. A choice calls it
+    before it trains anything: a published mixture (a ``source:`` data config, such as the full
+    preset's Hermes-3-Dataset) has no held-out items, and finding that out after the LR search's
+    runs have trained would waste them."""
+    from hermes3.data.build import load_eval
+
+    missing = [f"{split}/{c}" for split in splits for c in categories if not load_eval(data_dir, c, split=split)]
+    if missing:
+        raise Hermes3Error(f"{data_dir}: no held-out items for {', '.join(missing)} (expected "
+                           "eval/<split>/<category>.jsonl from hermes3 data build; a published mixture has none, "
+                           "see docs/full-scale.md, 'Not yet at full scale')")
+
+
 def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list[str], limit: int | None = None,
                    batch_size: int = 16, *, split: str):
     """Per held-out item of ``categories`` in ``split`` (``validation`` for choices, ``test`` for
@@ -92,10 +106,10 @@ def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list
     from hermes3.train.modeling import check_model_folder
 
     check_model_folder(model_dir)  # one line on a pickle-only or damaged folder, before anything is read
+    require_items(data_dir, categories, [split])
     items = [it for c in categories for it in load_eval(data_dir, c, split=split)[:limit]]
     if not items:
-        raise Hermes3Error(f"{data_dir}: no {split} items for {categories} (expected {data_dir}/eval/{split}/"
-                           "<category>.jsonl from hermes3 data build)")
+        raise Hermes3Error(f"{data_dir}: no {split} items for {categories} with limit={limit}")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
                                                  **({"use_safetensors": True} if Path(model_dir).is_dir() else {}))

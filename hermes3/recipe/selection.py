@@ -49,6 +49,10 @@ def lr_search(cfg: SFTConfig, lrs: list[float], data_dir: str | Path, group: str
 
     if metric not in ("likelihood", "benchmarks"):
         raise ValueError(f"metric must be 'likelihood' or 'benchmarks', got {metric!r}")
+    if metric == "likelihood":
+        from hermes3.eval.heldout import require_items
+
+        require_items(data_dir, standin_categories([group])[group], ["validation"])  # before any run trains
     root = Path(root) if root else cfg.output().parent.parent / "lr_search" / cfg.name
     rows = []
     for lr in lrs:

@@ -239,7 +239,10 @@ class Recipe:
         from hermes3.eval.compare import bootstrap_diff
         from hermes3.train.sft import read_metrics
 
+        from hermes3.eval.heldout import require_items
+
         p = self.preset
+        require_items(self.data(), list(p.lr_categories), SPLITS)  # before any run trains
         rows, items, tests = [], {}, []
         cfgs = [self._lr_run(lr) for lr in p.lrs]
         # every base now (Fig. 4 needs them all), in the same pool as the LR runs and their scoring;
