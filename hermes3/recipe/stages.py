@@ -237,9 +237,8 @@ class Recipe:
         import pandas as pd
 
         from hermes3.eval.compare import bootstrap_diff
-        from hermes3.train.sft import read_metrics
-
         from hermes3.eval.heldout import require_items
+        from hermes3.train.sft import read_metrics
 
         p = self.preset
         require_items(self.data(), list(p.lr_categories), SPLITS)  # before any run trains
