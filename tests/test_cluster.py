@@ -78,6 +78,27 @@ def test_full_scale_without_a_cluster_refuses_in_one_line(monkeypatch, tmp_path)
     stages.Recipe("demo", root=tmp_path)  # the CPU scales need no cluster
 
 
+def test_full_scale_stops_before_training_what_it_cannot_score(smoke_data, tmp_path, monkeypatch):
+    """The full preset trains a published mixture (a Hub id: no held-out items, no DPO pairs): the
+    LR search and DPO stop in one line naming what is missing, before they submit a single job."""
+    from hermes3.eval.heldout import require_items
+    from hermes3.recipe import executor, stages
+
+    require_items(smoke_data, ["math", "coding"], ["validation", "test"])  # a data build has them
+    with pytest.raises(Hermes3Error, match=r"^NousResearch/Hermes-3-Dataset: no held-out items for "
+                                           r"validation/general, validation/domain_expert, test/general, "):
+        require_items("NousResearch/Hermes-3-Dataset", ["general", "domain_expert"], ["validation", "test"])
+
+    monkeypatch.setenv("HERMES3_EXECUTOR", "slurm")
+    monkeypatch.setattr(stages, "_cuda", lambda: False)
+    monkeypatch.setattr(executor, "run_all", lambda *a, **k: pytest.fail("a job was submitted"))
+    recipe = stages.Recipe("full", root=tmp_path)
+    with pytest.raises(Hermes3Error, match="no held-out items for validation/general"):
+        recipe.lr_search()
+    with pytest.raises(Hermes3Error, match=r"^configs/data/hermes3.yaml: set `preferences` to a JSONL of your DPO "):
+        recipe.dpo()
+
+
 class FakeJob:
     """What submitit returns: a job id, its log and result paths."""
 

@@ -6,7 +6,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import make_tiny_model
-from hermes3.core.errors import Hermes3Error
 from hermes3.data.build import load_eval
 from hermes3.data.synthetic import CATEGORIES
 from hermes3.eval.heldout import _pairs, answer_loss, heldout_scores, reference_logprobs
@@ -57,21 +56,3 @@ def test_heldout_scores_frame(model_and_items, smoke_data):
     with pytest.raises(ValueError, match="no test items"):
         heldout_scores(folder, smoke_data, ["math"], limit=0, split="test")
 
-
-def test_a_choice_without_heldout_items_refuses_before_training(smoke_data, tmp_path, monkeypatch):
-    """The full preset trains a published mixture (a Hub id, no held-out items): the LR search
-    stops in one line naming what is missing, before it submits a single run."""
-    from hermes3.eval.heldout import require_items
-    from hermes3.recipe import executor, stages
-
-    require_items(smoke_data, ["math", "coding"], ["validation", "test"])  # a data build has them
-    with pytest.raises(Hermes3Error, match=r"^NousResearch/Hermes-3-Dataset: no held-out items for "
-                                           r"validation/general, validation/domain_expert, test/general, "):
-        require_items("NousResearch/Hermes-3-Dataset", ["general", "domain_expert"], ["validation", "test"])
-
-    monkeypatch.setenv("HERMES3_EXECUTOR", "slurm")
-    monkeypatch.setattr(stages, "_cuda", lambda: False)
-    monkeypatch.setattr(executor, "run_all", lambda *a, **k: pytest.fail("a job was submitted"))
-    recipe = stages.Recipe("full", root=tmp_path)
-    with pytest.raises(Hermes3Error, match="no held-out items for validation/general"):
-        recipe.lr_search()

@@ -126,6 +126,9 @@ class Recipe:
         from hermes3.data.build import DataConfig
 
         cfg = load_config(DataConfig, resolve(self.preset.data))
+        if cfg.source and not cfg.preferences:  # a published SFT mixture has no DPO pairs
+            raise Hermes3Error(f"{self.preset.data}: set `preferences` to a JSONL of your DPO pairs (prompt, chosen, "
+                               f"rejected); {cfg.source} holds SFT conversations only")
         return resolve(cfg.preferences) if cfg.preferences else self.data()
 
     def table1_data(self) -> Path:
@@ -391,9 +394,10 @@ class Recipe:
         """Fig. 5 / Table 4: LoRA DPO from the checkpoint Table 2 selected."""
         from hermes3.train.dpo import DPOConfig
 
+        prefs = self._preferences()  # before the SFT stages it depends on train
         ckpt = self.selected_checkpoint()
         cfg = load_config(DPOConfig, resolve(self.preset.dpo), [*self.preset.dpo_overrides])
-        cfg = replace(cfg, model=str(ckpt), data=str(self._preferences()), output_dir=str(self.root / "dpo"),
+        cfg = replace(cfg, model=str(ckpt), data=str(prefs), output_dir=str(self.root / "dpo"),
                       name=f"{self.scale}-dpo")
         from hermes3.eval.compare import accuracy_by_type, bootstrap_mean
         from hermes3.train.dpo_loss import pair_accuracy
