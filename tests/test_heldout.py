@@ -55,4 +55,3 @@ def test_heldout_scores_frame(model_and_items, smoke_data):
     assert answer_loss(s) == pytest.approx(-s.logprob.sum() / s.tokens.sum())
     with pytest.raises(ValueError, match="no test items"):
         heldout_scores(folder, smoke_data, ["math"], limit=0, split="test")
-

@@ -106,10 +106,10 @@ def heldout_scores(model_dir: str | Path, data_dir: str | Path, categories: list
     from hermes3.train.modeling import check_model_folder
 
     check_model_folder(model_dir)  # one line on a pickle-only or damaged folder, before anything is read
-    require_items(data_dir, categories, [split])
     items = [it for c in categories for it in load_eval(data_dir, c, split=split)[:limit]]
     if not items:
-        raise Hermes3Error(f"{data_dir}: no {split} items for {categories} with limit={limit}")
+        raise Hermes3Error(f"{data_dir}: no {split} items for {categories} (expected {data_dir}/eval/{split}/"
+                           "<category>.jsonl from hermes3 data build)")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
                                                  **({"use_safetensors": True} if Path(model_dir).is_dir() else {}))
